@@ -1,0 +1,83 @@
+/* pcapfile.h - streaming reader for pcap and pcapng capture files.
+ *
+ * Formats: classic pcap (microsecond and nanosecond magic, either byte order)
+ * as documented in draft-ietf-opsawg-pcap, and pcapng (SHB, IDB, EPB, SPB,
+ * OPB; other blocks are skipped) as in draft-ietf-opsawg-pcapng, including
+ * several sections, several interfaces with different link types, if_tsresol
+ * and if_tsoffset.  The reader pulls from a file descriptor through one buffer
+ * (so pipes and stdin work) or walks a memory range (fuzzing, tests).  It
+ * never reads past what it was given and never trusts a length field: every
+ * record is checked against the named limits in cap_reader_settings.
+ *
+ * Frame numbers count packet records from 1, exactly as Wireshark numbers
+ * frames, so they can be typed into Wireshark's "Go to packet".
+ */
+#ifndef SC_CAPTURE_PCAPFILE_H
+#define SC_CAPTURE_PCAPFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/time.h"
+
+struct cap_reader_settings {
+    /* Largest captured length accepted for one packet.  262144 is libpcap's
+     * MAXIMUM_SNAPLEN; a bigger record means a corrupt file and stops the read
+     * with SC_ECORRUPT. */
+    uint32_t max_caplen;
+    /* Largest pcapng block accepted (packet blocks carry options, so this is
+     * max_caplen plus room for them).  Bigger blocks stop the read with
+     * SC_ECORRUPT. */
+    uint32_t max_block;
+    /* Interfaces remembered per pcapng section; an IDB beyond this stops the
+     * read with SC_ELIMIT.  Real captures have a handful. */
+    uint32_t max_interfaces;
+    /* Bytes read from the descriptor at a time. */
+    size_t read_size;
+};
+
+/* Fills s with the defaults documented above. */
+void cap_reader_defaults(struct cap_reader_settings *s);
+
+struct cap_record {
+    const uint8_t *data; /* caplen bytes, valid until the next cap_reader_next() */
+    uint32_t caplen;
+    uint32_t wirelen; /* original length on the wire (>= caplen) */
+    uint32_t linktype;
+    uint32_t ifindex; /* pcapng interface id, 0 for pcap */
+    uint64_t frame;   /* 1-based packet number */
+    sc_time ts;
+};
+
+struct cap_reader;
+
+/* Opens a reader on fd (not closed by the reader).  On error returns a
+ * negative sc_err and sets *out to a reader whose cap_reader_errmsg() says
+ * why (or NULL on SC_ENOMEM); the caller frees it either way. */
+int cap_reader_open_fd(struct cap_reader **out, int fd, const struct cap_reader_settings *s);
+
+/* Same over the memory range [p, p+len), which must outlive the reader. */
+int cap_reader_open_mem(struct cap_reader **out, const uint8_t *p, size_t len,
+                        const struct cap_reader_settings *s);
+
+/* Reads the next packet record.  Returns 1 and fills rec, 0 at a clean end of
+ * input, or a negative sc_err (SC_ETRUNC, SC_ECORRUPT, SC_EIO, SC_ELIMIT...)
+ * with a message in cap_reader_errmsg().  After an error every call returns
+ * the same error. */
+int cap_reader_next(struct cap_reader *r, struct cap_record *rec);
+
+/* Returns the message for the last error, or "" if none. */
+const char *cap_reader_errmsg(const struct cap_reader *r);
+
+/* Returns "pcap" or "pcapng". */
+const char *cap_reader_format(const struct cap_reader *r);
+
+/* Returns the number of input bytes consumed so far (for progress). */
+uint64_t cap_reader_offset(const struct cap_reader *r);
+
+/* Returns the link type of the first interface (pcap: the file's). */
+uint32_t cap_reader_linktype(const struct cap_reader *r);
+
+void cap_reader_free(struct cap_reader *r);
+
+#endif

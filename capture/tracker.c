@@ -1,0 +1,673 @@
+/* tracker.c - flow table, roles, reassembly driving, close and timeouts. */
+#include "capture/tracker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/ascii.h"
+#include "common/buf.h"
+#include "common/escape.h"
+
+enum cap__state {
+    FS_PENDING = 0, /* roles not known yet; nothing delivered */
+    FS_ACTIVE,      /* the consumer follows it */
+    FS_IGNORED,     /* the consumer declined it; packets are only counted */
+    FS_CLOSED,      /* tombstone */
+};
+
+struct cap__flow {
+    struct cap__flow *hnext;
+    struct cap__flow *prev, *next; /* live or dead list */
+    uint64_t hash;
+    sc_time touched; /* capture time of the last packet (monotonic) */
+    struct cap_addr addr[2];
+    uint16_t port[2];
+    uint8_t state;
+    int8_t client; /* endpoint index of the client, -1 while unknown */
+    bool guessed;
+    bool syn[2];
+    uint32_t isn[2];
+    struct cap_side ep[2]; /* by endpoint index */
+    struct cap_stream st[2];
+    void *app;
+    uint64_t seq_no;
+    uint64_t first_frame, last_frame;
+    sc_time first_ts, last_ts;
+    uint8_t nvlan;
+    uint16_t vlan[CAP_MAX_VLAN_TAGS];
+    bool rst_seen;
+    bool fin_dir[2]; /* by endpoint: FIN delivered in order */
+};
+
+struct cap__list {
+    struct cap__flow head; /* sentinel: head.next is the oldest */
+};
+
+struct cap_tracker {
+    struct cap_settings set;
+    struct cap_stream_limits lim;
+    struct cap_tracker_cb cb;
+    void *user;
+    struct cap__flow **buckets;
+    size_t mask;
+    size_t nflows;
+    struct cap__list live;
+    struct cap__list dead;
+    uint64_t seed;
+    uint64_t next_seq_no;
+    sc_time now;
+    struct sc_meta last;
+    size_t pool_used;
+    struct cap_tracker_stats stats;
+};
+
+/* Context handed to the stream callbacks of one direction. */
+struct cap__sctx {
+    struct cap_tracker *t;
+    struct cap__flow *f;
+    int ep;
+};
+
+static const char *const cap__close_names[CAP_CLOSE__COUNT] = {
+    "fin", "rst", "timeout", "eof", "dropped",
+};
+
+const char *cap_close_name(enum cap_close c)
+{
+    return (unsigned)c < CAP_CLOSE__COUNT ? cap__close_names[c] : "unknown";
+}
+
+void cap_settings_defaults(struct cap_settings *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->max_flows = 262144;
+    s->ooo_max = 1u << 20;
+    s->pool_max = 256u << 20;
+    s->history = 2048;
+    s->evidence_max = 64;
+    s->idle_timeout = 600 * SC_NS_PER_SEC;
+    s->closed_linger = 120 * SC_NS_PER_SEC;
+    cap_port_set(s, 25, true);
+    cap_port_set(s, 587, true);
+}
+
+/* ---- lists and hashing ---- */
+
+static void cap__list_init(struct cap__list *l)
+{
+    l->head.next = l->head.prev = &l->head;
+}
+
+static void cap__unlink(struct cap__flow *f)
+{
+    if (f->next) {
+        f->prev->next = f->next;
+        f->next->prev = f->prev;
+        f->next = f->prev = NULL;
+    }
+}
+
+static void cap__append(struct cap__list *l, struct cap__flow *f)
+{
+    f->prev = l->head.prev;
+    f->next = &l->head;
+    l->head.prev->next = f;
+    l->head.prev = f;
+}
+
+static struct cap__flow *cap__oldest(struct cap__list *l)
+{
+    return l->head.next == &l->head ? NULL : l->head.next;
+}
+
+static uint64_t cap__mix(uint64_t h, uint64_t v)
+{
+    h ^= v;
+    h *= 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t cap__hash(const struct cap_tracker *t, const struct cap_addr a[2],
+                          const uint16_t port[2])
+{
+    uint64_t h = t->seed;
+    for (int e = 0; e < 2; e++) {
+        uint64_t w0, w1;
+        memcpy(&w0, a[e].b, 8);
+        memcpy(&w1, a[e].b + 8, 8);
+        h = cap__mix(h, w0);
+        h = cap__mix(h, w1);
+    }
+    h = cap__mix(h, (uint64_t)port[0] << 16 | port[1]);
+    return h;
+}
+
+/* ---- settings / lifecycle ---- */
+
+struct cap_tracker *cap_tracker_new(const struct cap_settings *s, const struct cap_tracker_cb *cb,
+                                    void *user)
+{
+    struct cap_tracker *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->set = *s;
+    if (t->set.max_flows == 0)
+        t->set.max_flows = 1;
+    t->cb = *cb;
+    t->user = user;
+    t->lim.ooo_max = s->ooo_max;
+    t->lim.pool_max = s->pool_max;
+    t->lim.history = s->history;
+    t->lim.evidence_max = s->evidence_max;
+    size_t nb = 1024;
+    while (nb < t->set.max_flows && nb < ((size_t)1 << 30))
+        nb <<= 1;
+    t->buckets = calloc(nb, sizeof(*t->buckets));
+    if (!t->buckets) {
+        free(t);
+        return NULL;
+    }
+    t->mask = nb - 1;
+    cap__list_init(&t->live);
+    cap__list_init(&t->dead);
+    if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
+        t->seed = (uint64_t)(uintptr_t)t ^ 0x2545f4914f6cdd1dull;
+    t->now = INT64_MIN;
+    return t;
+}
+
+const struct cap_tracker_stats *cap_tracker_stats(const struct cap_tracker *t)
+{
+    return &t->stats;
+}
+
+size_t cap_tracker_flow_count(const struct cap_tracker *t)
+{
+    return t->nflows;
+}
+
+size_t cap_tracker_pool_used(const struct cap_tracker *t)
+{
+    return t->pool_used;
+}
+
+/* ---- flow helpers ---- */
+
+static enum sc_dir cap__dir(const struct cap__flow *f, int ep)
+{
+    return ep == f->client ? SC_DIR_C2S : SC_DIR_S2C;
+}
+
+static void cap__info(const struct cap__flow *f, struct cap_flow_info *fi)
+{
+    memset(fi, 0, sizeof(*fi));
+    int c = f->client < 0 ? 0 : f->client;
+    fi->side[SC_DIR_C2S] = f->ep[c];
+    fi->side[SC_DIR_S2C] = f->ep[1 - c];
+    fi->side[SC_DIR_C2S].stream = &f->st[c];
+    fi->side[SC_DIR_S2C].stream = &f->st[1 - c];
+    fi->handshake = f->syn[0] || f->syn[1]; /* a SYN or SYN-ACK fixes both stream starts */
+    fi->roles_guessed = f->guessed;
+    fi->first_frame = f->first_frame;
+    fi->last_frame = f->last_frame;
+    fi->first_ts = f->first_ts;
+    fi->last_ts = f->last_ts;
+    fi->nvlan = f->nvlan;
+    memcpy(fi->vlan, f->vlan, sizeof(fi->vlan));
+    fi->seq_no = f->seq_no;
+    fi->rst_seen = f->rst_seen;
+    fi->fin_seen[SC_DIR_C2S] = f->fin_dir[c];
+    fi->fin_seen[SC_DIR_S2C] = f->fin_dir[1 - c];
+}
+
+static void cap__event(struct cap_tracker *t, struct cap__flow *f, const char *kind,
+                       enum sc_dir dir, const struct sc_meta *m, const char *detail)
+{
+    if (f->state == FS_ACTIVE && t->cb.event)
+        t->cb.event(t->user, f->app, kind, dir, m, detail);
+}
+
+/* Removes a flow from the table entirely (no callbacks). */
+static void cap__remove(struct cap_tracker *t, struct cap__flow *f)
+{
+    struct cap__flow **pp = &t->buckets[f->hash & t->mask];
+    while (*pp && *pp != f)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = f->hnext;
+    cap__unlink(f);
+    cap_stream_free(&f->st[0], &t->pool_used);
+    cap_stream_free(&f->st[1], &t->pool_used);
+    free(f);
+    t->nflows--;
+}
+
+/* ---- stream callbacks ---- */
+
+static int cap__s_data(void *u, uint64_t off, const uint8_t *p, size_t n, const struct sc_meta *m)
+{
+    struct cap__sctx *c = u;
+    if (c->f->state != FS_ACTIVE || !c->t->cb.data)
+        return 0;
+    return c->t->cb.data(c->t->user, c->f->app, cap__dir(c->f, c->ep), off, p, n, m);
+}
+
+static int cap__s_gap(void *u, uint64_t off, uint64_t len, enum cap_gap_reason why,
+                      const struct sc_meta *m)
+{
+    struct cap__sctx *c = u;
+    if (c->f->state != FS_ACTIVE || !c->t->cb.gap)
+        return 0;
+    return c->t->cb.gap(c->t->user, c->f->app, cap__dir(c->f, c->ep), off, len, why, m);
+}
+
+static int cap__s_overlap(void *u, uint64_t off, const uint8_t *old_p, size_t old_n,
+                          const uint8_t *new_p, size_t new_n, const struct sc_meta *m)
+{
+    struct cap__sctx *c = u;
+    struct sc_buf b;
+    sc_buf_init(&b, 0);
+    sc_buf_printf(&b, "stream offset %llu: first \"", (unsigned long long)off);
+    sc_escape(&b, old_p, old_n);
+    sc_buf_puts(&b, "\", then \"");
+    sc_escape(&b, new_p, new_n);
+    sc_buf_puts(&b, "\"");
+    cap__event(c->t, c->f, "overlap_mismatch", cap__dir(c->f, c->ep), m, sc_buf_str(&b));
+    sc_buf_free(&b);
+    return 0;
+}
+
+static int cap__s_fin(void *u, uint64_t off, const struct sc_meta *m)
+{
+    struct cap__sctx *c = u;
+    (void)off;
+    c->f->fin_dir[c->ep] = true;
+    if (c->f->state == FS_ACTIVE && c->t->cb.fin)
+        c->t->cb.fin(c->t->user, c->f->app, cap__dir(c->f, c->ep), m);
+    return 0;
+}
+
+static const struct cap_stream_cb cap__scb = {
+    .data = cap__s_data,
+    .gap = cap__s_gap,
+    .overlap = cap__s_overlap,
+    .fin = cap__s_fin,
+};
+
+/* ---- closing ---- */
+
+static void cap__drop(struct cap_tracker *t, struct cap__flow *f, const struct sc_meta *m)
+{
+    if (f->state == FS_ACTIVE && t->cb.close) {
+        struct cap_flow_info fi;
+        cap__info(f, &fi);
+        f->state = FS_IGNORED;
+        t->cb.close(t->user, f->app, &fi, CAP_CLOSE_DROPPED, m);
+    }
+    f->state = FS_IGNORED;
+    f->app = NULL;
+    cap_stream_free(&f->st[0], &t->pool_used);
+    cap_stream_free(&f->st[1], &t->pool_used);
+}
+
+/* Ends a connection: flushes both directions, tells the consumer, and turns
+ * the flow into a tombstone (or frees it when `keep` is false). */
+static void cap__close(struct cap_tracker *t, struct cap__flow *f, enum cap_close why,
+                       const struct sc_meta *m, bool keep)
+{
+    if (f->state == FS_ACTIVE) {
+        for (int e = 0; e < 2 && f->state == FS_ACTIVE; e++) {
+            /* The client's stream first, so requests precede their replies. */
+            int ep = e == 0 ? f->client : 1 - f->client;
+            struct cap__sctx c = {t, f, ep};
+            if (f->st[ep].init &&
+                cap_stream_flush(&f->st[ep], &t->lim, &t->pool_used, CAP_GAP_END, m, &cap__scb, &c))
+                cap__drop(t, f, m);
+        }
+    }
+    if (f->state == FS_ACTIVE) {
+        struct cap_flow_info fi;
+        cap__info(f, &fi);
+        if (t->cb.close)
+            t->cb.close(t->user, f->app, &fi, why, m);
+        f->app = NULL;
+    }
+    if (!keep) {
+        cap__remove(t, f);
+        return;
+    }
+    cap_stream_free(&f->st[0], &t->pool_used);
+    cap_stream_free(&f->st[1], &t->pool_used);
+    f->state = FS_CLOSED;
+    f->touched = t->now;
+    cap__unlink(f);
+    cap__append(&t->dead, f);
+}
+
+/* True when `then` lies more than `span` before `now`, without overflowing. */
+static bool cap__older(sc_time then, sc_time now, sc_time span)
+{
+    return now > INT64_MIN + span && then < now - span;
+}
+
+static void cap__expire(struct cap_tracker *t)
+{
+    struct cap__flow *f;
+    while ((f = cap__oldest(&t->dead)) && cap__older(f->touched, t->now, t->set.closed_linger))
+        cap__remove(t, f);
+    while ((f = cap__oldest(&t->live)) && cap__older(f->touched, t->now, t->set.idle_timeout)) {
+        struct sc_meta m = {f->last_frame, f->last_ts};
+        cap__close(t, f, CAP_CLOSE_TIMEOUT, &m, false);
+    }
+}
+
+/* Frees one slot: the oldest tombstone, else the least recently active flow. */
+static bool cap__evict(struct cap_tracker *t)
+{
+    struct cap__flow *f = cap__oldest(&t->dead);
+    if (f) {
+        cap__remove(t, f);
+        return true;
+    }
+    f = cap__oldest(&t->live);
+    if (!f)
+        return false;
+    t->stats.evicted++;
+    struct sc_meta m = {f->last_frame, f->last_ts};
+    cap__event(t, f, "flow_evicted", SC_DIR_NONE, &m, "the flow table was full");
+    cap__close(t, f, CAP_CLOSE_TIMEOUT, &m, false);
+    return true;
+}
+
+/* ---- packets ---- */
+
+static struct cap__flow *cap__lookup(struct cap_tracker *t, const struct cap_addr a[2],
+                                     const uint16_t port[2], uint64_t h)
+{
+    for (struct cap__flow *f = t->buckets[h & t->mask]; f; f = f->hnext)
+        if (f->hash == h && f->port[0] == port[0] && f->port[1] == port[1] &&
+            memcmp(f->addr, a, sizeof(f->addr)) == 0)
+            return f;
+    return NULL;
+}
+
+static void cap__flow_start(struct cap_tracker *t, struct cap__flow *f,
+                            const struct cap_packet *pkt)
+{
+    struct cap__flow *hn = f->hnext;
+    uint64_t h = f->hash;
+    struct cap_addr a[2] = {f->addr[0], f->addr[1]};
+    uint16_t port[2] = {f->port[0], f->port[1]};
+    memset(f, 0, sizeof(*f));
+    f->hnext = hn;
+    f->hash = h;
+    memcpy(f->addr, a, sizeof(a));
+    memcpy(f->port, port, sizeof(port));
+    for (int e = 0; e < 2; e++) {
+        f->ep[e].addr = a[e];
+        f->ep[e].port = port[e];
+        cap_stream_init(&f->st[e]);
+    }
+    f->client = -1;
+    f->state = FS_PENDING;
+    f->seq_no = ++t->next_seq_no;
+    f->first_frame = pkt->frame;
+    f->first_ts = pkt->ts;
+    f->nvlan = pkt->nvlan;
+    memcpy(f->vlan, pkt->vlan, sizeof(f->vlan));
+    t->stats.flows++;
+    cap__append(&t->live, f);
+}
+
+static struct cap__flow *cap__flow_new(struct cap_tracker *t, const struct cap_addr a[2],
+                                       const uint16_t port[2], uint64_t h,
+                                       const struct cap_packet *pkt)
+{
+    if (t->nflows >= t->set.max_flows && !cap__evict(t)) {
+        t->stats.table_full++;
+        return NULL;
+    }
+    struct cap__flow *f = calloc(1, sizeof(*f));
+    if (!f) {
+        t->stats.table_full++;
+        return NULL;
+    }
+    f->hash = h;
+    memcpy(f->addr, a, sizeof(f->addr));
+    memcpy(f->port, port, sizeof(f->port));
+    f->hnext = t->buckets[h & t->mask];
+    t->buckets[h & t->mask] = f;
+    t->nflows++;
+    cap__flow_start(t, f, pkt);
+    return f;
+}
+
+/* Guesses whether a payload's sender is the SMTP-style server (1), the
+ * client (0), or cannot tell (-1): servers start lines with a reply code,
+ * clients with a verb. */
+static int cap__payload_role(const uint8_t *p, size_t n)
+{
+    if (n >= 3 && sc_is_digit(p[0]) && sc_is_digit(p[1]) && sc_is_digit(p[2]) &&
+        (n == 3 || p[3] == ' ' || p[3] == '-' || p[3] == '\r' || p[3] == '\n'))
+        return 1;
+    size_t i = 0;
+    while (i < n && i < 16 && (sc_is_alpha(p[i]) || p[i] == '-'))
+        i++;
+    if (i >= 4 && (i == n || p[i] == ' ' || p[i] == '\r' || p[i] == '\n'))
+        return 0;
+    return -1;
+}
+
+static void cap__decide_roles(struct cap_tracker *t, struct cap__flow *f, int se,
+                              const struct cap_packet *pkt)
+{
+    int oe = 1 - se;
+    bool sp = cap_port_in(&t->set, f->port[se]);
+    bool dp = cap_port_in(&t->set, f->port[oe]);
+    if (dp && !sp) {
+        f->client = (int8_t)se;
+    } else if (sp && !dp) {
+        f->client = (int8_t)oe;
+    } else if (pkt->payload_len > 0) {
+        int r = cap__payload_role(pkt->payload, pkt->payload_len);
+        if (r < 0)
+            r = f->port[se] < f->port[oe] ? 1 : 0;
+        f->client = (int8_t)(r == 1 ? oe : se);
+    } else {
+        return;
+    }
+    f->guessed = true;
+}
+
+void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
+{
+    t->stats.packets++;
+    t->stats.by_status[pkt->status < CAP_ST__COUNT ? pkt->status : CAP_ST_MALFORMED]++;
+    if (pkt->ts < t->now)
+        t->stats.ts_backwards++;
+    else
+        t->now = pkt->ts;
+    t->last.frame = pkt->frame;
+    t->last.ts = pkt->ts;
+    cap__expire(t);
+    if (pkt->status != CAP_ST_TCP)
+        return;
+
+    int se = memcmp(pkt->src.b, pkt->dst.b, 16);
+    se = se < 0 || (se == 0 && pkt->sport <= pkt->dport) ? 0 : 1;
+    int oe = 1 - se;
+    struct cap_addr a[2];
+    uint16_t port[2];
+    a[se] = pkt->src;
+    a[oe] = pkt->dst;
+    port[se] = pkt->sport;
+    port[oe] = pkt->dport;
+    uint64_t h = cap__hash(t, a, port);
+    bool syn = pkt->flags & CAP_TH_SYN, ack = pkt->flags & CAP_TH_ACK;
+    bool rst = pkt->flags & CAP_TH_RST, fin = pkt->flags & CAP_TH_FIN;
+    struct sc_meta m = {pkt->frame, pkt->ts};
+
+    struct cap__flow *f = cap__lookup(t, a, port, h);
+    if (!f) {
+        if (rst)
+            return; /* nothing to close */
+        f = cap__flow_new(t, a, port, h, pkt);
+        if (!f)
+            return;
+    } else if (f->state == FS_CLOSED) {
+        if (!(syn && !ack)) {
+            t->stats.late_packets++;
+            return;
+        }
+        cap__unlink(f);
+        cap__flow_start(t, f, pkt);
+    } else if (syn && !ack && f->syn[se] && f->client == se && pkt->seq != f->isn[se]) {
+        /* A new SYN with another ISN while the old connection looks open:
+         * the port was reused and the old connection's end was not seen. */
+        t->stats.port_reuse++;
+        cap__event(t, f, "port_reused", SC_DIR_C2S, &m,
+                   "a new SYN reused the 4-tuple before the connection was seen to close");
+        cap__close(t, f, CAP_CLOSE_TIMEOUT, &m, true);
+        cap__unlink(f);
+        cap__flow_start(t, f, pkt);
+    }
+
+    f->touched = t->now;
+    cap__unlink(f);
+    cap__append(&t->live, f);
+    f->last_frame = pkt->frame;
+    f->last_ts = pkt->ts;
+    struct cap_side *sd = &f->ep[se];
+    if (sd->packets++ == 0)
+        sd->first_ttl = pkt->ttl;
+    sd->payload_bytes += pkt->payload_len;
+    if (f->state == FS_IGNORED)
+        return;
+
+    uint32_t seq = pkt->seq;
+    if (syn) {
+        if (!f->syn[se]) {
+            f->syn[se] = true;
+            f->isn[se] = pkt->seq;
+            sd->syn_seen = true;
+            sd->syn_opts = pkt->opts;
+            if (!f->st[se].init)
+                cap_stream_set_base(&f->st[se], pkt->seq + 1);
+        }
+        if (f->client < 0 || (!ack && !f->syn[oe]))
+            f->client = (int8_t)(ack ? oe : se);
+        if (ack && !f->st[oe].init)
+            cap_stream_set_base(&f->st[oe], pkt->ack); /* the client's ISN + 1 */
+        seq = pkt->seq + 1;
+    }
+    if (f->client < 0)
+        cap__decide_roles(t, f, se, pkt);
+    if (!f->st[se].init && !rst)
+        cap_stream_set_base(&f->st[se], seq);
+    if (f->client < 0)
+        return; /* no payload yet to tell who is who; bases are kept */
+
+    if (f->state == FS_PENDING) {
+        struct cap_flow_info fi;
+        cap__info(f, &fi);
+        f->app = t->cb.open ? t->cb.open(t->user, &fi) : NULL;
+        if (!f->app) {
+            f->state = FS_IGNORED;
+            cap_stream_free(&f->st[0], &t->pool_used);
+            cap_stream_free(&f->st[1], &t->pool_used);
+            return;
+        }
+        f->state = FS_ACTIVE;
+        t->stats.flows_followed++;
+        if (!fi.handshake)
+            cap__event(t, f, "midstream", SC_DIR_NONE, &m,
+                       "the connection's handshake is not in the capture");
+    }
+
+    enum sc_dir dir = cap__dir(f, se);
+    if (pkt->frag_first)
+        cap__event(t, f, "ip_fragment", dir, &m,
+                   "segment split into IP fragments; only the first fragment is decoded");
+    if (pkt->opts.malformed)
+        cap__event(t, f, "tcp_option_malformed", dir, &m, NULL);
+
+    if (ack && f->st[oe].init) {
+        struct cap__sctx c = {t, f, oe};
+        if (cap_stream_acked(&f->st[oe], &t->lim, &t->pool_used, pkt->ack, &m, &cap__scb, &c)) {
+            cap__drop(t, f, &m);
+            return;
+        }
+    }
+    if (rst) {
+        f->rst_seen = true;
+        cap__close(t, f, CAP_CLOSE_RST, &m, true);
+        return;
+    }
+    if (pkt->payload_wire > 0 || fin) {
+        struct cap__sctx c = {t, f, se};
+        if (pkt->payload_wire > pkt->payload_len && !pkt->frag_first)
+            cap__event(t, f, "snaplen_truncated", dir, &m, NULL);
+        if (cap_stream_segment(&f->st[se], &t->lim, &t->pool_used, seq, pkt->payload,
+                               pkt->payload_len, pkt->payload_wire,
+                               pkt->frag_first ? CAP_GAP_FRAGMENT : CAP_GAP_SNAPLEN, fin, &m,
+                               &cap__scb, &c)) {
+            cap__drop(t, f, &m);
+            return;
+        }
+    }
+    if (f->state == FS_ACTIVE && f->fin_dir[0] && f->fin_dir[1])
+        cap__close(t, f, CAP_CLOSE_FIN, &m, true);
+}
+
+static int cap__cmp_seq(const void *a, const void *b)
+{
+    const struct cap__flow *x = *(const struct cap__flow *const *)a;
+    const struct cap__flow *y = *(const struct cap__flow *const *)b;
+    return x->seq_no < y->seq_no ? -1 : x->seq_no > y->seq_no;
+}
+
+void cap_tracker_finish(struct cap_tracker *t)
+{
+    size_t n = 0;
+    for (struct cap__flow *f = t->live.head.next; f != &t->live.head; f = f->next)
+        if (f->state == FS_ACTIVE)
+            n++;
+    if (n == 0)
+        return;
+    struct cap__flow **v = malloc(n * sizeof(*v));
+    if (!v) {
+        /* Without memory for sorting, close in activity order instead. */
+        struct cap__flow *f;
+        while ((f = cap__oldest(&t->live))) {
+            struct sc_meta m = t->last;
+            cap__close(t, f, f->state == FS_ACTIVE ? CAP_CLOSE_EOF : CAP_CLOSE_DROPPED, &m, false);
+        }
+        return;
+    }
+    size_t i = 0;
+    for (struct cap__flow *f = t->live.head.next; f != &t->live.head; f = f->next)
+        if (f->state == FS_ACTIVE)
+            v[i++] = f;
+    qsort(v, n, sizeof(*v), cap__cmp_seq);
+    for (i = 0; i < n; i++) {
+        struct sc_meta m = t->last;
+        cap__close(t, v[i], CAP_CLOSE_EOF, &m, true);
+    }
+    free(v);
+}
+
+void cap_tracker_free(struct cap_tracker *t)
+{
+    if (!t)
+        return;
+    cap_tracker_finish(t);
+    struct cap__flow *f;
+    while ((f = cap__oldest(&t->live)))
+        cap__remove(t, f);
+    while ((f = cap__oldest(&t->dead)))
+        cap__remove(t, f);
+    free(t->buckets);
+    free(t);
+}

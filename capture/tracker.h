@@ -1,0 +1,179 @@
+/* tracker.h - TCP connection tracking: the flow table, client/server roles,
+ * per-direction reassembly, close reasons and idle timeouts.
+ *
+ * Fed decoded packets in capture order, the tracker keeps one flow per TCP
+ * connection, keyed on the family-agnostic 4-tuple (both directions map to the
+ * same flow), and hands its consumer ordered bytes per direction through
+ * typed callbacks.  It never sees application protocols: the consumer decides
+ * at `open` whether a flow interests it, and may drop interest later.
+ *
+ * Roles: the SYN's sender is the client (or the SYN-ACK's receiver); without
+ * a handshake, the endpoint using a port from `ports` is the server; failing
+ * that, the first payload decides (a line starting with a 3-digit reply code
+ * comes from the server, a command verb from the client), and last the lower
+ * port is taken for the server.
+ *
+ * Lifecycle: a RST closes a flow at once; a FIN in each direction, reached in
+ * order, closes it; a flow idle for `idle_timeout` of capture time closes as a
+ * timeout; cap_tracker_finish() closes the rest as end of capture.  A closed
+ * flow stays as a small tombstone for `closed_linger` so late retransmissions
+ * and ACKs are absorbed instead of opening a phantom connection; a new SYN on
+ * the same 4-tuple starts a new connection (port reuse).
+ *
+ * Limits are fields of cap_settings; at each limit the tracker records an
+ * event and carries on.  The tracker holds no global state: any number can
+ * run in one process.
+ */
+#ifndef SC_CAPTURE_TRACKER_H
+#define SC_CAPTURE_TRACKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture/decode.h"
+#include "capture/reasm.h"
+#include "common/event.h"
+#include "common/time.h"
+
+#define CAP_PORTS_BITMAP_BYTES (65536 / 8)
+
+struct cap_settings {
+    /* Connections tracked at once (open, ignored and tombstones).  At the
+     * limit the oldest tombstone, else the least recently active flow, is
+     * evicted (closed as a timeout, with a "flow_evicted" event). */
+    uint32_t max_flows;
+    /* Out-of-order bytes held per direction (see reasm.h). 1 MiB covers a
+     * full window of a fast local link; beyond it holes become gaps. */
+    size_t ooo_max;
+    /* Out-of-order bytes held across all flows. */
+    size_t pool_max;
+    /* Delivered bytes remembered per direction to compare retransmissions
+     * with the original; covers one full-size segment with room to spare. */
+    size_t history;
+    /* Bytes of each version kept when overlapping data differs. */
+    size_t evidence_max;
+    /* Capture-time inactivity after which an open connection is closed as a
+     * timeout.  RFC 5321 4.5.3.2 lets an SMTP client wait up to 10 minutes
+     * for a reply, so anything shorter would cut live sessions. */
+    sc_time idle_timeout;
+    /* Capture time a closed connection's tombstone absorbs stragglers. */
+    sc_time closed_linger;
+    /* Ports whose listener is the server when no handshake was seen. */
+    uint8_t ports[CAP_PORTS_BITMAP_BYTES];
+};
+
+/* Fills s with the defaults documented above; `ports` gets 25 and 587. */
+void cap_settings_defaults(struct cap_settings *s);
+
+static inline bool cap_port_in(const struct cap_settings *s, uint16_t port)
+{
+    return (s->ports[port >> 3] >> (port & 7)) & 1;
+}
+
+static inline void cap_port_set(struct cap_settings *s, uint16_t port, bool on)
+{
+    if (on)
+        s->ports[port >> 3] = (uint8_t)(s->ports[port >> 3] | (1u << (port & 7)));
+    else
+        s->ports[port >> 3] = (uint8_t)(s->ports[port >> 3] & ~(1u << (port & 7)));
+}
+
+enum cap_close {
+    CAP_CLOSE_FIN = 0, /* FINs (at least one; normally both) */
+    CAP_CLOSE_RST,
+    CAP_CLOSE_TIMEOUT, /* idle timeout, eviction, or port reuse of a dead connection */
+    CAP_CLOSE_EOF,     /* still open at the end of the capture */
+    CAP_CLOSE_DROPPED, /* the consumer lost interest; nothing to report */
+    CAP_CLOSE__COUNT
+};
+
+/* Returns "fin", "rst", "timeout", "eof" or "dropped". */
+const char *cap_close_name(enum cap_close c);
+
+/* What the tracker knows about one side of a connection. */
+struct cap_side {
+    struct cap_addr addr;
+    uint16_t port;
+    bool syn_seen;               /* sent a SYN (or SYN-ACK) */
+    struct cap_tcpopts syn_opts; /* options of that SYN */
+    uint8_t first_ttl;
+    uint64_t packets;
+    uint64_t payload_bytes;          /* captured payload bytes sent, retransmissions included */
+    const struct cap_stream *stream; /* counters: bytes, gaps, retransmits, overlaps */
+};
+
+struct cap_flow_info {
+    struct cap_side side[2]; /* indexed by enum sc_dir: [SC_DIR_C2S] is the client */
+    bool handshake;          /* a SYN or SYN-ACK was seen: both streams start at byte 0 */
+    bool roles_guessed;      /* roles came from ports or payload, not from a SYN */
+    uint64_t first_frame;
+    uint64_t last_frame;
+    sc_time first_ts;
+    sc_time last_ts;
+    uint8_t nvlan;
+    uint16_t vlan[CAP_MAX_VLAN_TAGS];
+    uint64_t seq_no; /* order of creation in this tracker, from 1 */
+    bool rst_seen;
+    bool fin_seen[2];
+};
+
+struct cap_tracker_cb {
+    /* A new connection with known roles.  Return the consumer's state for it,
+     * or NULL to ignore the connection for the rest of its life. */
+    void *(*open)(void *user, const struct cap_flow_info *fi);
+    /* In-order bytes; return non-zero to drop the flow (close with DROPPED). */
+    int (*data)(void *user, void *flow, enum sc_dir dir, uint64_t off, const uint8_t *p, size_t n,
+                const struct sc_meta *m);
+    /* Bytes known to be missing; return non-zero to drop the flow. */
+    int (*gap)(void *user, void *flow, enum sc_dir dir, uint64_t off, uint64_t len,
+               enum cap_gap_reason why, const struct sc_meta *m);
+    /* An anomaly on the flow (kind is a static string; detail printable or NULL). */
+    void (*event)(void *user, void *flow, const char *kind, enum sc_dir dir,
+                  const struct sc_meta *m, const char *detail);
+    /* One direction's FIN reached in order (the other may still send). */
+    void (*fin)(void *user, void *flow, enum sc_dir dir, const struct sc_meta *m);
+    /* The connection is over; the consumer frees its state here.  fi is
+     * valid only during the call. */
+    void (*close)(void *user, void *flow, const struct cap_flow_info *fi, enum cap_close why,
+                  const struct sc_meta *m);
+};
+
+/* Packets and flows counted for the summary. */
+struct cap_tracker_stats {
+    uint64_t packets;
+    uint64_t by_status[CAP_ST__COUNT];
+    uint64_t flows;          /* connections opened */
+    uint64_t flows_followed; /* connections the consumer accepted */
+    uint64_t evicted;
+    uint64_t table_full;   /* new flows refused because nothing could be evicted */
+    uint64_t late_packets; /* packets absorbed by tombstones */
+    uint64_t port_reuse;
+    uint64_t ts_backwards; /* packets whose timestamp went back in time */
+};
+
+struct cap_tracker;
+
+/* Creates a tracker; settings and callbacks are copied.  NULL on OOM. */
+struct cap_tracker *cap_tracker_new(const struct cap_settings *s, const struct cap_tracker_cb *cb,
+                                    void *user);
+
+/* Closes every open flow as CAP_CLOSE_EOF (see cap_tracker_finish) and frees. */
+void cap_tracker_free(struct cap_tracker *t);
+
+/* Processes one decoded packet (any status; non-TCP ones are only counted). */
+void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt);
+
+/* Closes every open flow with CAP_CLOSE_EOF, in order of creation, with the
+ * meta (frame, ts) of the last packet seen.  The tracker stays usable. */
+void cap_tracker_finish(struct cap_tracker *t);
+
+const struct cap_tracker_stats *cap_tracker_stats(const struct cap_tracker *t);
+
+/* Flows currently in the table (open, ignored and tombstones). */
+size_t cap_tracker_flow_count(const struct cap_tracker *t);
+
+/* Out-of-order bytes currently held across all flows. */
+size_t cap_tracker_pool_used(const struct cap_tracker *t);
+
+#endif

@@ -1,0 +1,296 @@
+/* analyze.c - offline pipeline: capture -> tracker -> SMTP engine -> report. */
+#include "cli/analyze.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture/decode.h"
+#include "common/error.h"
+
+/* Per-run state shared by every flow. */
+struct an_ctx {
+    const struct an_options *opt;
+    struct rep_writer *rep;
+    const char *file;
+    uint64_t next_id;
+    uint64_t sessions;
+    uint64_t empty;
+};
+
+/* Per-flow consumer state. */
+struct an_flow {
+    struct an_ctx *ctx;
+    struct smtp_session *smtp;
+    bool probe;
+};
+
+void an_options_defaults(struct an_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    cap_reader_defaults(&o->reader);
+    cap_settings_defaults(&o->cap);
+    smtp_settings_defaults(&o->smtp);
+    o->rep.format = REP_TEXT;
+    o->detect = true;
+    o->progress_min_bytes = 50u * 1000u * 1000u;
+}
+
+static void *an__open(void *user, const struct cap_flow_info *fi)
+{
+    struct an_ctx *c = user;
+    bool port = cap_port_in(&c->opt->cap, fi->side[SC_DIR_S2C].port);
+    if (!port && (!c->opt->detect || !fi->handshake))
+        return NULL;
+    struct an_flow *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    unsigned flags =
+        (port ? 0u : (unsigned)SMTP_F_PROBE) | (fi->handshake ? 0u : (unsigned)SMTP_F_MIDSTREAM);
+    f->smtp = smtp_session_new(&c->opt->smtp, flags);
+    if (!f->smtp) {
+        free(f);
+        return NULL;
+    }
+    f->ctx = c;
+    f->probe = !port;
+    return f;
+}
+
+static int an__data(void *user, void *flow, enum sc_dir dir, uint64_t off, const uint8_t *p,
+                    size_t n, const struct sc_meta *m)
+{
+    (void)user;
+    struct an_flow *f = flow;
+    return smtp_feed(f->smtp, dir, off, p, n, m) == SMTP_NOT_SMTP;
+}
+
+static int an__gap(void *user, void *flow, enum sc_dir dir, uint64_t off, uint64_t len,
+                   enum cap_gap_reason why, const struct sc_meta *m)
+{
+    (void)user;
+    (void)off;
+    struct an_flow *f = flow;
+    if (why != CAP_GAP_ACKED)
+        sc_events_add(smtp_session_events(f->smtp), cap_gap_reason_name(why), dir, m->frame, m->ts,
+                      NULL);
+    return smtp_gap(f->smtp, dir, len, m) == SMTP_NOT_SMTP;
+}
+
+static void an__event(void *user, void *flow, const char *kind, enum sc_dir dir,
+                      const struct sc_meta *m, const char *detail)
+{
+    (void)user;
+    struct an_flow *f = flow;
+    sc_events_add(smtp_session_events(f->smtp), kind, dir, m->frame, m->ts, detail);
+}
+
+static void an__fin(void *user, void *flow, enum sc_dir dir, const struct sc_meta *m)
+{
+    (void)user;
+    struct an_flow *f = flow;
+    smtp_fin(f->smtp, dir, m);
+}
+
+static void an__close(void *user, void *flow, const struct cap_flow_info *fi, enum cap_close why,
+                      const struct sc_meta *m)
+{
+    struct an_ctx *c = user;
+    struct an_flow *f = flow;
+    if (why != CAP_CLOSE_DROPPED) {
+        smtp_close(f->smtp, m);
+        const struct smtp_info *in = smtp_session_info(f->smtp);
+        if (f->probe && !smtp_session_confirmed(f->smtp)) {
+            /* never shown to be SMTP */
+        } else if (in->bytes[0] == 0 && in->bytes[1] == 0 && in->gaps == 0) {
+            c->empty++;
+        } else {
+            char client[64], server[64];
+            cap_endpoint_str(client, sizeof(client), &fi->side[SC_DIR_C2S].addr,
+                             fi->side[SC_DIR_C2S].port);
+            cap_endpoint_str(server, sizeof(server), &fi->side[SC_DIR_S2C].addr,
+                             fi->side[SC_DIR_S2C].port);
+            /* A FIN seen before the capture ended still tells how it was closing. */
+            if (why == CAP_CLOSE_EOF && (fi->fin_seen[0] || fi->fin_seen[1]))
+                why = CAP_CLOSE_FIN;
+            struct rep_session rs = {
+                .id = ++c->next_id,
+                .file = c->file,
+                .client = client,
+                .server = server,
+                .first_frame = fi->first_frame,
+                .last_frame = fi->last_frame,
+                .start = fi->first_ts,
+                .end = fi->last_ts,
+                .close = cap_close_name(why),
+                .partial = !fi->handshake,
+                .smtp = in,
+            };
+            rep_session(c->rep, &rs);
+            c->sessions++;
+        }
+    }
+    smtp_session_free(f->smtp);
+    free(f);
+}
+
+static const struct cap_tracker_cb an__cb = {
+    .open = an__open,
+    .data = an__data,
+    .gap = an__gap,
+    .event = an__event,
+    .fin = an__fin,
+    .close = an__close,
+};
+
+static double an__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void an__note_linktype(struct rep_summary *sum, uint32_t lt)
+{
+    for (uint32_t i = 0; i < sum->n_unsupported; i++) {
+        if (sum->unsupported_linktypes[i] == lt) {
+            sum->unsupported_counts[i]++;
+            return;
+        }
+    }
+    if (sum->n_unsupported < 8) {
+        sum->unsupported_linktypes[sum->n_unsupported] = lt;
+        sum->unsupported_counts[sum->n_unsupported++] = 1;
+    }
+}
+
+/* Analyses one file; returns 0, or 2 if it could not be read completely. */
+static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
+{
+    const struct an_options *o = c->opt;
+    int fd;
+    bool is_stdin = strcmp(name, "-") == 0;
+    if (is_stdin) {
+        fd = STDIN_FILENO;
+        c->file = "-";
+    } else {
+        fd = open(name, O_RDONLY | O_CLOEXEC);
+        c->file = name;
+        if (fd < 0) {
+            fprintf(stderr, "smtpscope: %s: %s\n", name, strerror(errno));
+            return 2;
+        }
+    }
+    struct stat st;
+    uint64_t size = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        size = (uint64_t)st.st_size;
+    bool progress = !o->quiet && size > o->progress_min_bytes && isatty(STDERR_FILENO);
+
+    struct cap_reader *rd = NULL;
+    int rc = cap_reader_open_fd(&rd, fd, &o->reader);
+    if (rc < 0) {
+        fprintf(stderr, "smtpscope: %s: %s\n", name,
+                rd && cap_reader_errmsg(rd)[0] ? cap_reader_errmsg(rd) : sc_strerror(rc));
+        cap_reader_free(rd);
+        if (!is_stdin)
+            close(fd);
+        return 2;
+    }
+    struct cap_tracker *t = cap_tracker_new(&o->cap, &an__cb, c);
+    if (!t) {
+        fprintf(stderr, "smtpscope: %s: out of memory\n", name);
+        cap_reader_free(rd);
+        if (!is_stdin)
+            close(fd);
+        return 2;
+    }
+    struct cap_record rec;
+    struct cap_packet pkt;
+    double t0 = an__now(), last_progress = t0;
+    int status = 0;
+    for (;;) {
+        rc = cap_reader_next(rd, &rec);
+        if (rc <= 0)
+            break;
+        pkt.frame = rec.frame;
+        pkt.ts = rec.ts;
+        pkt.caplen = rec.caplen;
+        pkt.wirelen = rec.wirelen;
+        enum cap_status stt = cap_decode(&pkt, rec.linktype, rec.data, rec.caplen);
+        if (stt == CAP_ST_LINK_UNSUPPORTED)
+            an__note_linktype(sum, rec.linktype);
+        sum->bytes += rec.caplen;
+        cap_tracker_packet(t, &pkt);
+        if (progress && (rec.frame & 0xffff) == 0) {
+            double now = an__now();
+            if (now - last_progress >= 0.5) {
+                last_progress = now;
+                uint64_t done = cap_reader_offset(rd);
+                fprintf(stderr, "\rsmtpscope: %s: %3.0f%%  %7.1f MB/s  %" PRIu64 " sessions ", name,
+                        100.0 * (double)done / (double)size,
+                        (double)done / 1e6 / (now - t0 > 0 ? now - t0 : 1), c->sessions);
+            }
+        }
+    }
+    if (progress)
+        fprintf(stderr, "\r%*s\r", 72, "");
+    if (rc < 0) {
+        /* Report what was found before the problem, then say what it was. */
+        fprintf(stderr, "smtpscope: %s: %s; results cover the %" PRIu64 " packets before it\n",
+                name, cap_reader_errmsg(rd)[0] ? cap_reader_errmsg(rd) : sc_strerror(rc),
+                cap_tracker_stats(t)->packets);
+        status = 2;
+    }
+    cap_tracker_finish(t);
+    const struct cap_tracker_stats *ts = cap_tracker_stats(t);
+    sum->packets += ts->packets;
+    sum->tcp_flows += ts->flows;
+    sum->not_ip += ts->by_status[CAP_ST_NOT_IP];
+    sum->not_tcp += ts->by_status[CAP_ST_NOT_TCP];
+    sum->ip_fragments += ts->by_status[CAP_ST_FRAGMENT];
+    sum->malformed += ts->by_status[CAP_ST_MALFORMED];
+    sum->link_unsupported += ts->by_status[CAP_ST_LINK_UNSUPPORTED];
+    sum->evicted += ts->evicted;
+    sum->ts_backwards += ts->ts_backwards;
+    cap_tracker_free(t);
+    cap_reader_free(rd);
+    if (!is_stdin)
+        close(fd);
+    return status;
+}
+
+int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out)
+{
+    struct rep_writer *w = rep_new(out, &o->rep);
+    if (!w) {
+        fprintf(stderr, "smtpscope: out of memory\n");
+        return 2;
+    }
+    struct an_ctx c = {.opt = o, .rep = w};
+    struct rep_summary sum;
+    memset(&sum, 0, sizeof(sum));
+    double t0 = an__now();
+    int status = 0;
+    for (int i = 0; i < nfiles; i++) {
+        sum.files++;
+        if (an__file(&c, files[i], &sum) != 0) {
+            sum.files_failed++;
+            status = 2;
+        }
+    }
+    sum.sessions = c.sessions;
+    sum.empty_connections = c.empty;
+    sum.elapsed = an__now() - t0;
+    rep_summary(w, &sum);
+    if (rep_free(w) != 0) {
+        fprintf(stderr, "smtpscope: error writing output: %s\n", strerror(errno));
+        return 2;
+    }
+    return status;
+}

@@ -1,0 +1,43 @@
+/* analyze.h - the offline pipeline: capture file -> decode -> tracker ->
+ * SMTP engine -> report, one file after the other.
+ *
+ * This is the glue between the layers: capture/ and dissect/ never see each
+ * other, so the per-flow consumer that feeds tracker output into SMTP sessions
+ * lives here.  Each file is analysed on its own (frame numbers restart with
+ * each file, as in Wireshark); session ids continue across files.
+ */
+#ifndef SC_CLI_ANALYZE_H
+#define SC_CLI_ANALYZE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "capture/pcapfile.h"
+#include "capture/tracker.h"
+#include "dissect/smtp.h"
+#include "report/report.h"
+
+struct an_options {
+    struct cap_reader_settings reader;
+    struct cap_settings cap;
+    struct smtp_settings smtp;
+    struct rep_options rep;
+    /* Follow connections on other ports too when their handshake is in the
+     * capture and they turn out to speak SMTP (greeting 220, then HELO/EHLO). */
+    bool detect;
+    bool quiet;
+    /* Input files larger than this show a progress line when stderr is a
+     * terminal (50 MB: smaller files finish before a progress line helps). */
+    uint64_t progress_min_bytes;
+};
+
+/* Fills o with the defaults of every layer. */
+void an_options_defaults(struct an_options *o);
+
+/* Analyses each named file ("-" is stdin) and writes records to out.  Errors
+ * go to stderr as "smtpscope: FILE: message".  Returns the exit status:
+ * 0 ran without findings, 2 if any input could not be read completely (what
+ * was found before the problem is still reported). */
+int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out);
+
+#endif

@@ -1,0 +1,1300 @@
+/* smtp.c - SMTP session engine (RFC 5321, 2920, 3030, 3207, 3463, 4954). */
+#include "dissect/smtp.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ascii.h"
+#include "common/escape.h"
+#include "dissect/tlsrec.h"
+
+/* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
+#define SMTP_CMD_LINE_MAX 512
+/* A probing session gives up on a first line longer than a command line. */
+#define SMTP_PROBE_LINE_MAX SMTP_CMD_LINE_MAX
+/* Bytes of a verb kept when it is not one we know (evidence). */
+#define SMTP_VERB_KEEP 32
+
+enum smtp__cmode {
+    CM_CMD = 0, /* command lines */
+    CM_HOLD,    /* waiting for the reply that decides how to read what follows */
+    CM_BODY,    /* DATA: message until CRLF.CRLF */
+    CM_BDAT,    /* BDAT: chunk bytes */
+    CM_AUTH,    /* the next line answers a 334 challenge */
+    CM_TLS,     /* TLS records (peeking at the first byte first) */
+    CM_OPAQUE,  /* bytes we can no longer interpret: counted only */
+};
+
+enum smtp__smode {
+    SM_REPLY = 0,
+    SM_TLS,
+    SM_OPAQUE,
+};
+
+/* States of the CRLF.CRLF matcher in a message body. */
+enum smtp__dot {
+    DOT_MID = 0, /* inside a line */
+    DOT_CR,      /* after CR */
+    DOT_BOL,     /* at the start of a line */
+    DOT_DOT,     /* after "." at the start of a line */
+    DOT_DOTCR,   /* after ".\r" at the start of a line */
+};
+
+struct smtp__linebuf {
+    uint8_t *buf; /* line_keep bytes, allocated on first use */
+    size_t len;   /* bytes kept */
+    uint64_t total;
+    uint8_t last; /* last byte appended (to see a CR before the LF) */
+    bool resync;  /* the previous bytes were lost: drop the next line if it is garbage */
+};
+
+struct smtp__pending {
+    enum smtp_verb verb;
+    bool holding; /* client bytes after it are held until its reply */
+    bool last;    /* BDAT ... LAST */
+    struct sc_meta meta;
+};
+
+struct smtp__reply {
+    bool open;
+    uint16_t code;
+    uint32_t nlines;
+    bool starttls_kw; /* a continuation line is the STARTTLS keyword */
+    char enh[12];
+    struct sc_buf *lines; /* reply_lines_max kept lines (text after "NNN-") */
+    uint32_t nkept;
+};
+
+/* A chunk of held client bytes: this header, then `len` bytes. */
+struct smtp__hold_rec {
+    uint32_t len;
+    struct sc_meta meta;
+};
+
+struct smtp_session {
+    struct smtp_settings set;
+    unsigned flags;
+    struct smtp_info info;
+    enum smtp__cmode cmode;
+    enum smtp__smode smode;
+    bool c_peek; /* CM_TLS: the first byte decides TLS or cleartext */
+    bool s_peek;
+    struct smtp__linebuf lb[2];
+    uint64_t off[2];
+    struct smtp__pending *pq;
+    size_t pq_head;
+    size_t pq_len;
+    bool greeted;
+    bool desync; /* commands or replies were lost: do not flag unmatched replies */
+    bool closed;
+    bool fin[2];
+    int verdict; /* probing: 0 undecided, 1 SMTP, -1 not SMTP */
+    struct sc_buf hold;
+    enum smtp_verb hold_for;
+    enum smtp__dot dot;
+    uint64_t body_len;
+    uint64_t bdat_left;
+    uint64_t bdat_size;
+    bool bdat_last;
+    struct tls_rec tls[2];
+    bool starttls_replied;
+    uint16_t starttls_code;
+    bool cleartext_after;
+    struct smtp__reply rep;
+    size_t tr_alloc; /* transcript entries allocated */
+};
+
+static const char *const smtp__tls_names[SMTP_TLS__COUNT] = {
+    "not_offered",     "not_attempted",       "accepted", "refused", "no_reply",
+    "tls_established", "cleartext_after_220",
+};
+
+const char *smtp_starttls_name(enum smtp_starttls r)
+{
+    return (unsigned)r < SMTP_TLS__COUNT ? smtp__tls_names[r] : "unknown";
+}
+
+void smtp_settings_defaults(struct smtp_settings *s)
+{
+    s->line_keep = 1024;
+    s->pending_max = 512;
+    s->hold_max = 64 * 1024;
+    s->transcript_max = 100000;
+    s->reply_lines_max = 64;
+    s->keep_transcript = false;
+}
+
+/* ---- small helpers ---- */
+
+static void smtp__event(struct smtp_session *s, const char *kind, enum sc_dir dir,
+                        const struct sc_meta *m, const char *detail)
+{
+    sc_events_add(&s->info.events, kind, dir, m ? m->frame : 0, m ? m->ts : 0, detail);
+}
+
+static void smtp__eventf(struct smtp_session *s, const char *kind, enum sc_dir dir,
+                         const struct sc_meta *m, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void smtp__eventf(struct smtp_session *s, const char *kind, enum sc_dir dir,
+                         const struct sc_meta *m, const char *fmt, ...)
+{
+    char buf[SC_EVENT_DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    smtp__event(s, kind, dir, m, buf);
+}
+
+/* Event detail quoting captured bytes (escaped, cut to 100 bytes). */
+static void smtp__event_bytes(struct smtp_session *s, const char *kind, enum sc_dir dir,
+                              const struct sc_meta *m, const char *prefix, const uint8_t *p,
+                              size_t n)
+{
+    struct sc_buf b;
+    sc_buf_init(&b, SC_EVENT_DETAIL_MAX - 1);
+    sc_buf_puts(&b, prefix);
+    sc_escape(&b, p, n < 100 ? n : 100);
+    if (n > 100)
+        sc_buf_puts(&b, "...");
+    smtp__event(s, kind, dir, m, sc_buf_str(&b));
+    sc_buf_free(&b);
+}
+
+static void smtp__set_field(struct sc_buf *b, const uint8_t *p, size_t n)
+{
+    sc_buf_reset(b);
+    sc_buf_append(b, p, n);
+}
+
+/* Adds a transcript entry; `text` is raw bytes (or our own description). */
+static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
+                           enum smtp_verb verb, uint16_t code, bool last, const uint8_t *text,
+                           size_t text_len, uint64_t total, const struct sc_meta *m,
+                           bool incomplete, const char *enh)
+{
+    struct smtp_info *in = &s->info;
+    if (!s->set.keep_transcript)
+        return;
+    if (in->n_transcript >= s->set.transcript_max) {
+        in->transcript_dropped++;
+        return;
+    }
+    if (in->n_transcript == s->tr_alloc) {
+        size_t want = s->tr_alloc ? s->tr_alloc * 2 : 32;
+        struct smtp_line *v = realloc(in->transcript, want * sizeof(*v));
+        if (!v) {
+            in->transcript_dropped++;
+            return;
+        }
+        in->transcript = v;
+        s->tr_alloc = want;
+    }
+    if (text_len > s->set.line_keep)
+        text_len = s->set.line_keep;
+    struct smtp_line *l = &in->transcript[in->n_transcript];
+    memset(l, 0, sizeof(*l));
+    l->text = malloc(text_len + 1);
+    if (!l->text) {
+        in->transcript_dropped++;
+        return;
+    }
+    memcpy(l->text, text, text_len);
+    l->text[text_len] = 0;
+    l->text_len = (uint32_t)text_len;
+    l->len = (uint32_t)(total > UINT32_MAX ? UINT32_MAX : total);
+    l->dir = dir;
+    l->kind = kind;
+    l->verb = verb;
+    l->code = code;
+    l->last = last;
+    l->incomplete = incomplete;
+    l->meta = *m;
+    if (enh)
+        snprintf(l->enh, sizeof(l->enh), "%s", enh);
+    in->n_transcript++;
+}
+
+static void smtp__add_note(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
+                           const struct sc_meta *m, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void smtp__add_note(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
+                           const struct sc_meta *m, const char *fmt, ...)
+{
+    if (!s->set.keep_transcript)
+        return;
+    char buf[160];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1;
+    smtp__add_line(s, dir, kind, SMTP_V_UNKNOWN, 0, false, (const uint8_t *)buf, len, len, m, false,
+                   NULL);
+}
+
+/* ---- pending-command queue ---- */
+
+static struct smtp__pending *smtp__pq_at(struct smtp_session *s, size_t i)
+{
+    return &s->pq[(s->pq_head + i) % s->set.pending_max];
+}
+
+static struct smtp__pending *smtp__push(struct smtp_session *s, enum smtp_verb v,
+                                        const struct sc_meta *m)
+{
+    if (s->pq_len >= s->set.pending_max) {
+        smtp__event(s, "pending_overflow", SC_DIR_C2S, m,
+                    "too many commands without replies; later replies are not matched");
+        s->desync = true;
+        return NULL;
+    }
+    struct smtp__pending *e = smtp__pq_at(s, s->pq_len++);
+    memset(e, 0, sizeof(*e));
+    e->verb = v;
+    e->meta = *m;
+    return e;
+}
+
+static void smtp__pop(struct smtp_session *s)
+{
+    if (s->pq_len == 0)
+        return;
+    s->pq_head = (s->pq_head + 1) % s->set.pending_max;
+    s->pq_len--;
+}
+
+/* ---- lifecycle ---- */
+
+struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned flags)
+{
+    struct smtp_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->set = *set;
+    if (s->set.pending_max == 0)
+        s->set.pending_max = 1;
+    if (s->set.line_keep == 0)
+        s->set.line_keep = 1;
+    s->flags = flags;
+    s->pq = calloc(s->set.pending_max, sizeof(*s->pq));
+    s->rep.lines =
+        calloc(s->set.reply_lines_max ? s->set.reply_lines_max : 1, sizeof(*s->rep.lines));
+    if (!s->pq || !s->rep.lines) {
+        free(s->pq);
+        free(s->rep.lines);
+        free(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < s->set.reply_lines_max; i++)
+        sc_buf_init(&s->rep.lines[i], s->set.line_keep);
+    sc_buf_init(&s->info.banner, s->set.line_keep);
+    sc_buf_init(&s->info.helo, s->set.line_keep);
+    sc_buf_init(&s->info.auth_mech, 32);
+    sc_buf_init(&s->info.mail_from, s->set.line_keep);
+    sc_buf_init(&s->hold, 0);
+    sc_events_init(&s->info.events);
+    s->info.midstream = (flags & SMTP_F_MIDSTREAM) != 0;
+    s->desync = s->info.midstream; /* earlier commands and replies are unknown */
+    s->info.confidence = 1.0;
+    return s;
+}
+
+void smtp_session_free(struct smtp_session *s)
+{
+    if (!s)
+        return;
+    struct smtp_info *in = &s->info;
+    for (size_t i = 0; i < in->n_transcript; i++)
+        free(in->transcript[i].text);
+    free(in->transcript);
+    for (size_t i = 0; i < in->n_ehlo_keywords; i++)
+        sc_buf_free(&in->ehlo_keywords[i]);
+    free(in->ehlo_keywords);
+    sc_buf_free(&in->banner);
+    sc_buf_free(&in->helo);
+    sc_buf_free(&in->auth_mech);
+    sc_buf_free(&in->mail_from);
+    sc_events_free(&in->events);
+    for (size_t i = 0; i < s->set.reply_lines_max; i++)
+        sc_buf_free(&s->rep.lines[i]);
+    free(s->rep.lines);
+    free(s->lb[0].buf);
+    free(s->lb[1].buf);
+    sc_buf_free(&s->hold);
+    free(s->pq);
+    free(s);
+}
+
+const struct smtp_info *smtp_session_info(const struct smtp_session *s)
+{
+    return &s->info;
+}
+
+struct sc_events *smtp_session_events(struct smtp_session *s)
+{
+    return &s->info.events;
+}
+
+bool smtp_session_confirmed(const struct smtp_session *s)
+{
+    return s->verdict > 0;
+}
+
+/* ---- client side ---- */
+
+static void smtp__feed_client(struct smtp_session *s, const uint8_t *p, size_t n,
+                              const struct sc_meta *m);
+
+/* Leaves CM_HOLD for `mode` and replays the held bytes in it. */
+static void smtp__release(struct smtp_session *s, enum smtp__cmode mode)
+{
+    if (s->cmode != CM_HOLD)
+        return;
+    s->cmode = mode;
+    s->c_peek = mode == CM_TLS;
+    if (s->hold.len == 0)
+        return;
+    struct sc_buf held = s->hold;
+    sc_buf_init(&s->hold, 0);
+    size_t i = 0;
+    while (i + sizeof(struct smtp__hold_rec) <= held.len) {
+        struct smtp__hold_rec r;
+        memcpy(&r, held.data + i, sizeof(r));
+        i += sizeof(r);
+        if (r.len > held.len - i)
+            break;
+        smtp__feed_client(s, held.data + i, r.len, &r.meta);
+        i += r.len;
+    }
+    sc_buf_free(&held);
+}
+
+/* Decides, without the server's reply, how held bytes must be read. */
+static void smtp__release_by_content(struct smtp_session *s)
+{
+    if (s->cmode != CM_HOLD)
+        return;
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    if (s->hold.len > sizeof(struct smtp__hold_rec)) {
+        p = s->hold.data + sizeof(struct smtp__hold_rec);
+        struct smtp__hold_rec r;
+        memcpy(&r, s->hold.data, sizeof(r));
+        n = r.len;
+    }
+    enum smtp__cmode mode = CM_CMD;
+    switch (n == 0 ? SMTP_V_UNKNOWN : s->hold_for) {
+    case SMTP_V_DATA:
+        mode = CM_BODY; /* a client that sends after DATA is sending the message */
+        s->dot = DOT_BOL;
+        s->body_len = 0;
+        break;
+    case SMTP_V_STARTTLS:
+        mode = (n > 0 && tls_rec_plausible_start(p[0])) ? CM_TLS : CM_CMD;
+        break;
+    case SMTP_V_AUTH:
+    case SMTP_V_AUTH_RESPONSE: {
+        size_t k = 0;
+        while (k < n && p[k] != ' ' && p[k] != '\r' && p[k] != '\n')
+            k++;
+        mode = (n > 0 && smtp_verb_lookup(p, k) != SMTP_V_UNKNOWN) ? CM_CMD : CM_AUTH;
+        break;
+    }
+    default:
+        break;
+    }
+    /* The reply, if it comes later, must not switch modes again. */
+    for (size_t i = 0; i < s->pq_len; i++)
+        smtp__pq_at(s, i)->holding = false;
+    smtp__release(s, mode);
+}
+
+static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
+                             const struct sc_meta *m)
+{
+    if (s->hold.len + sizeof(struct smtp__hold_rec) + n > s->set.hold_max) {
+        smtp__eventf(s, "hold_overflow", SC_DIR_C2S, m,
+                     "client sent over %zu bytes without waiting for the reply to %s",
+                     s->set.hold_max, smtp_verb_name(s->hold_for));
+        smtp__release_by_content(s);
+        smtp__feed_client(s, p, n, m);
+        return;
+    }
+    struct smtp__hold_rec r = {(uint32_t)n, *m};
+    sc_buf_append(&s->hold, &r, sizeof(r));
+    sc_buf_append(&s->hold, p, n);
+}
+
+static void smtp__enter_hold(struct smtp_session *s, struct smtp__pending *e)
+{
+    if (!e)
+        return; /* queue overflow: no reply will be matched; keep reading commands */
+    e->holding = true;
+    s->cmode = CM_HOLD;
+    s->hold_for = e->verb;
+}
+
+/* Parses the address of "MAIL FROM:<addr> params" (RFC 5321 4.1.1.2). */
+static void smtp__mail_from(struct smtp_session *s, const uint8_t *l, size_t n)
+{
+    size_t i = 4;
+    while (i < n && sc_is_wsp(l[i]))
+        i++;
+    static const char from[] = "FROM:";
+    for (size_t k = 0; k < 5; k++, i++)
+        if (i >= n || sc_to_upper(l[i]) != (uint8_t)from[k])
+            return;
+    while (i < n && sc_is_wsp(l[i]))
+        i++;
+    size_t j = i;
+    if (j < n && l[j] == '<') {
+        while (j < n && l[j] != '>')
+            j++;
+        if (j < n)
+            j++;
+    } else {
+        while (j < n && !sc_is_wsp(l[j]))
+            j++;
+    }
+    smtp__set_field(&s->info.mail_from, l + i, j - i);
+}
+
+/* Parses "BDAT size [LAST]" (RFC 3030 2).  Returns false if malformed. */
+static bool smtp__bdat_args(const uint8_t *l, size_t n, uint64_t *size, bool *last)
+{
+    size_t i = 4;
+    if (i >= n || !sc_is_wsp(l[i]))
+        return false;
+    while (i < n && sc_is_wsp(l[i]))
+        i++;
+    if (i >= n || !sc_is_digit(l[i]))
+        return false;
+    uint64_t v = 0;
+    while (i < n && sc_is_digit(l[i])) {
+        uint64_t d = (uint64_t)(l[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false; /* more than 64 bits */
+        v = v * 10 + d;
+        i++;
+    }
+    *last = false;
+    while (i < n && sc_is_wsp(l[i]))
+        i++;
+    if (i + 4 <= n && sc_to_upper(l[i]) == 'L' && sc_to_upper(l[i + 1]) == 'A' &&
+        sc_to_upper(l[i + 2]) == 'S' && sc_to_upper(l[i + 3]) == 'T') {
+        *last = true;
+        i += 4;
+    }
+    while (i < n && sc_is_wsp(l[i]))
+        i++;
+    if (i != n)
+        return false;
+    *size = v;
+    return true;
+}
+
+static void smtp__bdat_done(struct smtp_session *s, const struct sc_meta *m)
+{
+    smtp__add_note(s, SC_DIR_C2S, SMTP_L_DATA, m, "[BDAT chunk: %llu bytes%s]",
+                   (unsigned long long)s->bdat_size, s->bdat_last ? ", last" : "");
+    if (s->bdat_last)
+        s->info.messages++;
+    s->cmode = CM_CMD;
+}
+
+/* One complete client line in CM_CMD or CM_AUTH.  `total` is its length on
+ * the wire without the line ending; l holds at most line_keep bytes of it. */
+static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n, uint64_t total,
+                              const struct sc_meta *m, bool incomplete)
+{
+    struct smtp_info *in = &s->info;
+    bool after_gap = s->lb[SC_DIR_C2S].resync;
+    s->lb[SC_DIR_C2S].resync = false;
+
+    if (s->cmode == CM_AUTH) {
+        /* A response to a 334 challenge: credentials, never shown. */
+        smtp__add_note(s, SC_DIR_C2S, SMTP_L_AUTH, m, "[AUTH response redacted, %llu bytes]",
+                       (unsigned long long)total);
+        smtp__enter_hold(s, smtp__push(s, SMTP_V_AUTH_RESPONSE, m));
+        if (s->cmode != CM_HOLD)
+            s->cmode = CM_CMD;
+        return;
+    }
+
+    size_t vl = 0;
+    while (vl < n && l[vl] != ' ' && l[vl] != '\t')
+        vl++;
+    enum smtp_verb v = smtp_verb_lookup(l, vl);
+
+    if ((s->flags & SMTP_F_PROBE) && s->verdict == 0) {
+        if ((v == SMTP_V_EHLO || v == SMTP_V_HELO || v == SMTP_V_LHLO) && s->greeted) {
+            s->verdict = 1;
+        } else {
+            s->verdict = -1;
+            return;
+        }
+    }
+    if (after_gap && v == SMTP_V_UNKNOWN) {
+        smtp__add_note(s, SC_DIR_C2S, SMTP_L_OTHER, m, "[partial line after a gap: %llu bytes]",
+                       (unsigned long long)total);
+        return;
+    }
+    if (n == 0 && total == 0 && !incomplete) {
+        smtp__event(s, "empty_line", SC_DIR_C2S, m, "empty command line");
+        smtp__add_line(s, SC_DIR_C2S, SMTP_L_COMMAND, SMTP_V_UNKNOWN, 0, false, l, 0, 0, m, false,
+                       NULL);
+        smtp__push(s, SMTP_V_UNKNOWN, m);
+        in->commands++;
+        return;
+    }
+
+    in->commands++;
+    if (total + 2 > SMTP_CMD_LINE_MAX && v != SMTP_V_AUTH)
+        smtp__eventf(s, "line_too_long", SC_DIR_C2S, m,
+                     "command line of %llu bytes (RFC 5321 limit: 512 with CRLF)",
+                     (unsigned long long)total + 2);
+
+    if (v == SMTP_V_AUTH) {
+        size_t ms = vl;
+        while (ms < n && sc_is_wsp(l[ms]))
+            ms++;
+        size_t me = ms;
+        while (me < n && !sc_is_wsp(l[me]))
+            me++;
+        if (in->auth_mech.len == 0) {
+            sc_buf_reset(&in->auth_mech);
+            for (size_t i = ms; i < me; i++)
+                sc_buf_putc(&in->auth_mech, sc_to_upper(l[i]));
+        }
+        uint8_t red[96];
+        int k =
+            snprintf((char *)red, sizeof(red), "%.*s", (int)(me < 64 ? me : 64), (const char *)l);
+        size_t rl = k < 0 ? 0 : (size_t)k;
+        if (total > me) {
+            int k2 = snprintf((char *)red + rl, sizeof(red) - rl,
+                              " [initial response redacted, %llu bytes]",
+                              (unsigned long long)(total - me));
+            rl += k2 < 0 ? 0 : (size_t)k2;
+            if (rl >= sizeof(red))
+                rl = sizeof(red) - 1;
+        }
+        smtp__add_line(s, SC_DIR_C2S, SMTP_L_COMMAND, v, 0, false, red, rl, total, m, incomplete,
+                       NULL);
+        if (total + 2 > SMTP_CMD_LINE_MAX)
+            smtp__eventf(s, "line_too_long", SC_DIR_C2S, m,
+                         "AUTH line of %llu bytes (RFC 5321 limit: 512 with CRLF)",
+                         (unsigned long long)total + 2);
+        smtp__enter_hold(s, smtp__push(s, v, m));
+        return;
+    }
+
+    smtp__add_line(s, SC_DIR_C2S, SMTP_L_COMMAND, v, 0, false, l, n, total, m, incomplete, NULL);
+    if (incomplete)
+        return; /* cut by the end of the stream: not a command the server saw */
+
+    struct smtp__pending *e = NULL;
+    switch (v) {
+    case SMTP_V_HELO:
+    case SMTP_V_EHLO:
+    case SMTP_V_LHLO:
+        if (in->helo.len == 0)
+            smtp__set_field(&in->helo, l, n);
+        smtp__push(s, v, m);
+        break;
+    case SMTP_V_MAIL:
+        if (in->mail_from.len == 0)
+            smtp__mail_from(s, l, n);
+        smtp__push(s, v, m);
+        break;
+    case SMTP_V_RCPT:
+        in->rcpt_count++;
+        smtp__push(s, v, m);
+        break;
+    case SMTP_V_DATA:
+        smtp__enter_hold(s, smtp__push(s, v, m));
+        break;
+    case SMTP_V_STARTTLS:
+        in->starttls_attempted = true;
+        in->starttls_meta = *m;
+        s->starttls_replied = false;
+        smtp__enter_hold(s, smtp__push(s, v, m));
+        break;
+    case SMTP_V_BDAT: {
+        uint64_t size = 0;
+        bool last = false;
+        e = smtp__push(s, v, m);
+        if (!smtp__bdat_args(l, n, &size, &last)) {
+            smtp__event_bytes(s, "bdat_invalid", SC_DIR_C2S, m, "malformed BDAT: ", l, n);
+            break;
+        }
+        if (e)
+            e->last = last;
+        s->bdat_size = size;
+        s->bdat_left = size;
+        s->bdat_last = last;
+        if (size == 0)
+            smtp__bdat_done(s, m);
+        else
+            s->cmode = CM_BDAT;
+        break;
+    }
+    case SMTP_V_UNKNOWN: {
+        struct sc_buf b;
+        sc_buf_init(&b, 0);
+        sc_buf_puts(&b, "unknown verb \"");
+        sc_escape(&b, l, vl < SMTP_VERB_KEEP ? vl : SMTP_VERB_KEEP);
+        sc_buf_puts(&b, "\"");
+        smtp__event(s, "unknown_command", SC_DIR_C2S, m, sc_buf_str(&b));
+        sc_buf_free(&b);
+        smtp__push(s, v, m);
+        break;
+    }
+    default:
+        smtp__push(s, v, m);
+        break;
+    }
+}
+
+/* Body bytes in CM_BODY; returns bytes consumed (stops after CRLF.CRLF). */
+static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
+                         const struct sc_meta *m)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (s->dot == DOT_MID) {
+            const uint8_t *cr = memchr(p + i, '\r', n - i);
+            if (!cr) {
+                i = n;
+                break;
+            }
+            i = (size_t)(cr - p) + 1;
+            s->dot = DOT_CR;
+            continue;
+        }
+        uint8_t c = p[i++];
+        switch (s->dot) {
+        case DOT_CR:
+            s->dot = c == '\n' ? DOT_BOL : c == '\r' ? DOT_CR : DOT_MID;
+            break;
+        case DOT_BOL:
+            s->dot = c == '.' ? DOT_DOT : c == '\r' ? DOT_CR : DOT_MID;
+            break;
+        case DOT_DOT:
+            s->dot = c == '\r' ? DOT_DOTCR : DOT_MID;
+            break;
+        case DOT_DOTCR:
+            if (c == '\n') {
+                s->body_len += i;
+                uint64_t size = s->body_len >= 3 ? s->body_len - 3 : 0;
+                smtp__add_note(s, SC_DIR_C2S, SMTP_L_DATA, m, "[message body: %llu bytes]",
+                               (unsigned long long)size);
+                s->info.messages++;
+                s->cmode = CM_CMD;
+                smtp__push(s, SMTP_V_END_OF_DATA, m);
+                return i;
+            }
+            s->dot = c == '\r' ? DOT_CR : DOT_MID;
+            break;
+        default:
+            break;
+        }
+    }
+    s->body_len += i;
+    return i;
+}
+
+/* TLS bytes of one direction; `peek` decides on the first byte whether the
+ * peer really switched to TLS. Returns bytes consumed (0 if it did not). */
+static size_t smtp__tls(struct smtp_session *s, enum sc_dir dir, const uint8_t *p, size_t n,
+                        const struct sc_meta *m)
+{
+    bool *peek = dir == SC_DIR_C2S ? &s->c_peek : &s->s_peek;
+    if (*peek) {
+        *peek = false;
+        if (!tls_rec_plausible_start(p[0])) {
+            if (dir == SC_DIR_C2S) {
+                s->cleartext_after = true;
+                smtp__event_bytes(s, "cleartext_after_starttls", dir, m,
+                                  "client sent cleartext after 220 to STARTTLS: ", p,
+                                  n < 64 ? n : 64);
+                s->cmode = CM_CMD;
+            } else {
+                smtp__event_bytes(s, "cleartext_after_starttls", dir, m,
+                                  "server sent cleartext after 220 to STARTTLS: ", p,
+                                  n < 64 ? n : 64);
+                s->smode = SM_REPLY;
+            }
+            return 0;
+        }
+        smtp__add_note(s, dir, SMTP_L_TLS, m, "[TLS from here on]");
+    }
+    struct tls_rec *t = &s->tls[dir];
+    bool was = t->desync;
+    tls_rec_feed(t, p, n);
+    if (t->desync && !was)
+        smtp__event(s, "tls_malformed", dir, m, "bytes after STARTTLS are not TLS records");
+    s->info.tls_bytes[dir] += n;
+    return n;
+}
+
+/* Feeds client bytes in the current mode. */
+static void smtp__feed_client(struct smtp_session *s, const uint8_t *p, size_t n,
+                              const struct sc_meta *m);
+
+/* ---- line assembly (both directions) ---- */
+
+static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n, uint64_t total,
+                              const struct sc_meta *m, bool incomplete);
+
+static void smtp__lb_append(struct smtp_session *s, struct smtp__linebuf *lb, const uint8_t *p,
+                            size_t n)
+{
+    if (n == 0)
+        return;
+    if (!lb->buf) {
+        lb->buf = malloc(s->set.line_keep);
+        if (!lb->buf)
+            return;
+    }
+    size_t room = s->set.line_keep - lb->len;
+    size_t k = n < room ? n : room;
+    memcpy(lb->buf + lb->len, p, k);
+    lb->len += k;
+    lb->total += n;
+    lb->last = p[n - 1];
+}
+
+static void smtp__lb_reset(struct smtp__linebuf *lb)
+{
+    lb->len = 0;
+    lb->total = 0;
+    lb->last = 0;
+}
+
+static void smtp__dispatch(struct smtp_session *s, enum sc_dir dir, const uint8_t *l, size_t n,
+                           uint64_t total, const struct sc_meta *m, bool incomplete)
+{
+    if (dir == SC_DIR_C2S)
+        smtp__client_line(s, l, n, total, m, incomplete);
+    else
+        smtp__server_line(s, l, n, total, m, incomplete);
+}
+
+/* Consumes bytes up to and including the next LF; dispatches the line. */
+static size_t smtp__take_line(struct smtp_session *s, enum sc_dir dir, const uint8_t *p, size_t n,
+                              const struct sc_meta *m)
+{
+    struct smtp__linebuf *lb = &s->lb[dir];
+    const uint8_t *nl = memchr(p, '\n', n);
+    if (!nl) {
+        smtp__lb_append(s, lb, p, n);
+        if ((s->flags & SMTP_F_PROBE) && s->verdict == 0 && lb->total > SMTP_PROBE_LINE_MAX)
+            s->verdict = -1;
+        return n;
+    }
+    size_t k = (size_t)(nl - p);
+    const uint8_t *line;
+    size_t len;
+    uint64_t total;
+    bool cr;
+    if (lb->total == 0) {
+        line = p;
+        len = k < s->set.line_keep ? k : s->set.line_keep;
+        total = k;
+        cr = k > 0 && p[k - 1] == '\r';
+    } else {
+        smtp__lb_append(s, lb, p, k);
+        line = lb->buf ? lb->buf : p;
+        len = lb->buf ? lb->len : 0;
+        total = lb->total;
+        cr = lb->last == '\r';
+    }
+    if (cr) {
+        total--;
+        if (len > total)
+            len = (size_t)total;
+    } else {
+        smtp__event(s, "bare_lf", dir, m, "line ended by LF without CR");
+    }
+    smtp__dispatch(s, dir, line, len, total, m, false);
+    smtp__lb_reset(lb);
+    return k + 1;
+}
+
+static void smtp__feed_client(struct smtp_session *s, const uint8_t *p, size_t n,
+                              const struct sc_meta *m)
+{
+    while (n > 0 && s->verdict >= 0) {
+        size_t used = n;
+        switch (s->cmode) {
+        case CM_CMD:
+        case CM_AUTH:
+            used = smtp__take_line(s, SC_DIR_C2S, p, n, m);
+            break;
+        case CM_HOLD:
+            smtp__hold_bytes(s, p, n, m);
+            break;
+        case CM_BODY:
+            used = smtp__body(s, p, n, m);
+            break;
+        case CM_BDAT: {
+            used = n < s->bdat_left ? n : (size_t)s->bdat_left;
+            s->bdat_left -= used;
+            if (s->bdat_left == 0)
+                smtp__bdat_done(s, m);
+            break;
+        }
+        case CM_TLS:
+            used = smtp__tls(s, SC_DIR_C2S, p, n, m);
+            break;
+        case CM_OPAQUE:
+            break;
+        }
+        p += used;
+        n -= used;
+    }
+}
+
+/* ---- server side ---- */
+
+/* Parses "x.y.z" (RFC 3463 2) at the start of t; copies it to out. */
+static void smtp__enhanced(const uint8_t *t, size_t n, char out[12])
+{
+    out[0] = 0;
+    if (n < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.')
+        return;
+    size_t i = 2, d = 0;
+    while (i < n && sc_is_digit(t[i]) && d < 3)
+        i++, d++;
+    if (d == 0 || i >= n || t[i] != '.')
+        return;
+    i++;
+    d = 0;
+    while (i < n && sc_is_digit(t[i]) && d < 3)
+        i++, d++;
+    if (d == 0 || (i < n && !sc_is_wsp(t[i])))
+        return;
+    memcpy(out, t, i);
+    out[i] = 0;
+}
+
+static bool smtp__is_kw(const uint8_t *t, size_t n, const char *kw)
+{
+    size_t k = strlen(kw);
+    if (n < k || (n > k && !sc_is_wsp(t[k])))
+        return false;
+    for (size_t i = 0; i < k; i++)
+        if (sc_to_upper(t[i]) != (uint8_t)kw[i])
+            return false;
+    return true;
+}
+
+static void smtp__rep_reset(struct smtp_session *s)
+{
+    s->rep.open = false;
+    s->rep.code = 0;
+    s->rep.nlines = 0;
+    s->rep.nkept = 0;
+    s->rep.starttls_kw = false;
+    s->rep.enh[0] = 0;
+}
+
+/* Drops pending commands whose replies were evidently lost: a distinctive
+ * code names the command it answers. */
+static void smtp__realign(struct smtp_session *s, uint16_t code)
+{
+    enum smtp_verb want[2] = {SMTP_V__COUNT, SMTP_V__COUNT};
+    switch (code) {
+    case 354:
+        want[0] = SMTP_V_DATA;
+        break;
+    case 334:
+    case 235:
+        want[0] = SMTP_V_AUTH;
+        want[1] = SMTP_V_AUTH_RESPONSE;
+        break;
+    case 221:
+        want[0] = SMTP_V_QUIT;
+        break;
+    default:
+        return;
+    }
+    for (size_t i = 0; i < s->pq_len; i++) {
+        enum smtp_verb v = smtp__pq_at(s, i)->verb;
+        if (v == want[0] || v == want[1]) {
+            for (size_t k = 0; k < i; k++)
+                smtp__pop(s);
+            return;
+        }
+    }
+}
+
+static void smtp__keywords(struct smtp_session *s)
+{
+    struct smtp_info *in = &s->info;
+    if (in->ehlo_keywords || s->rep.nkept < 2)
+        return;
+    size_t k = s->rep.nkept - 1;
+    in->ehlo_keywords = calloc(k, sizeof(*in->ehlo_keywords));
+    if (!in->ehlo_keywords)
+        return;
+    for (size_t i = 0; i < k; i++) {
+        in->ehlo_keywords[i] = s->rep.lines[i + 1];
+        sc_buf_init(&s->rep.lines[i + 1], s->set.line_keep); /* ownership moved */
+    }
+    in->n_ehlo_keywords = k;
+}
+
+/* A complete reply: match it to the command it answers. */
+static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
+{
+    struct smtp_info *in = &s->info;
+    uint16_t code = s->rep.code;
+    in->replies++;
+    if (!s->greeted && (!in->midstream || (s->pq_len == 0 && code == 220))) {
+        s->greeted = true;
+        in->banner_code = code;
+        in->banner_lines = s->rep.nlines;
+        return;
+    }
+    s->greeted = true;
+    if (s->pq_len == 0) {
+        if (!s->desync)
+            smtp__eventf(s, "unexpected_reply", SC_DIR_S2C, m,
+                         "reply %03u with no command to answer", code);
+        return;
+    }
+    if (s->desync)
+        smtp__realign(s, code);
+    struct smtp__pending e = *smtp__pq_at(s, 0);
+    smtp__pop(s);
+    bool ok = code >= 200 && code < 300;
+    switch (e.verb) {
+    case SMTP_V_EHLO:
+    case SMTP_V_LHLO:
+        if (in->ehlo_code == 0) {
+            in->ehlo_code = code;
+            if (code == 250) {
+                in->starttls_offered = in->starttls_offered || s->rep.starttls_kw;
+                smtp__keywords(s);
+            }
+        }
+        break;
+    case SMTP_V_RCPT:
+        if (ok)
+            in->rcpt_accepted++;
+        break;
+    case SMTP_V_DATA:
+        if (e.holding) {
+            if (code == 354) {
+                s->dot = DOT_BOL;
+                s->body_len = 0;
+                smtp__release(s, CM_BODY);
+            } else {
+                smtp__release(s, CM_CMD);
+            }
+        }
+        break;
+    case SMTP_V_END_OF_DATA:
+        if (ok)
+            in->messages_accepted++;
+        break;
+    case SMTP_V_BDAT:
+        if (ok && e.last)
+            in->messages_accepted++;
+        break;
+    case SMTP_V_STARTTLS:
+        s->starttls_replied = true;
+        s->starttls_code = code;
+        if (code == 220) {
+            s->smode = SM_TLS;
+            s->s_peek = true;
+        }
+        if (e.holding)
+            smtp__release(s, code == 220 ? CM_TLS : CM_CMD);
+        break;
+    case SMTP_V_AUTH:
+    case SMTP_V_AUTH_RESPONSE:
+        if (code == 235)
+            in->auth_success = true;
+        if (e.holding)
+            smtp__release(s, code == 334 ? CM_AUTH : CM_CMD);
+        break;
+    default:
+        break;
+    }
+}
+
+static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n, uint64_t total,
+                              const struct sc_meta *m, bool incomplete)
+{
+    struct smtp__reply *r = &s->rep;
+    bool after_gap = s->lb[SC_DIR_S2C].resync;
+    s->lb[SC_DIR_S2C].resync = false;
+    bool has_code = n >= 3 && sc_is_digit(l[0]) && sc_is_digit(l[1]) && sc_is_digit(l[2]);
+    uint16_t code =
+        has_code ? (uint16_t)((l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0')) : 0;
+    if ((s->flags & SMTP_F_PROBE) && s->verdict == 0 && !s->greeted && !r->open && code != 220) {
+        s->verdict = -1;
+        return;
+    }
+    if (after_gap && !has_code) {
+        smtp__add_note(s, SC_DIR_S2C, SMTP_L_OTHER, m, "[partial line after a gap: %llu bytes]",
+                       (unsigned long long)total);
+        return;
+    }
+    bool cont = has_code && n > 3 && l[3] == '-';
+    if (has_code && n > 3 && l[3] != ' ' && l[3] != '-')
+        smtp__event_bytes(s, "reply_separator", SC_DIR_S2C, m,
+                          "no space or hyphen after the reply code: ", l, n);
+    if (has_code && (l[0] < '2' || l[0] > '5' || l[1] > '5'))
+        smtp__eventf(s, "reply_code_invalid", SC_DIR_S2C, m,
+                     "reply code %03u is outside RFC 5321's 2yz-5yz range", code);
+    if (!has_code) {
+        smtp__event_bytes(s, "reply_malformed", SC_DIR_S2C, m,
+                          "server line without a reply code: ", l, n);
+        if (!r->open) {
+            /* Stray text outside a reply: show it, match nothing. */
+            smtp__add_line(s, SC_DIR_S2C, SMTP_L_REPLY, SMTP_V_UNKNOWN, 0, true, l, n, total, m,
+                           incomplete, NULL);
+            return;
+        }
+        cont = true; /* inside a multi-line reply: keep waiting for its end */
+    } else if (r->open && code != r->code) {
+        smtp__eventf(s, "reply_code_mismatch", SC_DIR_S2C, m,
+                     "multi-line reply %03u continued with %03u", r->code, code);
+    }
+    if (!r->open) {
+        smtp__rep_reset(s);
+        r->open = true;
+        r->code = code;
+    }
+    const uint8_t *text = n > 4 ? l + 4 : l + n;
+    size_t tlen = n > 4 ? n - 4 : 0;
+    if (!has_code) {
+        text = l;
+        tlen = n;
+    }
+    if (r->nlines == 0) {
+        smtp__enhanced(text, tlen, r->enh);
+        if (!s->greeted && s->info.banner.len == 0) {
+            smtp__set_field(&s->info.banner, l, n);
+            s->info.banner_meta = *m;
+        }
+    } else if (smtp__is_kw(text, tlen, "STARTTLS")) {
+        r->starttls_kw = true;
+    }
+    if (r->nkept < s->set.reply_lines_max) {
+        smtp__set_field(&r->lines[r->nkept], text, tlen);
+        r->nkept++;
+    }
+    r->nlines++;
+    bool last = !cont || incomplete;
+    char enh[12];
+    smtp__enhanced(text, tlen, enh);
+    smtp__add_line(s, SC_DIR_S2C, SMTP_L_REPLY, SMTP_V_UNKNOWN, code, last, l, n, total, m,
+                   incomplete, enh[0] ? enh : NULL);
+    if (total + 2 > SMTP_CMD_LINE_MAX)
+        smtp__eventf(s, "line_too_long", SC_DIR_S2C, m,
+                     "reply line of %llu bytes (RFC 5321 limit: 512 with CRLF)",
+                     (unsigned long long)total + 2);
+    if (incomplete)
+        smtp__event(s, "reply_incomplete", SC_DIR_S2C, m, "the server's reply was never finished");
+    if (last) {
+        r->open = false;
+        smtp__reply_done(s, m);
+    }
+}
+
+static void smtp__feed_server(struct smtp_session *s, const uint8_t *p, size_t n,
+                              const struct sc_meta *m)
+{
+    while (n > 0 && s->verdict >= 0) {
+        size_t used = n;
+        switch (s->smode) {
+        case SM_REPLY:
+            used = smtp__take_line(s, SC_DIR_S2C, p, n, m);
+            break;
+        case SM_TLS:
+            used = smtp__tls(s, SC_DIR_S2C, p, n, m);
+            break;
+        case SM_OPAQUE:
+            break;
+        }
+        p += used;
+        n -= used;
+    }
+}
+
+/* ---- public feeding ---- */
+
+enum smtp_feed_result smtp_feed(struct smtp_session *s, enum sc_dir dir, uint64_t off,
+                                const uint8_t *p, size_t n, const struct sc_meta *m)
+{
+    if (s->closed || dir > SC_DIR_S2C || s->verdict < 0)
+        return s->verdict < 0 ? SMTP_NOT_SMTP : SMTP_OK;
+    if (off > s->off[dir]) {
+        if (smtp_gap(s, dir, off - s->off[dir], m) != SMTP_OK)
+            return SMTP_NOT_SMTP;
+    } else if (off < s->off[dir]) {
+        uint64_t skip = s->off[dir] - off;
+        if (skip >= n)
+            return SMTP_OK;
+        p += skip;
+        n -= (size_t)skip;
+    }
+    s->off[dir] += n;
+    s->info.bytes[dir] += n;
+    if (dir == SC_DIR_C2S) {
+        if ((s->flags & SMTP_F_PROBE) && s->verdict == 0 && !s->greeted &&
+            s->lb[SC_DIR_S2C].total == 0 && !s->rep.open) {
+            s->verdict = -1; /* the client spoke first: not SMTP */
+            return SMTP_NOT_SMTP;
+        }
+        smtp__feed_client(s, p, n, m);
+    } else {
+        smtp__feed_server(s, p, n, m);
+    }
+    return s->verdict < 0 ? SMTP_NOT_SMTP : SMTP_OK;
+}
+
+enum smtp_feed_result smtp_gap(struct smtp_session *s, enum sc_dir dir, uint64_t len,
+                               const struct sc_meta *m)
+{
+    if (s->closed || dir > SC_DIR_S2C || len == 0)
+        return s->verdict < 0 ? SMTP_NOT_SMTP : SMTP_OK;
+    if ((s->flags & SMTP_F_PROBE) && s->verdict == 0) {
+        s->verdict = -1; /* cannot tell what it was */
+        return SMTP_NOT_SMTP;
+    }
+    struct smtp_info *in = &s->info;
+    s->off[dir] += len;
+    in->gaps++;
+    in->gap_bytes += len;
+    smtp__eventf(s, "gap", dir, m, "%llu bytes missing from the capture", (unsigned long long)len);
+    smtp__add_note(s, dir, SMTP_L_GAP, m, "[%llu bytes missing from the capture]",
+                   (unsigned long long)len);
+    if (dir == SC_DIR_C2S) {
+        if (s->cmode == CM_HOLD)
+            smtp__release_by_content(s);
+        switch (s->cmode) {
+        case CM_CMD:
+        case CM_AUTH:
+        case CM_HOLD:
+            smtp__lb_reset(&s->lb[dir]);
+            s->lb[dir].resync = true;
+            s->desync = true;
+            if (s->cmode == CM_AUTH)
+                s->cmode = CM_CMD;
+            break;
+        case CM_BODY:
+            s->dot = DOT_MID;
+            s->body_len += len;
+            break;
+        case CM_BDAT:
+            if (len < s->bdat_left) {
+                s->bdat_left -= len;
+            } else {
+                s->bdat_left = 0;
+                smtp__bdat_done(s, m);
+                s->lb[dir].resync = true;
+                s->desync = true;
+            }
+            break;
+        case CM_TLS:
+            if (s->c_peek)
+                s->c_peek = false;
+            s->tls[dir].desync = true;
+            in->tls_bytes[dir] += len;
+            break;
+        case CM_OPAQUE:
+            break;
+        }
+    } else {
+        if (s->smode == SM_REPLY) {
+            smtp__lb_reset(&s->lb[dir]);
+            s->lb[dir].resync = true;
+            smtp__rep_reset(s);
+            s->desync = true;
+        } else if (s->smode == SM_TLS) {
+            s->s_peek = false;
+            s->tls[dir].desync = true;
+            in->tls_bytes[dir] += len;
+        }
+    }
+    return SMTP_OK;
+}
+
+void smtp_fin(struct smtp_session *s, enum sc_dir dir, const struct sc_meta *m)
+{
+    if (s->closed || dir > SC_DIR_S2C || s->fin[dir])
+        return;
+    s->fin[dir] = true;
+    if (dir == SC_DIR_C2S && s->cmode == CM_HOLD)
+        smtp__release_by_content(s);
+    struct smtp__linebuf *lb = &s->lb[dir];
+    bool line_mode =
+        dir == SC_DIR_C2S ? (s->cmode == CM_CMD || s->cmode == CM_AUTH) : s->smode == SM_REPLY;
+    if (line_mode && lb->total > 0 && s->verdict >= 0) {
+        smtp__dispatch(s, dir, lb->buf ? lb->buf : (const uint8_t *)"", lb->buf ? lb->len : 0,
+                       lb->total, m, true);
+        smtp__lb_reset(lb);
+    }
+}
+
+static void smtp__finish_results(struct smtp_session *s)
+{
+    struct smtp_info *in = &s->info;
+    if (!in->starttls_attempted) {
+        in->starttls = in->starttls_offered ? SMTP_TLS_NOT_ATTEMPTED : SMTP_TLS_NOT_OFFERED;
+    } else if (!s->starttls_replied) {
+        in->starttls = SMTP_TLS_NO_REPLY;
+    } else if (s->starttls_code != 220) {
+        in->starttls = SMTP_TLS_REFUSED;
+    } else if (s->cleartext_after) {
+        in->starttls = SMTP_TLS_CLEARTEXT_AFTER_220;
+    } else if (s->tls[0].handshake && s->tls[1].handshake && s->tls[0].app_data &&
+               s->tls[1].app_data) {
+        in->starttls = SMTP_TLS_ESTABLISHED;
+    } else {
+        in->starttls = SMTP_TLS_ACCEPTED;
+    }
+    in->tls_records[0] = s->tls[0].records;
+    in->tls_records[1] = s->tls[1].records;
+    double c = 1.0;
+    if (in->midstream)
+        c = 0.6;
+    if (in->gaps && c > 0.7)
+        c = 0.7;
+    if (s->desync && c > 0.6)
+        c = 0.6;
+    in->confidence = c;
+}
+
+void smtp_close(struct smtp_session *s, const struct sc_meta *m)
+{
+    if (s->closed)
+        return;
+    smtp_fin(s, SC_DIR_C2S, m);
+    smtp_fin(s, SC_DIR_S2C, m);
+    if (s->rep.open) {
+        smtp__event(s, "reply_incomplete", SC_DIR_S2C, m,
+                    "a multi-line reply never reached its final line");
+        s->rep.open = false;
+        smtp__reply_done(s, m);
+    }
+    if (s->cmode == CM_BODY)
+        smtp__eventf(s, "data_incomplete", SC_DIR_C2S, m,
+                     "message body ended after %llu bytes without CRLF.CRLF",
+                     (unsigned long long)s->body_len);
+    if (s->cmode == CM_BDAT)
+        smtp__eventf(s, "data_incomplete", SC_DIR_C2S, m, "BDAT chunk ended %llu bytes short",
+                     (unsigned long long)s->bdat_left);
+    s->closed = true;
+    smtp__finish_results(s);
+}

@@ -1,0 +1,230 @@
+/* smtp.h - the SMTP session engine: rebuilds an SMTP dialogue from the two
+ * ordered byte streams of one connection.
+ *
+ * Implements the parts of RFC 5321 (commands, replies, DATA), RFC 2920
+ * (PIPELINING), RFC 3030 (CHUNKING/BDAT), RFC 3463 (enhanced status codes),
+ * RFC 4954 (AUTH) and RFC 3207 (STARTTLS) that a passive observer needs.
+ *
+ * The engine never sees packets.  It is fed in-order bytes per direction with
+ * their stream offset, plus gap, FIN and close calls, so it can be driven from
+ * strings in tests.  It is incremental: feeding one byte at a time gives the
+ * same result as feeding everything at once, because every decision is taken
+ * at a line boundary, a byte count, or an event of the other direction, never
+ * at a packet boundary.
+ *
+ * Client bytes that follow a command whose reply decides how they must be read
+ * (DATA, AUTH and its responses, STARTTLS) are held until that reply arrives,
+ * up to `hold_max`; without a reply (a one-sided capture) the held bytes are
+ * read by their content.  Replies are matched to commands through a bounded
+ * queue of pending commands, so pipelined dialogues pair up correctly.
+ *
+ * Protocol anomalies become events on the session (common/event.h); nothing
+ * in the input makes the engine fail.  AUTH credentials never leave it: the
+ * transcript shows "[... redacted ...]" in their place.
+ */
+#ifndef SC_DISSECT_SMTP_H
+#define SC_DISSECT_SMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/event.h"
+#include "common/time.h"
+
+enum smtp_verb {
+    SMTP_V_UNKNOWN = 0,
+    SMTP_V_HELO,
+    SMTP_V_EHLO,
+    SMTP_V_LHLO,
+    SMTP_V_MAIL,
+    SMTP_V_RCPT,
+    SMTP_V_DATA,
+    SMTP_V_BDAT,
+    SMTP_V_RSET,
+    SMTP_V_VRFY,
+    SMTP_V_EXPN,
+    SMTP_V_HELP,
+    SMTP_V_NOOP,
+    SMTP_V_QUIT,
+    SMTP_V_STARTTLS,
+    SMTP_V_AUTH,
+    SMTP_V_ETRN,
+    SMTP_V_TURN,
+    SMTP_V_ATRN,
+    SMTP_V_SAML,
+    SMTP_V_SEND,
+    SMTP_V_SOML,
+    SMTP_V_VERB,
+    SMTP_V_ONEX,
+    SMTP_V_BURL,
+    SMTP_V_XCLIENT,
+    SMTP_V_XFORWARD,
+    SMTP_V_XEXCH50,
+    SMTP_V_X_EXPS,
+    SMTP_V_X_ANONYMOUSTLS,
+    SMTP_V_X_LINK2STATE,
+    SMTP_V_XSHADOW,
+    /* Pseudo-commands: what the client "sent" that expects a reply. */
+    SMTP_V_CONNECT,       /* the connection itself: expects the greeting */
+    SMTP_V_END_OF_DATA,   /* CRLF.CRLF: expects the message's final reply */
+    SMTP_V_AUTH_RESPONSE, /* a line answering a 334 challenge */
+    SMTP_V__COUNT
+};
+
+/* Returns the canonical upper-case name ("MAIL", "X-EXPS", "<end-of-data>"). */
+const char *smtp_verb_name(enum smtp_verb v);
+
+/* Looks up a verb case-insensitively; SMTP_V_UNKNOWN if it is not one. */
+enum smtp_verb smtp_verb_lookup(const uint8_t *p, size_t n);
+
+enum smtp_starttls {
+    SMTP_TLS_NOT_OFFERED = 0,
+    SMTP_TLS_NOT_ATTEMPTED,
+    SMTP_TLS_ACCEPTED,
+    SMTP_TLS_REFUSED,
+    SMTP_TLS_NO_REPLY,
+    SMTP_TLS_ESTABLISHED,
+    SMTP_TLS_CLEARTEXT_AFTER_220,
+    SMTP_TLS__COUNT
+};
+
+/* Returns the contract name, e.g. "tls_established". */
+const char *smtp_starttls_name(enum smtp_starttls r);
+
+struct smtp_settings {
+    /* Bytes of each line kept for the transcript and as evidence.  RFC 5321
+     * 4.5.3.1 caps command and reply lines at 512 octets and text lines at
+     * 1000; 1024 keeps every legal line whole.  Longer lines are counted in
+     * full and cut here (event "line_too_long" records their length). */
+    size_t line_keep;
+    /* Commands awaiting a reply.  RFC 2920 pipelines a transaction at a time
+     * (a few commands plus RCPTs); 512 covers a 500-recipient burst.  Beyond
+     * it commands are not queued and replies stop being matched ("pending_overflow"). */
+    size_t pending_max;
+    /* Client bytes held while waiting for the reply to DATA, AUTH or STARTTLS.
+     * A conforming client sends nothing in that window; 64 KiB leaves room
+     * for eager clients, after which the bytes are read by their content
+     * ("hold_overflow"). */
+    size_t hold_max;
+    /* Transcript lines kept per session when keep_transcript is set; later
+     * lines are counted in transcript_dropped. */
+    size_t transcript_max;
+    /* Lines kept of one multi-line reply (the EHLO keyword list is one).
+     * Real EHLO replies have under 20 lines; the rest are counted only. */
+    size_t reply_lines_max;
+    bool keep_transcript;
+};
+
+/* Fills s with the defaults documented above (keep_transcript false). */
+void smtp_settings_defaults(struct smtp_settings *s);
+
+enum smtp_line_kind {
+    SMTP_L_COMMAND = 0,
+    SMTP_L_REPLY,
+    SMTP_L_AUTH,  /* a redacted AUTH line */
+    SMTP_L_DATA,  /* summary of a message body or BDAT chunk */
+    SMTP_L_GAP,   /* bytes missing from the capture */
+    SMTP_L_TLS,   /* the direction switched to TLS */
+    SMTP_L_OTHER, /* bytes that are neither (after a gap, garbage) */
+};
+
+/* One transcript entry.  `text` holds the raw bytes as sent (without CRLF),
+ * at most line_keep of them; `len` is the full length on the wire.  For
+ * SMTP_L_AUTH, SMTP_L_DATA, SMTP_L_GAP and SMTP_L_TLS, `text` is our own
+ * bracketed description, never captured bytes. */
+struct smtp_line {
+    enum sc_dir dir;
+    enum smtp_line_kind kind;
+    enum smtp_verb verb; /* commands */
+    uint16_t code;       /* replies: the 3-digit code, 0 if the line had none */
+    bool last;           /* replies: the final line of the reply */
+    bool incomplete;     /* the line never ended (cut by FIN, RST or the capture) */
+    struct sc_meta meta; /* frame holding the line's last byte */
+    uint32_t len;
+    uint32_t text_len;
+    char enh[12]; /* replies: enhanced status code "x.y.z" or "" */
+    uint8_t *text;
+};
+
+/* What the engine learned; valid for the session's life. */
+struct smtp_info {
+    struct sc_buf banner; /* first line of the greeting, raw */
+    uint32_t banner_lines;
+    uint16_t banner_code;
+    struct sc_meta banner_meta;
+    struct sc_buf helo;           /* first HELO/EHLO/LHLO command line, raw */
+    struct sc_buf *ehlo_keywords; /* keyword lines of the first 250 EHLO reply, raw */
+    size_t n_ehlo_keywords;
+    uint16_t ehlo_code; /* code of the first EHLO reply, 0 if none */
+    bool starttls_offered;
+    bool starttls_attempted;
+    enum smtp_starttls starttls;
+    struct sc_meta starttls_meta; /* the STARTTLS command */
+    struct sc_buf auth_mech;      /* mechanism of the first AUTH, upper-case */
+    bool auth_success;
+    struct sc_buf mail_from; /* address of the first MAIL FROM, raw, with <> */
+    uint64_t rcpt_count;
+    uint64_t rcpt_accepted;
+    uint64_t messages;          /* bodies completely sent (CRLF.CRLF or BDAT LAST) */
+    uint64_t messages_accepted; /* ... and answered 2xx */
+    uint64_t commands;
+    uint64_t replies;
+    uint64_t bytes[2];     /* stream bytes seen per direction (enum sc_dir) */
+    uint64_t tls_bytes[2]; /* of which after the switch to TLS */
+    uint32_t tls_records[2];
+    uint32_t gaps;
+    uint64_t gap_bytes;
+    bool midstream;
+    double confidence; /* 1.0, lowered by a missing start, gaps, lost sync */
+    struct sc_events events;
+    struct smtp_line *transcript;
+    size_t n_transcript;
+    uint64_t transcript_dropped;
+};
+
+struct smtp_session;
+
+enum smtp_mode_flags {
+    SMTP_F_PROBE = 1,     /* not known to be SMTP: give up unless it looks like it */
+    SMTP_F_MIDSTREAM = 2, /* the streams do not start at the connection's start */
+};
+
+/* Creates a session (settings copied).  NULL on OOM. */
+struct smtp_session *smtp_session_new(const struct smtp_settings *s, unsigned flags);
+
+void smtp_session_free(struct smtp_session *s);
+
+enum smtp_feed_result {
+    SMTP_OK = 0,
+    SMTP_NOT_SMTP = 1, /* a probing session saw something that is not SMTP */
+};
+
+/* Feeds in-order bytes of direction `dir` starting at stream offset `off`
+ * (an offset beyond what was fed so far is treated as a gap).  The bytes are
+ * not retained beyond the call except as documented (line_keep, hold_max). */
+enum smtp_feed_result smtp_feed(struct smtp_session *s, enum sc_dir dir, uint64_t off,
+                                const uint8_t *p, size_t n, const struct sc_meta *m);
+
+/* Announces `len` missing bytes at the current position of `dir`. */
+enum smtp_feed_result smtp_gap(struct smtp_session *s, enum sc_dir dir, uint64_t len,
+                               const struct sc_meta *m);
+
+/* Direction `dir` ended (FIN): a partial line is taken as it is. */
+void smtp_fin(struct smtp_session *s, enum sc_dir dir, const struct sc_meta *m);
+
+/* The connection is over: settles held bytes, open replies and results.
+ * Further feeding is ignored. */
+void smtp_close(struct smtp_session *s, const struct sc_meta *m);
+
+/* Results so far (final after smtp_close). */
+const struct smtp_info *smtp_session_info(const struct smtp_session *s);
+
+/* The session's event list, for the caller to add its own (capture) events. */
+struct sc_events *smtp_session_events(struct smtp_session *s);
+
+/* True once a probing session has seen a greeting and a HELO/EHLO. */
+bool smtp_session_confirmed(const struct smtp_session *s);
+
+#endif

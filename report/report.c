@@ -1,0 +1,451 @@
+/* report.c - text and JSON Lines writers for session and summary records. */
+#include "report/report.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/escape.h"
+
+struct rep_writer {
+    struct rep_options opt;
+    FILE *out;
+    struct sc_buf b; /* one record at a time */
+    struct sc_buf tmp;
+    bool failed;
+    uint64_t records;
+};
+
+struct rep_writer *rep_new(FILE *out, const struct rep_options *o)
+{
+    struct rep_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->opt = *o;
+    w->out = out;
+    sc_buf_init(&w->b, 0);
+    sc_buf_init(&w->tmp, 0);
+    return w;
+}
+
+int rep_free(struct rep_writer *w)
+{
+    if (!w)
+        return 0;
+    if (fflush(w->out) != 0 || ferror(w->out))
+        w->failed = true;
+    int rc = w->failed ? -1 : 0;
+    sc_buf_free(&w->b);
+    sc_buf_free(&w->tmp);
+    free(w);
+    return rc;
+}
+
+static void rep__emit(struct rep_writer *w)
+{
+    if (w->b.len && fwrite(w->b.data, 1, w->b.len, w->out) != w->b.len)
+        w->failed = true;
+    sc_buf_reset(&w->b);
+    w->records++;
+}
+
+void rep_fmt_epoch(char *out, size_t outlen, sc_time t)
+{
+    const char *sign = "";
+    uint64_t u = (uint64_t)t;
+    if (t < 0) {
+        sign = "-";
+        u = (uint64_t)0 - (uint64_t)t;
+    }
+    snprintf(out, outlen, "%s%" PRIu64 ".%06" PRIu64, sign, u / 1000000000u,
+             (u % 1000000000u) / 1000u);
+}
+
+/* "2009-10-05 06:06:07.123456" in UTC. */
+static void rep__fmt_utc(char *out, size_t outlen, sc_time t)
+{
+    time_t sec = (time_t)(t / SC_NS_PER_SEC);
+    long usec = (long)((t % SC_NS_PER_SEC) / 1000);
+    if (usec < 0) {
+        usec += 1000000;
+        sec -= 1;
+    }
+    struct tm tm;
+    if (!gmtime_r(&sec, &tm)) {
+        snprintf(out, outlen, "?");
+        return;
+    }
+    char d[32];
+    strftime(d, sizeof(d), "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out, outlen, "%s.%06ld", d, usec);
+}
+
+/* ---- JSON ---- */
+
+/* Appends captured bytes as a JSON string: escaped to printable ASCII first. */
+static void rep__jbytes(struct rep_writer *w, const uint8_t *p, size_t n)
+{
+    sc_buf_reset(&w->tmp);
+    sc_escape(&w->tmp, p, n);
+    sc_buf_putc(&w->b, '"');
+    sc_json_escape(&w->b, sc_buf_str(&w->tmp), w->tmp.len);
+    sc_buf_putc(&w->b, '"');
+}
+
+static void rep__jstr(struct rep_writer *w, const char *s)
+{
+    sc_buf_putc(&w->b, '"');
+    sc_json_escape(&w->b, s, strlen(s));
+    sc_buf_putc(&w->b, '"');
+}
+
+static void rep__jfield(struct rep_writer *w, const char *name)
+{
+    sc_buf_printf(&w->b, ",\"%s\":", name);
+}
+
+static void rep__jbuf_or_null(struct rep_writer *w, const char *name, const struct sc_buf *b)
+{
+    rep__jfield(w, name);
+    if (b->len)
+        rep__jbytes(w, b->data, b->len);
+    else
+        sc_buf_puts(&w->b, "null");
+}
+
+static void rep__jtime(struct rep_writer *w, const char *name, sc_time t)
+{
+    char e[40];
+    rep_fmt_epoch(e, sizeof(e), t);
+    rep__jfield(w, name);
+    sc_buf_puts(&w->b, e);
+}
+
+static const char *rep__kind_name(enum smtp_line_kind k)
+{
+    switch (k) {
+    case SMTP_L_COMMAND:
+        return "command";
+    case SMTP_L_REPLY:
+        return "reply";
+    case SMTP_L_AUTH:
+        return "auth";
+    case SMTP_L_DATA:
+        return "data";
+    case SMTP_L_GAP:
+        return "gap";
+    case SMTP_L_TLS:
+        return "tls";
+    default:
+        return "other";
+    }
+}
+
+/* The verb as the transcript names it: canonical for known verbs, the first
+ * word as sent (escaped, cut) for unknown ones. */
+static void rep__jverb(struct rep_writer *w, const struct smtp_line *l)
+{
+    if (l->verb != SMTP_V_UNKNOWN) {
+        rep__jstr(w, smtp_verb_name(l->verb));
+        return;
+    }
+    size_t k = 0;
+    while (k < l->text_len && k < 32 && l->text[k] != ' ')
+        k++;
+    rep__jbytes(w, l->text, k);
+}
+
+static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
+{
+    const struct smtp_info *in = s->smtp;
+    struct sc_buf *b = &w->b;
+    sc_buf_printf(b, "{\"type\":\"session\",\"schema\":%d,\"id\":%" PRIu64, REP_SCHEMA, s->id);
+    rep__jfield(w, "file");
+    rep__jstr(w, s->file);
+    rep__jfield(w, "client");
+    rep__jstr(w, s->client);
+    rep__jfield(w, "server");
+    rep__jstr(w, s->server);
+    sc_buf_printf(b, ",\"first_frame\":%" PRIu64 ",\"last_frame\":%" PRIu64, s->first_frame,
+                  s->last_frame);
+    rep__jtime(w, "start", s->start);
+    rep__jtime(w, "end", s->end);
+    sc_buf_printf(b, ",\"partial\":%s", s->partial ? "true" : "false");
+    rep__jbuf_or_null(w, "banner", &in->banner);
+    rep__jbuf_or_null(w, "helo", &in->helo);
+    rep__jfield(w, "ehlo_keywords");
+    sc_buf_putc(b, '[');
+    for (size_t i = 0; i < in->n_ehlo_keywords; i++) {
+        if (i)
+            sc_buf_putc(b, ',');
+        rep__jbytes(w, in->ehlo_keywords[i].data, in->ehlo_keywords[i].len);
+    }
+    sc_buf_putc(b, ']');
+    sc_buf_printf(b, ",\"starttls\":{\"offered\":%s,\"attempted\":%s,\"result\":\"%s\"}",
+                  in->starttls_offered ? "true" : "false",
+                  in->starttls_attempted ? "true" : "false", smtp_starttls_name(in->starttls));
+    rep__jbuf_or_null(w, "auth", &in->auth_mech);
+    if (in->auth_mech.len)
+        sc_buf_printf(b, ",\"auth_success\":%s", in->auth_success ? "true" : "false");
+    rep__jbuf_or_null(w, "mail_from", &in->mail_from);
+    sc_buf_printf(b,
+                  ",\"rcpt_count\":%" PRIu64 ",\"rcpt_accepted\":%" PRIu64 ",\"messages\":%" PRIu64
+                  ",\"messages_accepted\":%" PRIu64 ",\"commands\":%" PRIu64 ",\"replies\":%" PRIu64
+                  ",\"bytes_c2s\":%" PRIu64 ",\"bytes_s2c\":%" PRIu64,
+                  in->rcpt_count, in->rcpt_accepted, in->messages, in->messages_accepted,
+                  in->commands, in->replies, in->bytes[SC_DIR_C2S], in->bytes[SC_DIR_S2C]);
+    rep__jfield(w, "close");
+    rep__jstr(w, s->close);
+    sc_buf_printf(b, ",\"gaps\":%u,\"gap_bytes\":%" PRIu64 ",\"confidence\":%.2f", in->gaps,
+                  in->gap_bytes, in->confidence);
+    sc_buf_puts(b, ",\"findings\":[]");
+    rep__jfield(w, "events");
+    sc_buf_putc(b, '[');
+    for (size_t i = 0; i < in->events.n; i++) {
+        const struct sc_event *e = &in->events.v[i];
+        if (i)
+            sc_buf_putc(b, ',');
+        sc_buf_printf(b, "{\"kind\":\"%s\",\"dir\":\"%s\",\"frame\":%" PRIu64 ",\"count\":%" PRIu64,
+                      e->kind, sc_dir_name(e->dir), e->frame, e->count);
+        if (e->detail) {
+            rep__jfield(w, "detail");
+            rep__jstr(w, e->detail);
+        }
+        sc_buf_putc(b, '}');
+    }
+    sc_buf_putc(b, ']');
+    if (w->opt.transcript) {
+        rep__jfield(w, "transcript");
+        sc_buf_putc(b, '[');
+        for (size_t i = 0; i < in->n_transcript; i++) {
+            const struct smtp_line *l = &in->transcript[i];
+            char ts[40];
+            rep_fmt_epoch(ts, sizeof(ts), l->meta.ts);
+            if (i)
+                sc_buf_putc(b, ',');
+            sc_buf_printf(b, "{\"dir\":\"%s\",\"frame\":%" PRIu64 ",\"ts\":%s,\"kind\":\"%s\"",
+                          sc_dir_name(l->dir), l->meta.frame, ts, rep__kind_name(l->kind));
+            if (l->kind == SMTP_L_COMMAND) {
+                rep__jfield(w, "cmd");
+                rep__jverb(w, l);
+            } else if (l->kind == SMTP_L_REPLY) {
+                sc_buf_printf(b, ",\"code\":%u,\"last\":%s", l->code, l->last ? "true" : "false");
+                if (l->enh[0])
+                    sc_buf_printf(b, ",\"enhanced\":\"%s\"", l->enh);
+            }
+            rep__jfield(w, "line");
+            rep__jbytes(w, l->text, l->text_len);
+            if (l->len > l->text_len && (l->kind == SMTP_L_COMMAND || l->kind == SMTP_L_REPLY))
+                sc_buf_printf(b, ",\"len\":%u", l->len);
+            if (l->incomplete)
+                sc_buf_puts(b, ",\"incomplete\":true");
+            sc_buf_putc(b, '}');
+        }
+        sc_buf_putc(b, ']');
+        if (in->transcript_dropped)
+            sc_buf_printf(b, ",\"transcript_dropped\":%" PRIu64, in->transcript_dropped);
+    }
+    sc_buf_puts(b, "}\n");
+    rep__emit(w);
+}
+
+static void rep__json_summary(struct rep_writer *w, const struct rep_summary *s)
+{
+    struct sc_buf *b = &w->b;
+    sc_buf_printf(b,
+                  "{\"type\":\"summary\",\"schema\":%d,\"files\":%" PRIu64
+                  ",\"files_failed\":%" PRIu64 ",\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
+                  ",\"sessions\":%" PRIu64 ",\"findings\":{}"
+                  ",\"tcp_flows\":%" PRIu64 ",\"empty_connections\":%" PRIu64 ",\"not_ip\":%" PRIu64
+                  ",\"not_tcp\":%" PRIu64 ",\"ip_fragments\":%" PRIu64 ",\"malformed\":%" PRIu64
+                  ",\"link_unsupported\":%" PRIu64,
+                  REP_SCHEMA, s->files, s->files_failed, s->packets, s->bytes, s->sessions,
+                  s->tcp_flows, s->empty_connections, s->not_ip, s->not_tcp, s->ip_fragments,
+                  s->malformed, s->link_unsupported);
+    sc_buf_puts(b, ",\"unsupported_linktypes\":{");
+    for (uint32_t i = 0; i < s->n_unsupported; i++)
+        sc_buf_printf(b, "%s\"%u\":%" PRIu64, i ? "," : "", s->unsupported_linktypes[i],
+                      s->unsupported_counts[i]);
+    sc_buf_printf(b, "},\"evicted\":%" PRIu64 ",\"ts_backwards\":%" PRIu64 ",\"elapsed\":%.3f}\n",
+                  s->evicted, s->ts_backwards, s->elapsed);
+    rep__emit(w);
+}
+
+/* ---- text ---- */
+
+static void rep__tbytes(struct rep_writer *w, const uint8_t *p, size_t n)
+{
+    sc_escape(&w->b, p, n);
+}
+
+static void rep__size(char *out, size_t outlen, uint64_t n)
+{
+    if (n < 10000)
+        snprintf(out, outlen, "%" PRIu64 " B", n);
+    else if (n < 10000ull * 1024)
+        snprintf(out, outlen, "%.1f KiB", (double)n / 1024.0);
+    else if (n < 10000ull * 1024 * 1024)
+        snprintf(out, outlen, "%.1f MiB", (double)n / (1024.0 * 1024.0));
+    else
+        snprintf(out, outlen, "%.1f GiB", (double)n / (1024.0 * 1024.0 * 1024.0));
+}
+
+static const char *rep__plural(uint64_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
+{
+    const struct smtp_info *in = s->smtp;
+    struct sc_buf *b = &w->b;
+    char t0[48], sz[2][32];
+    rep__fmt_utc(t0, sizeof(t0), s->start);
+    double dur = (double)(s->end - s->start) / 1e9;
+    sc_buf_printf(b, "session %" PRIu64 "  %s -> %s  close=%s%s\n", s->id, s->client, s->server,
+                  s->close, s->partial ? "  (picked up mid-stream)" : "");
+    sc_buf_printf(b, "  time      %s UTC, %.3f s, frames %" PRIu64 "-%" PRIu64 "\n", t0, dur,
+                  s->first_frame, s->last_frame);
+    sc_buf_puts(b, "  banner    ");
+    if (in->banner.len) {
+        rep__tbytes(w, in->banner.data, in->banner.len);
+        if (in->banner_lines > 1)
+            sc_buf_printf(b, "  (+%u more lines)", in->banner_lines - 1);
+    } else {
+        sc_buf_puts(b, "(none seen)");
+    }
+    sc_buf_puts(b, "\n  helo      ");
+    if (in->helo.len)
+        rep__tbytes(w, in->helo.data, in->helo.len);
+    else
+        sc_buf_puts(b, "(none seen)");
+    if (in->ehlo_code && in->ehlo_code != 250)
+        sc_buf_printf(b, "  (answered %03u)", in->ehlo_code);
+    sc_buf_putc(b, '\n');
+    if (in->n_ehlo_keywords) {
+        sc_buf_puts(b, "  ehlo      ");
+        for (size_t i = 0; i < in->n_ehlo_keywords; i++) {
+            if (i)
+                sc_buf_puts(b, " | ");
+            rep__tbytes(w, in->ehlo_keywords[i].data, in->ehlo_keywords[i].len);
+        }
+        sc_buf_putc(b, '\n');
+    }
+    sc_buf_printf(b, "  starttls  %s, %s -> %s\n", in->starttls_offered ? "offered" : "not offered",
+                  in->starttls_attempted ? "attempted" : "not attempted",
+                  smtp_starttls_name(in->starttls));
+    if (in->auth_mech.len) {
+        sc_buf_puts(b, "  auth      ");
+        rep__tbytes(w, in->auth_mech.data, in->auth_mech.len);
+        sc_buf_puts(b, in->auth_success ? " (accepted)\n" : " (not accepted)\n");
+    }
+    sc_buf_puts(b, "  envelope  ");
+    if (in->mail_from.len) {
+        sc_buf_puts(b, "from ");
+        rep__tbytes(w, in->mail_from.data, in->mail_from.len);
+        sc_buf_puts(b, ", ");
+    }
+    sc_buf_printf(
+        b, "%" PRIu64 " %s (%" PRIu64 " accepted), %" PRIu64 " %s (%" PRIu64 " accepted)\n",
+        in->rcpt_count, rep__plural(in->rcpt_count, "rcpt", "rcpts"), in->rcpt_accepted,
+        in->messages, rep__plural(in->messages, "message", "messages"), in->messages_accepted);
+    rep__size(sz[0], sizeof(sz[0]), in->bytes[SC_DIR_C2S]);
+    rep__size(sz[1], sizeof(sz[1]), in->bytes[SC_DIR_S2C]);
+    sc_buf_printf(b, "  bytes     c2s %s, s2c %s", sz[0], sz[1]);
+    if (in->gaps)
+        sc_buf_printf(b, "; %u %s (%" PRIu64 " bytes missing), confidence %.2f", in->gaps,
+                      rep__plural(in->gaps, "gap", "gaps"), in->gap_bytes, in->confidence);
+    else if (in->confidence < 1.0)
+        sc_buf_printf(b, "; confidence %.2f", in->confidence);
+    sc_buf_putc(b, '\n');
+    if (w->opt.verbose && in->events.n) {
+        for (size_t i = 0; i < in->events.n; i++) {
+            const struct sc_event *e = &in->events.v[i];
+            sc_buf_printf(b, "  %s %-14s %s frame %" PRIu64, i == 0 ? "events" : "      ", e->kind,
+                          sc_dir_name(e->dir), e->frame);
+            if (e->count > 1)
+                sc_buf_printf(b, " (x%" PRIu64 ", last frame %" PRIu64 ")", e->count,
+                              e->last_frame);
+            if (e->detail)
+                sc_buf_printf(b, ": %s", e->detail);
+            sc_buf_putc(b, '\n');
+        }
+    }
+    if (w->opt.transcript && in->n_transcript) {
+        sc_buf_puts(b, "  transcript (frame, time, direction)\n");
+        for (size_t i = 0; i < in->n_transcript; i++) {
+            const struct smtp_line *l = &in->transcript[i];
+            char ts[48];
+            rep__fmt_utc(ts, sizeof(ts), l->meta.ts);
+            sc_buf_printf(b, "  %8" PRIu64 "  %s  %s  ", l->meta.frame, ts + 11,
+                          l->dir == SC_DIR_C2S ? "C:" : "S:");
+            rep__tbytes(w, l->text, l->text_len);
+            if (l->len > l->text_len && (l->kind == SMTP_L_COMMAND || l->kind == SMTP_L_REPLY))
+                sc_buf_printf(b, " [... %u bytes in all]", l->len);
+            if (l->incomplete)
+                sc_buf_puts(b, " [no line end]");
+            sc_buf_putc(b, '\n');
+        }
+        if (in->transcript_dropped)
+            sc_buf_printf(b, "  ... %" PRIu64 " more lines not kept\n", in->transcript_dropped);
+    }
+    sc_buf_putc(b, '\n');
+    rep__emit(w);
+}
+
+static void rep__text_summary(struct rep_writer *w, const struct rep_summary *s)
+{
+    struct sc_buf *b = &w->b;
+    char sz[32];
+    rep__size(sz, sizeof(sz), s->bytes);
+    sc_buf_printf(b,
+                  "summary: %" PRIu64 " SMTP %s in %" PRIu64 " %s (%s) from %" PRIu64
+                  " %s, 0 findings, %.2f s\n",
+                  s->sessions, rep__plural(s->sessions, "session", "sessions"), s->packets,
+                  rep__plural(s->packets, "packet", "packets"), sz, s->files,
+                  rep__plural(s->files, "file", "files"), s->elapsed);
+    if (s->files_failed)
+        sc_buf_printf(b, "  %" PRIu64 " %s could not be read completely (see the errors above)\n",
+                      s->files_failed, rep__plural(s->files_failed, "file", "files"));
+    if (s->empty_connections)
+        sc_buf_printf(b, "  %" PRIu64 " TCP %s to SMTP ports carried no data\n",
+                      s->empty_connections,
+                      rep__plural(s->empty_connections, "connection", "connections"));
+    if (s->ip_fragments)
+        sc_buf_printf(b, "  %" PRIu64 " IP fragments were not reassembled\n", s->ip_fragments);
+    if (s->malformed)
+        sc_buf_printf(b, "  %" PRIu64 " packets had malformed headers\n", s->malformed);
+    if (s->link_unsupported) {
+        sc_buf_printf(b, "  %" PRIu64 " packets had an unsupported link type (",
+                      s->link_unsupported);
+        for (uint32_t i = 0; i < s->n_unsupported; i++)
+            sc_buf_printf(b, "%s%u", i ? ", " : "", s->unsupported_linktypes[i]);
+        sc_buf_puts(b, ")\n");
+    }
+    if (s->evicted)
+        sc_buf_printf(b,
+                      "  %" PRIu64 " connections were cut short because the flow table was full\n",
+                      s->evicted);
+    if (s->ts_backwards)
+        sc_buf_printf(b, "  %" PRIu64 " packets had timestamps earlier than the packet before\n",
+                      s->ts_backwards);
+    rep__emit(w);
+}
+
+void rep_session(struct rep_writer *w, const struct rep_session *s)
+{
+    if (w->opt.format == REP_JSON)
+        rep__json_session(w, s);
+    else
+        rep__text_session(w, s);
+}
+
+void rep_summary(struct rep_writer *w, const struct rep_summary *s)
+{
+    if (w->opt.format == REP_JSON)
+        rep__json_summary(w, s);
+    else
+        rep__text_summary(w, s);
+}

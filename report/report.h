@@ -1,0 +1,88 @@
+/* report.h - writers for session and summary records: text and JSON Lines.
+ *
+ * JSON Lines follows the contract in DESIGN.md ("type" and "schema": 1 on
+ * every record).  Text is one compact block per session for a terminal.  In
+ * both, every captured byte goes through common/escape.h first, so output is
+ * printable ASCII whatever the capture holds.  Writers own no session data:
+ * records are formatted and written as they are handed in, so memory does not
+ * grow with the number of sessions.
+ */
+#ifndef SC_REPORT_REPORT_H
+#define SC_REPORT_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/time.h"
+#include "dissect/smtp.h"
+
+#define REP_SCHEMA 1
+
+enum rep_format {
+    REP_TEXT = 0,
+    REP_JSON,
+};
+
+/* One SMTP session as reported: connection facts from the capture layer
+ * (already formatted by the caller) plus what the SMTP engine found. */
+struct rep_session {
+    uint64_t id;
+    const char *file;
+    const char *client; /* "a.b.c.d:port" or "[v6]:port" */
+    const char *server;
+    uint64_t first_frame;
+    uint64_t last_frame;
+    sc_time start;
+    sc_time end;
+    const char *close; /* fin, rst, timeout, eof */
+    bool partial;      /* the handshake was not captured */
+    const struct smtp_info *smtp;
+};
+
+/* Capture-wide counters for the summary record. */
+struct rep_summary {
+    uint64_t files;
+    uint64_t files_failed;
+    uint64_t packets;
+    uint64_t bytes; /* sum of captured lengths */
+    uint64_t sessions;
+    uint64_t tcp_flows;
+    uint64_t empty_connections; /* SMTP-port connections that carried no payload */
+    uint64_t not_ip;
+    uint64_t not_tcp;
+    uint64_t ip_fragments;
+    uint64_t malformed;
+    uint64_t link_unsupported;
+    uint32_t unsupported_linktypes[8]; /* distinct values seen, up to 8 */
+    uint64_t unsupported_counts[8];
+    uint32_t n_unsupported;
+    uint64_t evicted;
+    uint64_t ts_backwards;
+    double elapsed; /* wall-clock seconds */
+};
+
+struct rep_options {
+    enum rep_format format;
+    bool transcript; /* include the transcript */
+    bool verbose;    /* text: list events */
+};
+
+struct rep_writer;
+
+/* Creates a writer on `out` (not closed by the writer).  NULL on OOM. */
+struct rep_writer *rep_new(FILE *out, const struct rep_options *o);
+
+/* Writes one session record. */
+void rep_session(struct rep_writer *w, const struct rep_session *s);
+
+/* Writes the summary record. */
+void rep_summary(struct rep_writer *w, const struct rep_summary *s);
+
+/* Flushes and frees; returns 0, or -1 if any write to `out` failed. */
+int rep_free(struct rep_writer *w);
+
+/* Formats t as seconds since the epoch with microseconds ("1254722767.492342"). */
+void rep_fmt_epoch(char *out, size_t outlen, sc_time t);
+
+#endif
