@@ -9,7 +9,13 @@
 #       netns ssg-cli                        netns ssg-srv
 #       ssg-c0   10.99.0.2/24   <-- veth -->  ssg-s0   10.99.0.1/24
 #                fd00:99::2/64                         fd00:99::1/64
-#       ssg-c0.100 10.99.100.2/24 (802.1Q) <-> ssg-s0.100 10.99.100.1/24
+#       VLAN 100 10.99.100.2/24 <-- 802.1Q on the same veth --> 10.99.100.1/24
+#
+#   (VLAN 100 uses kernel 802.1Q subinterfaces ssg-c0.100/ssg-s0.100 where the
+#   kernel has them, and otherwise a small userspace tagger: see setup_vlan.)
+#   Checksum/segmentation offloads are switched off on every veth (ethtool),
+#   so the captures hold valid TCP checksums and MTU-sized segments, like
+#   frames seen on a real wire.
 #
 #   Each case is captured with tcpdump in the CLIENT namespace and written to
 #   pcaps/<case>.pcap, together with pcaps/<case>.expect.yaml.
@@ -82,6 +88,8 @@ ALL_CASES=(
 )
 
 log() { printf '== %s\n' "$*" >&2; }
+# yq STRING: STRING as a YAML double-quoted scalar.
+yq() { local v=${1//\\/\\\\}; v=${v//\"/\\\"}; printf '"%s"' "$v"; }
 die() { printf 'make-postfix-golden: error: %s\n' "$*" >&2; exit 1; }
 
 # ----------------------------------------------------------------------------
@@ -94,14 +102,18 @@ check_prerequisites() {
         [swaks]=swaks [tcpdump]=tcpdump [ip]=iproute2 [ss]=iproute2
         [openssl]=openssl [editcap]=wireshark-common
         [saslpasswd2]=sasl2-bin [unshare]=util-linux [mount]=mount
-        [base64]=coreutils [awk]=gawk [ethtool]=ethtool [script]=bsdutils
+        [base64]=coreutils [awk]=mawk [ethtool]=ethtool [script]=bsdutils
+        [python3]=python3 [perl]=perl-base
     )
     local -a missing=()
     local cmd
-    # sbin directories are not always in a non-root PATH; add them.
+    # python3 runs the userspace 802.1Q tagger (kernels without 8021q), perl
+    # helps check the certificate on the wire.  sbin directories are not
+    # always in a non-root PATH; add them.
     PATH=$PATH:/usr/sbin:/sbin
     for cmd in postfix postconf smtp-source swaks tcpdump ip ss openssl \
-               editcap saslpasswd2 unshare mount base64 awk ethtool script; do
+               editcap saslpasswd2 unshare mount base64 awk ethtool script \
+               python3 perl; do
         command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
     done
     # The Cyrus SASL PLAIN/LOGIN mechanisms and the sasldb auxprop plugin are
@@ -184,6 +196,7 @@ cleanup() {
 ns_exec() {
     local ns=$1
     shift
+    # shellcheck disable=SC2016  # $0/$@ belong to the inner sh
     ip netns exec "$ns" unshare --mount --propagation private \
         sh -c 'mount --bind "$0" /etc/resolv.conf 2>/dev/null || :; exec "$@"' \
         "$WORK/resolv.conf" "$@"
@@ -193,6 +206,7 @@ in_cli() { ns_exec "$CLI_NS" "$@"; }
 
 # ns_sysctl NS KEY VALUE: write a /proc/sys/net setting inside a namespace.
 ns_sysctl() {
+    # shellcheck disable=SC2016  # $0/$1 belong to the inner sh
     ip netns exec "$1" sh -c 'echo "$1" >"/proc/sys/$0"' "$(tr . / <<<"$2")" "$3"
 }
 
@@ -547,8 +561,8 @@ start_capture() {
 wait_closed() {
     local i
     for i in $(seq 100); do
-        if [[ -z $(ip netns exec "$CLI_NS" ss -Htn state connected '( dport = :25 )' |
-                   grep -v TIME-WAIT) ]]; then
+        if ! ip netns exec "$CLI_NS" ss -Htn state connected '( dport = :25 )' |
+                grep -qv TIME-WAIT; then
             break
         fi
         sleep 0.1
@@ -612,9 +626,14 @@ check_capture() {
 # ----------------------------------------------------------------------------
 transcript_to_yaml() {
     awk -v password="$SASL_PASS" '
-    function q(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
+    function q(s,    r, i, c) {     # YAML double-quoted scalar (portable awk)
+        for (i = 1; i <= length(s); i++) {
+            c = substr(s, i, 1)
+            r = r ((c == "\\" || c == "\"") ? "\\" c : c)
+        }
+        return "\"" r "\""
+    }
     function push(list, item) { return list == "" ? item : list ", " item }
-    BEGIN { state = "start" }
     {
         pfx = substr($0, 1, 4); text = substr($0, 5); sub(/\r$/, "", text)
     }
@@ -651,7 +670,7 @@ transcript_to_yaml() {
         commands = push(commands, verb)
         if ((verb == "EHLO" || verb == "HELO") && helo == "") {
             helo = text
-            if (verb == "EHLO") { collect_ehlo = 1; ehlo_first_seen = 0; ehlo_kw_valid = 1 }
+            if (verb == "EHLO") { collect_ehlo = 1; ehlo_first_seen = 0 }
         }
         if (verb == "MAIL" && mail_from == "") {
             mail_from = text; sub(/^[^:]*: */, "", mail_from); sub(/ .*/, "", mail_from)
@@ -706,6 +725,9 @@ transcript_to_yaml() {
 # ----------------------------------------------------------------------------
 # Cross-checks (a mismatch aborts: fix the script, never the expectation).
 # ----------------------------------------------------------------------------
+# flat LINES: the lines joined by spaces.
+flat() { tr '\n' ' ' <<<"$1" | sed 's/ *$//'; }
+
 # yaml_list KEY FILE: the inline list of KEY, one item per line.
 yaml_list() {
     sed -n "s/^    $1: \[\(.*\)\]\$/\1/p" "$2" | tr -d ' "' | tr ',' '\n' | sed '/^$/d'
@@ -721,7 +743,7 @@ check_postfix_log() {
     [[ -n $line ]] || die "$case: no disconnect line in the Postfix log"
     got=$(sed 's/.*\]//; s/^ *//' <<<"$line" | tr ' ' '\n' | grep -v '^commands=' |
           sed 's/=[0-9]*\/\([0-9]*\)$/=\1/' | sort | tr '\n' ' ')
-    want=$(yaml_list commands "$expect" | tr 'A-Z' 'a-z' | sort | uniq -c |
+    want=$(yaml_list commands "$expect" | tr '[:upper:]' '[:lower:]' | sort | uniq -c |
            awk '{print $2 "=" $1}' | sort | tr '\n' ' ')
     if grep -q '^    # TLS: ' "$expect"; then
         log "$case: Postfix says: ${line#*]: } (includes the encrypted commands)"
@@ -745,7 +767,7 @@ check_tshark() {
     # multi-line replies.  Several of either can share one frame.
     cmds=$(tshark -r "$pcap" -Y 'smtp.req.command' -T fields -E occurrence=a \
                -E aggregator='|' -e smtp.req.command 2>/dev/null |
-           tr '|' '\n' | tr 'a-z' 'A-Z' | sed '/^$/d')
+           tr '|' '\n' | tr '[:lower:]' '[:upper:]' | sed '/^$/d')
     codes=$(tshark -r "$pcap" -Y 'smtp.response.code' -T fields -E occurrence=a \
                 -E aggregator='|' -e smtp.response.code 2>/dev/null |
             tr '|' '\n' | sed '/^$/d')
@@ -754,12 +776,12 @@ check_tshark() {
     want_cmds=$(yaml_list commands "$expect" | cut -c1-4)
     want_codes=$(yaml_list replies "$expect")
     [[ $cmds == "$want_cmds" ]] ||
-        die "$case: tshark commands [$(echo $cmds)] != expected [$(echo $want_cmds)]"
+        die "$case: tshark commands [$(flat "$cmds")] != expected [$(flat "$want_cmds")]"
     [[ $codes == "$want_codes" ]] ||
-        die "$case: tshark replies [$(echo $codes)] != expected [$(echo $want_codes)]"
+        die "$case: tshark replies [$(flat "$codes")] != expected [$(flat "$want_codes")]"
     lost=$(tshark -r "$pcap" -Y 'tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment' 2>/dev/null | wc -l)
     [[ $lost == 0 ]] || die "$case: tshark reports $lost lost segments"
-    log "$case: tshark agrees: commands [$(echo $cmds)] replies [$(echo $codes)]"
+    log "$case: tshark agrees: commands [$(flat "$cmds")] replies [$(flat "$codes")]"
 }
 
 # ----------------------------------------------------------------------------
@@ -796,8 +818,8 @@ write_expect() {
         if [[ $generator == *smtp-source* ]]; then
             echo "# (smtp-source has no transcript: these expectations come from the parameters of the run.)"
         fi
-        printf 'description: "%s"\n' "$desc"
-        printf 'generator: "%s"\n' "$generator"
+        printf 'description: %s\n' "$(yq "$desc")"
+        printf 'generator: %s\n' "$(yq "$generator")"
         printf 'linktype: %s\n' "$linktype"
         echo "sessions:"
         printf '  - server: "%s"\n' "$server"
@@ -851,6 +873,26 @@ finish_swaks_case() {
     check_tshark "$case" "$OUT_DIR/$case.pcap" "$OUT_DIR/$case.expect.yaml"
 }
 
+# check_certificate_on_wire CASE PCAP PEM: with tshark, the DER certificate in
+# the cleartext TLS handshake must be PEM's (SHA-256); with PEM empty, there
+# must be no cleartext certificate at all (TLS 1.3 encrypts it).
+check_certificate_on_wire() {
+    local case=$1 pcap=$2 pem=$3 wire want
+    command -v tshark >/dev/null 2>&1 || return 0
+    wire=$(tshark -r "$pcap" -Y tls.handshake.certificate -T fields \
+               -e tls.handshake.certificate 2>/dev/null | tr -d ':\n')
+    if [[ -z $pem ]]; then
+        [[ -z $wire ]] || die "$case: a certificate is visible in the clear"
+        log "$case: tshark sees no cleartext certificate, as expected"
+        return 0
+    fi
+    [[ -n $wire ]] || die "$case: tshark finds no certificate in the TLS handshake"
+    wire=$(perl -ne 'chomp; print pack("H*", $_)' <<<"$wire" | openssl dgst -sha256 -r | cut -d' ' -f1)
+    want=$(openssl x509 -in "$pem" -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1)
+    [[ $wire == "$want" ]] || die "$case: certificate on the wire ($wire) is not $pem ($want)"
+    log "$case: tshark: the certificate on the wire is $(basename "$pem") (sha256 $want)"
+}
+
 # The TLS protocol swaks reports ("=== TLS started with cipher TLSv1.2:...").
 assert_tls_version() {
     local case=$1 want=$2 got
@@ -899,6 +941,7 @@ case_postfix_starttls_tls12() {
     # public part so a test can compare its SHA-256 fingerprint.
     openssl x509 -in "$PF_ETC/golden.crt" -out "$OUT_DIR/postfix-starttls.cert.pem"
     chmod 0644 "$OUT_DIR/postfix-starttls.cert.pem"
+    check_certificate_on_wire $c "$OUT_DIR/$c.pcap" "$OUT_DIR/postfix-starttls.cert.pem"
     finish_swaks_case $c "EHLO, STARTTLS answered 220, then a TLS 1.2 handshake (server certificate for golden.test, see postfix-starttls.cert.pem, visible in cleartext) and the rest of the session (EHLO, one message, QUIT) encrypted." \
         "$S4" "$C4" "$CLI4"
     local fp
@@ -912,6 +955,7 @@ case_postfix_starttls_tls13() {
     swaks_case $c "$CLI_IF" "$V4_FILTER" "$SRV4" -- --to "alice@$DOMAIN" \
         -tls --tls-protocol tlsv1_3
     assert_tls_version $c TLSv1.3
+    check_certificate_on_wire $c "$OUT_DIR/$c.pcap" ""
     finish_swaks_case $c "EHLO, STARTTLS answered 220, then a TLS 1.3 handshake (certificate encrypted) and the rest of the session (EHLO, one message, QUIT) encrypted." \
         "$S4" "$C4" "$CLI4"
 }
@@ -921,7 +965,12 @@ case_postfix_pipelining() {
     configure_server no no
     swaks_case $c "$CLI_IF" "$V4_FILTER" "$SRV4" -- --to "alice@$DOMAIN" --pipeline
     assert_transcript $c '^<-  250-PIPELINING$'
-    finish_swaks_case $c "ESMTP with PIPELINING: swaks sends MAIL FROM, RCPT TO and DATA in one write, then reads the three replies (250, 250, 354); one message to alice@golden.test." \
+    # The point of the case: MAIL, RCPT and DATA in ONE client segment.
+    local batch="MAIL FROM:<$SENDER>"$'\r\n'"RCPT TO:<alice@$DOMAIN>"$'\r\n'"DATA"$'\r\n'
+    tcpdump -nn -r "$OUT_DIR/$c.pcap" 2>/dev/null |
+        grep -q "length ${#batch}: SMTP: MAIL FROM:<$SENDER>" ||
+        die "$c: MAIL/RCPT/DATA did not go in one segment of ${#batch} bytes"
+    finish_swaks_case $c "ESMTP with PIPELINING: swaks sends MAIL FROM, RCPT TO and DATA in one TCP segment, then reads the three replies (250, 250, 354); one message to alice@golden.test." \
         "$S4" "$C4" "$CLI4"
 }
 
@@ -976,16 +1025,18 @@ case_postfix_multi_message() {
     local c=postfix-multi-message n=3
     configure_server no no
     start_capture "$CLI_IF" "$WORK/cap/$c.pcap" "$V4_FILTER"
-    # -d: keep the connection for the next message; -m 3 messages; -M helo
-    # name; -l 64 bytes of body; -c counter; -v logs the dialogue to stderr.
+    # smtp-source(1): -d keep the connection for the next message; -m N
+    # messages; -M name for HELO; -f/-t sender/recipient; -S subject; -l 64
+    # bytes of body.  It has no transcript; its stderr is kept for errors.
     in_cli smtp-source -4 -d -m "$n" -M "$HELO_NAME" -f "$SENDER" -t "alice@$DOMAIN" \
         -S "smtpscope golden $c" -l 64 "inet:$SRV4:25" 2>"$WORK/run/$c.smtp-source" ||
         { cat "$WORK/run/$c.smtp-source" >&2; die "$c: smtp-source failed"; }
     stop_capture
     cp "$WORK/cap/$c.pcap" "$OUT_DIR/$c.pcap"
     chmod 0644 "$OUT_DIR/$c.pcap"
-    # Expectations from the parameters: smtp-source speaks HELO (not EHLO),
-    # then n times MAIL/RCPT/DATA/content/dot over the same connection, QUIT.
+    # Expectations from the parameters: smtp-source speaks HELO, not EHLO
+    # (its -o option is documented as "don't send HELO"), then n times
+    # MAIL/RCPT/DATA/content/dot over the same connection (-d), then QUIT.
     local body=$WORK/run/$c.yaml cmds="HELO" reps="220, 250" i
     for ((i = 0; i < n; i++)); do
         cmds+=", MAIL, RCPT, DATA"
