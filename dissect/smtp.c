@@ -33,14 +33,25 @@ enum smtp__smode {
     SM_OPAQUE,
 };
 
-/* States of the CRLF.CRLF matcher in a message body. */
+/* States of the end-of-data matcher in a message body.  RFC 5321 4.1.1.4
+ * ends the data with CRLF.CRLF; many servers also accept a "." line ended or
+ * started by a bare LF (the "_LAX" states), which is what SMTP smuggling
+ * abuses, so those are tracked as candidates the server's reply confirms. */
 enum smtp__dot {
-    DOT_MID = 0, /* inside a line */
-    DOT_CR,      /* after CR */
-    DOT_BOL,     /* at the start of a line */
-    DOT_DOT,     /* after "." at the start of a line */
-    DOT_DOTCR,   /* after ".\r" at the start of a line */
+    DOT_MID = 0,   /* inside a line (dot_cr: the last byte was CR) */
+    DOT_BOL,       /* at a line start reached by CRLF */
+    DOT_BOL_LAX,   /* at a line start reached by a bare LF */
+    DOT_DOT,       /* "." at a CRLF line start */
+    DOT_DOT_LAX,   /* "." at a bare-LF line start */
+    DOT_DOTCR,     /* ".\r" at a CRLF line start */
+    DOT_DOTCR_LAX, /* ".\r" at a bare-LF line start */
 };
+
+/* Client bytes kept after a bare-LF end-of-data candidate, to be read again
+ * as commands if the server's reply shows it took the candidate as the end.
+ * A client pipelines at most a few commands after the data (RFC 2920), so
+ * 4 KiB is plenty; past it the candidate is dropped ("lax_replay_overflow"). */
+#define SMTP_LAX_REPLAY_MAX 4096
 
 struct smtp__linebuf {
     uint8_t *buf; /* line_keep bytes, allocated on first use */
@@ -94,7 +105,13 @@ struct smtp_session {
     struct sc_buf hold;
     enum smtp_verb hold_for;
     enum smtp__dot dot;
+    bool dot_cr;
     uint64_t body_len;
+    bool lax_seen;         /* a bare-LF end-of-data candidate was seen */
+    bool lax_dead;         /* ... but the bytes after it could not all be kept */
+    uint64_t lax_body_len; /* body length up to and including the candidate */
+    struct sc_buf lax;     /* held-record bytes after the candidate */
+    bool auth_pending;     /* AUTH issued, no final (non-334) reply yet */
     uint64_t bdat_left;
     uint64_t bdat_size;
     bool bdat_last;
@@ -297,6 +314,7 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     sc_buf_init(&s->info.auth_mech, 32);
     sc_buf_init(&s->info.mail_from, s->set.line_keep);
     sc_buf_init(&s->hold, 0);
+    sc_buf_init(&s->lax, 0);
     sc_events_init(&s->info.events);
     s->info.midstream = (flags & SMTP_F_MIDSTREAM) != 0;
     s->desync = s->info.midstream; /* earlier commands and replies are unknown */
@@ -326,6 +344,7 @@ void smtp_session_free(struct smtp_session *s)
     free(s->lb[0].buf);
     free(s->lb[1].buf);
     sc_buf_free(&s->hold);
+    sc_buf_free(&s->lax);
     free(s->pq);
     free(s);
 }
@@ -351,16 +370,22 @@ static void smtp__feed_client(struct smtp_session *s, const uint8_t *p, size_t n
                               const struct sc_meta *m);
 
 /* Leaves CM_HOLD for `mode` and replays the held bytes in it. */
-static void smtp__release(struct smtp_session *s, enum smtp__cmode mode)
+/* Appends client bytes to a buffer of held records (header, then bytes). */
+static void smtp__rec_append(struct sc_buf *b, const uint8_t *p, size_t n, const struct sc_meta *m)
 {
-    if (s->cmode != CM_HOLD)
+    struct smtp__hold_rec r = {(uint32_t)n, *m};
+    sc_buf_append(b, &r, sizeof(r));
+    sc_buf_append(b, p, n);
+}
+
+/* Feeds the records of *b to the client side in the current mode.  The
+ * buffer is taken over first, so feeding may hold or capture bytes anew. */
+static void smtp__replay(struct smtp_session *s, struct sc_buf *b)
+{
+    if (b->len == 0)
         return;
-    s->cmode = mode;
-    s->c_peek = mode == CM_TLS;
-    if (s->hold.len == 0)
-        return;
-    struct sc_buf held = s->hold;
-    sc_buf_init(&s->hold, 0);
+    struct sc_buf held = *b;
+    sc_buf_init(b, 0);
     size_t i = 0;
     while (i + sizeof(struct smtp__hold_rec) <= held.len) {
         struct smtp__hold_rec r;
@@ -372,6 +397,28 @@ static void smtp__release(struct smtp_session *s, enum smtp__cmode mode)
         i += r.len;
     }
     sc_buf_free(&held);
+}
+
+static void smtp__body_start(struct smtp_session *s)
+{
+    s->dot = DOT_BOL;
+    s->dot_cr = false;
+    s->body_len = 0;
+    s->lax_seen = false;
+    s->lax_dead = false;
+    sc_buf_reset(&s->lax);
+}
+
+/* Leaves CM_HOLD for `mode` and replays the held bytes in it. */
+static void smtp__release(struct smtp_session *s, enum smtp__cmode mode)
+{
+    if (s->cmode != CM_HOLD)
+        return;
+    s->cmode = mode;
+    s->c_peek = mode == CM_TLS;
+    if (mode == CM_BODY)
+        smtp__body_start(s);
+    smtp__replay(s, &s->hold);
 }
 
 /* Decides, without the server's reply, how held bytes must be read. */
@@ -391,8 +438,6 @@ static void smtp__release_by_content(struct smtp_session *s)
     switch (n == 0 ? SMTP_V_UNKNOWN : s->hold_for) {
     case SMTP_V_DATA:
         mode = CM_BODY; /* a client that sends after DATA is sending the message */
-        s->dot = DOT_BOL;
-        s->body_len = 0;
         break;
     case SMTP_V_STARTTLS:
         mode = (n > 0 && tls_rec_plausible_start(p[0])) ? CM_TLS : CM_CMD;
@@ -425,9 +470,7 @@ static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
         smtp__feed_client(s, p, n, m);
         return;
     }
-    struct smtp__hold_rec r = {(uint32_t)n, *m};
-    sc_buf_append(&s->hold, &r, sizeof(r));
-    sc_buf_append(&s->hold, p, n);
+    smtp__rec_append(&s->hold, p, n, m);
 }
 
 static void smtp__enter_hold(struct smtp_session *s, struct smtp__pending *e)
@@ -539,6 +582,14 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
             return;
         }
     }
+    if (v == SMTP_V_UNKNOWN && s->auth_pending) {
+        /* Replies got out of step during AUTH: a line that is no command is
+         * taken for a credential rather than risk showing one. */
+        smtp__add_note(s, SC_DIR_C2S, SMTP_L_AUTH, m, "[AUTH response redacted, %llu bytes]",
+                       (unsigned long long)total);
+        smtp__enter_hold(s, smtp__push(s, SMTP_V_AUTH_RESPONSE, m));
+        return;
+    }
     if (after_gap && v == SMTP_V_UNKNOWN) {
         smtp__add_note(s, SC_DIR_C2S, SMTP_L_OTHER, m, "[partial line after a gap: %llu bytes]",
                        (unsigned long long)total);
@@ -589,6 +640,7 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
             smtp__eventf(s, "line_too_long", SC_DIR_C2S, m,
                          "AUTH line of %llu bytes (RFC 5321 limit: 512 with CRLF)",
                          (unsigned long long)total + 2);
+        s->auth_pending = true;
         smtp__enter_hold(s, smtp__push(s, v, m));
         return;
     }
@@ -660,51 +712,106 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
     }
 }
 
+static void smtp__end_body(struct smtp_session *s, uint64_t len, bool lax, const struct sc_meta *m)
+{
+    uint64_t size = len >= 3 ? len - 3 : 0;
+    smtp__add_note(s, SC_DIR_C2S, SMTP_L_DATA, m, "[message body: %llu bytes%s]",
+                   (unsigned long long)size, lax ? ", ended by a bare-LF terminator" : "");
+    s->info.messages++;
+    s->cmode = CM_CMD;
+    smtp__push(s, SMTP_V_END_OF_DATA, m);
+}
+
+/* A "." line that ends the data only for servers that accept bare LF. */
+static void smtp__lax_candidate(struct smtp_session *s, size_t at)
+{
+    if (s->lax_seen)
+        return;
+    s->lax_seen = true;
+    s->lax_dead = false;
+    s->lax_body_len = s->body_len + at;
+    sc_buf_reset(&s->lax);
+}
+
 /* Body bytes in CM_BODY; returns bytes consumed (stops after CRLF.CRLF). */
 static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
                          const struct sc_meta *m)
 {
-    size_t i = 0;
+    size_t i = 0, lax_from = n; /* bytes from lax_from on follow a lax candidate */
+    if (s->lax_seen && !s->lax_dead)
+        lax_from = 0;
     while (i < n) {
         if (s->dot == DOT_MID) {
-            const uint8_t *cr = memchr(p + i, '\r', n - i);
-            if (!cr) {
+            const uint8_t *lf = memchr(p + i, '\n', n - i);
+            if (!lf) {
+                s->dot_cr = p[n - 1] == '\r';
                 i = n;
                 break;
             }
-            i = (size_t)(cr - p) + 1;
-            s->dot = DOT_CR;
+            size_t j = (size_t)(lf - p);
+            bool crlf = j > i ? p[j - 1] == '\r' : s->dot_cr;
+            s->dot = crlf ? DOT_BOL : DOT_BOL_LAX;
+            i = j + 1;
             continue;
         }
         uint8_t c = p[i++];
-        switch (s->dot) {
-        case DOT_CR:
-            s->dot = c == '\n' ? DOT_BOL : c == '\r' ? DOT_CR : DOT_MID;
-            break;
+        enum smtp__dot d = s->dot;
+        s->dot = DOT_MID;
+        s->dot_cr = c == '\r';
+        switch (d) {
         case DOT_BOL:
-            s->dot = c == '.' ? DOT_DOT : c == '\r' ? DOT_CR : DOT_MID;
+        case DOT_BOL_LAX:
+            if (c == '.')
+                s->dot = d == DOT_BOL ? DOT_DOT : DOT_DOT_LAX;
+            else if (c == '\n')
+                s->dot = DOT_BOL_LAX;
             break;
         case DOT_DOT:
-            s->dot = c == '\r' ? DOT_DOTCR : DOT_MID;
+        case DOT_DOT_LAX:
+            if (c == '\r') {
+                s->dot = d == DOT_DOT ? DOT_DOTCR : DOT_DOTCR_LAX;
+            } else if (c == '\n') {
+                smtp__lax_candidate(s, i); /* ".\n" */
+                if (lax_from == n)
+                    lax_from = i;
+                s->dot = DOT_BOL_LAX;
+            }
             break;
         case DOT_DOTCR:
             if (c == '\n') {
                 s->body_len += i;
-                uint64_t size = s->body_len >= 3 ? s->body_len - 3 : 0;
-                smtp__add_note(s, SC_DIR_C2S, SMTP_L_DATA, m, "[message body: %llu bytes]",
-                               (unsigned long long)size);
-                s->info.messages++;
-                s->cmode = CM_CMD;
-                smtp__push(s, SMTP_V_END_OF_DATA, m);
+                if (s->lax_seen)
+                    smtp__eventf(s, "bare_lf_dot_in_data", SC_DIR_C2S, m,
+                                 "a \".\" line with a bare LF at byte %llu of the message did "
+                                 "not end it (the SMTP smuggling pattern)",
+                                 (unsigned long long)s->lax_body_len);
+                sc_buf_reset(&s->lax);
+                s->lax_seen = false;
+                smtp__end_body(s, s->body_len, false, m);
                 return i;
             }
-            s->dot = c == '\r' ? DOT_CR : DOT_MID;
+            break;
+        case DOT_DOTCR_LAX:
+            if (c == '\n') {
+                smtp__lax_candidate(s, i); /* LF "." CRLF */
+                if (lax_from == n)
+                    lax_from = i;
+                s->dot = DOT_BOL;
+            }
             break;
         default:
             break;
         }
     }
     s->body_len += i;
+    if (lax_from < i && s->lax_seen && !s->lax_dead) {
+        if (s->lax.len + sizeof(struct smtp__hold_rec) + (i - lax_from) > SMTP_LAX_REPLAY_MAX) {
+            s->lax_dead = true;
+            sc_buf_reset(&s->lax);
+        } else {
+            smtp__rec_append(&s->lax, p + lax_from, i - lax_from, m);
+        }
+    }
     return i;
 }
 
@@ -904,9 +1011,11 @@ static void smtp__rep_reset(struct smtp_session *s)
     s->rep.enh[0] = 0;
 }
 
-/* Drops pending commands whose replies were evidently lost: a distinctive
- * code names the command it answers. */
-static void smtp__realign(struct smtp_session *s, uint16_t code)
+/* Some reply codes answer one command only (354 DATA, 334 and 235 AUTH, 221
+ * QUIT).  When such a reply meets another command at the head of the queue
+ * and the command it answers is further back, the replies of the commands in
+ * between never came (or were lost): drop them so pairing stays right. */
+static void smtp__realign(struct smtp_session *s, uint16_t code, const struct sc_meta *m)
 {
     enum smtp_verb want[2] = {SMTP_V__COUNT, SMTP_V__COUNT};
     switch (code) {
@@ -926,11 +1035,15 @@ static void smtp__realign(struct smtp_session *s, uint16_t code)
     }
     for (size_t i = 0; i < s->pq_len; i++) {
         enum smtp_verb v = smtp__pq_at(s, i)->verb;
-        if (v == want[0] || v == want[1]) {
-            for (size_t k = 0; k < i; k++)
-                smtp__pop(s);
-            return;
-        }
+        if (v != want[0] && v != want[1])
+            continue;
+        if (i > 0 && !s->desync)
+            smtp__eventf(s, "reply_missing", SC_DIR_S2C, m,
+                         "no reply to %s before the %03u that answers %s",
+                         smtp_verb_name(smtp__pq_at(s, 0)->verb), code, smtp_verb_name(v));
+        for (size_t k = 0; k < i; k++)
+            smtp__pop(s);
+        return;
     }
 }
 
@@ -963,14 +1076,28 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
         return;
     }
     s->greeted = true;
+    struct sc_buf replay;
+    sc_buf_init(&replay, 0);
+    if (s->cmode == CM_BODY && s->pq_len == 0 && s->lax_seen && !s->lax_dead) {
+        /* The server answered a message whose data had no CRLF.CRLF: it took
+         * the bare-LF "." line as the end.  What followed it were commands. */
+        smtp__eventf(s, "lax_end_of_data", SC_DIR_C2S, m,
+                     "the server ended the message at a bare-LF \".\" line (reply %03u), "
+                     "not at CRLF.CRLF",
+                     code);
+        smtp__end_body(s, s->lax_body_len, true, m);
+        replay = s->lax;
+        sc_buf_init(&s->lax, 0);
+        s->lax_seen = false;
+    }
     if (s->pq_len == 0) {
         if (!s->desync)
             smtp__eventf(s, "unexpected_reply", SC_DIR_S2C, m,
                          "reply %03u with no command to answer", code);
+        smtp__replay(s, &replay);
         return;
     }
-    if (s->desync)
-        smtp__realign(s, code);
+    smtp__realign(s, code, m);
     struct smtp__pending e = *smtp__pq_at(s, 0);
     smtp__pop(s);
     bool ok = code >= 200 && code < 300;
@@ -992,8 +1119,6 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
     case SMTP_V_DATA:
         if (e.holding) {
             if (code == 354) {
-                s->dot = DOT_BOL;
-                s->body_len = 0;
                 smtp__release(s, CM_BODY);
             } else {
                 smtp__release(s, CM_CMD);
@@ -1022,12 +1147,15 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
     case SMTP_V_AUTH_RESPONSE:
         if (code == 235)
             in->auth_success = true;
+        if (code != 334)
+            s->auth_pending = false;
         if (e.holding)
             smtp__release(s, code == 334 ? CM_AUTH : CM_CMD);
         break;
     default:
         break;
     }
+    smtp__replay(s, &replay);
 }
 
 static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n, uint64_t total,
@@ -1247,6 +1375,41 @@ void smtp_fin(struct smtp_session *s, enum sc_dir dir, const struct sc_meta *m)
     }
 }
 
+/* Puts the transcript in capture order (frame number), keeping the order of
+ * lines within a frame.  Held client bytes are read only when the reply that
+ * decides their meaning arrives, so they were appended late. */
+static void smtp__sort_transcript(struct smtp_info *in)
+{
+    size_t n = in->n_transcript;
+    bool sorted = true;
+    for (size_t i = 1; i < n && sorted; i++)
+        sorted = in->transcript[i - 1].meta.frame <= in->transcript[i].meta.frame;
+    if (sorted)
+        return;
+    struct smtp_line *tmp = malloc(n * sizeof(*tmp));
+    if (!tmp)
+        return; /* logical order is still a valid order */
+    struct smtp_line *a = in->transcript, *b = tmp;
+    for (size_t w = 1; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                b[k++] = a[j].meta.frame < a[i].meta.frame ? a[j++] : a[i++];
+            while (i < mid)
+                b[k++] = a[i++];
+            while (j < hi)
+                b[k++] = a[j++];
+        }
+        struct smtp_line *t = a;
+        a = b;
+        b = t;
+    }
+    if (a != in->transcript)
+        memcpy(in->transcript, a, n * sizeof(*a));
+    free(tmp);
+}
+
 static void smtp__finish_results(struct smtp_session *s)
 {
     struct smtp_info *in = &s->info;
@@ -1288,7 +1451,12 @@ void smtp_close(struct smtp_session *s, const struct sc_meta *m)
         s->rep.open = false;
         smtp__reply_done(s, m);
     }
-    if (s->cmode == CM_BODY)
+    if (s->cmode == CM_BODY && s->lax_seen)
+        smtp__eventf(s, "data_incomplete", SC_DIR_C2S, m,
+                     "message body ended after %llu bytes without CRLF.CRLF (a bare-LF \".\" "
+                     "line ends it at byte %llu for servers that accept one)",
+                     (unsigned long long)s->body_len, (unsigned long long)s->lax_body_len);
+    else if (s->cmode == CM_BODY)
         smtp__eventf(s, "data_incomplete", SC_DIR_C2S, m,
                      "message body ended after %llu bytes without CRLF.CRLF",
                      (unsigned long long)s->body_len);
@@ -1296,5 +1464,6 @@ void smtp_close(struct smtp_session *s, const struct sc_meta *m)
         smtp__eventf(s, "data_incomplete", SC_DIR_C2S, m, "BDAT chunk ended %llu bytes short",
                      (unsigned long long)s->bdat_left);
     s->closed = true;
+    smtp__sort_transcript(&s->info);
     smtp__finish_results(s);
 }

@@ -1,0 +1,305 @@
+/* run_golden.c - checks the golden captures through the real CLI.
+ *
+ * For every pcaps/<case>.expect.yaml, runs
+ *     smtpscope analyze -q -f json --transcript pcaps/<case>.pcap   (and .pcapng)
+ * and compares each expected session with the session record of the same
+ * index, field by field: every key in the expectation must be present in the
+ * record with an equal value ('*' in an expected string matches any run of
+ * characters; mappings compare recursively, lists element by element and in
+ * full).  Two keys are derived from the transcript rather than read from the
+ * record: `commands` (client command verbs in order) and `replies` (one code
+ * per complete reply).  `absent_strings` must appear nowhere in the JSON
+ * output nor in the verbose text output (credentials).  The number of
+ * sessions must match exactly.
+ *
+ * Usage: run_golden SMTPSCOPE PCAPS_DIR [CASE...]
+ * Exit: 0 all cases pass, 1 a case fails, 2 usage or setup error.
+ */
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "tests/support/jv.h"
+
+static int failures;
+
+static char *run(const char *cmd, int *status)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return NULL;
+    size_t cap = 1 << 16, len = 0, got;
+    char *buf = malloc(cap);
+    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += got;
+        if (cap - len < 4096) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[len] = 0;
+    int st = pclose(p);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return buf;
+}
+
+/* '*' matches any run of characters; everything else literally. */
+static bool glob(const char *pat, const char *s)
+{
+    if (*pat == 0)
+        return *s == 0;
+    if (*pat == '*') {
+        for (const char *t = s;; t++) {
+            if (glob(pat + 1, t))
+                return true;
+            if (*t == 0)
+                return false;
+        }
+    }
+    return *s && *s == *pat && glob(pat + 1, s + 1);
+}
+
+static void fail(const char *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(const char *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("  FAIL %s: ", ctx);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    failures++;
+}
+
+/* Compares expected e with actual a; ctx names the field for messages. */
+static void compare(const char *ctx, const struct jv *e, const struct jv *a)
+{
+    if (!a) {
+        fail(ctx, "missing (expected %s)", jv_text(e));
+        return;
+    }
+    switch (e->type) {
+    case JV_OBJ:
+        if (a->type != JV_OBJ) {
+            fail(ctx, "expected a mapping, got %s", jv_text(a));
+            return;
+        }
+        for (size_t i = 0; i < e->n; i++) {
+            char sub[256];
+            snprintf(sub, sizeof(sub), "%s.%s", ctx, e->k[i]);
+            compare(sub, e->v[i], jv_get(a, e->k[i]));
+        }
+        return;
+    case JV_ARR:
+        if (a->type != JV_ARR) {
+            fail(ctx, "expected a list, got %s", jv_text(a));
+            return;
+        }
+        if (a->n != e->n) {
+            char en[32], an[32];
+            snprintf(en, sizeof(en), "%zu", e->n);
+            snprintf(an, sizeof(an), "%zu", a->n);
+            fail(ctx, "expected %s items, got %s", en, an);
+        }
+        for (size_t i = 0; i < e->n && i < a->n; i++) {
+            char sub[256];
+            snprintf(sub, sizeof(sub), "%s[%zu]", ctx, i);
+            compare(sub, e->v[i], a->v[i]);
+        }
+        return;
+    default:
+        if (!glob(jv_text(e), jv_text(a)))
+            fail(ctx, "expected \"%s\", got \"%s\"", jv_text(e), jv_text(a));
+        return;
+    }
+}
+
+/* Builds the derived `commands` or `replies` list from a transcript. */
+static struct jv *derive(const struct jv *transcript, bool commands)
+{
+    char err[128];
+    struct jv *out = jv_parse("[]", err, sizeof(err));
+    for (size_t i = 0; transcript && i < transcript->n; i++) {
+        const struct jv *t = transcript->v[i];
+        const char *kind = jv_text(jv_get(t, "kind"));
+        char item[128];
+        if (commands && strcmp(kind, "command") == 0 && !jv_get(t, "incomplete")) {
+            snprintf(item, sizeof(item), "\"%s\"", jv_text(jv_get(t, "cmd")));
+        } else if (!commands && strcmp(kind, "reply") == 0 &&
+                   strcmp(jv_text(jv_get(t, "last")), "true") == 0 &&
+                   strcmp(jv_text(jv_get(t, "code")), "0") != 0) {
+            snprintf(item, sizeof(item), "\"%s\"", jv_text(jv_get(t, "code")));
+        } else {
+            continue;
+        }
+        struct jv *v = jv_parse(item, err, sizeof(err));
+        if (!v)
+            continue;
+        out->v = realloc(out->v, (out->n + 1) * sizeof(*out->v));
+        out->v[out->n++] = v;
+    }
+    return out;
+}
+
+static void check_capture(const char *bin, const char *capture, const struct jv *exp)
+{
+    char cmd[4096];
+    int status = 0;
+    printf("%s\n", capture);
+    snprintf(cmd, sizeof(cmd), "'%s' analyze -q -f json --transcript '%s'", bin, capture);
+    char *json = run(cmd, &status);
+    if (!json) {
+        fail(capture, "cannot run %s", bin);
+        return;
+    }
+    const struct jv *want_status = jv_get(exp, "exit_status");
+    char st[16];
+    snprintf(st, sizeof(st), "%d", status);
+    if (!glob(want_status ? jv_text(want_status) : "0", st))
+        fail("exit status", "expected %s, got %s", want_status ? jv_text(want_status) : "0", st);
+
+    struct jv **sessions = NULL;
+    size_t nsess = 0;
+    char *save = NULL;
+    char *copy = strdup(json);
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char err[256];
+        struct jv *r = jv_parse(line, err, sizeof(err));
+        if (!r) {
+            fail("output", "not JSON: %s (%s)", err, line);
+            continue;
+        }
+        if (strcmp(jv_text(jv_get(r, "type")), "session") == 0) {
+            sessions = realloc(sessions, (nsess + 1) * sizeof(*sessions));
+            sessions[nsess++] = r;
+        } else {
+            jv_free(r);
+        }
+    }
+    free(copy);
+
+    const struct jv *es = jv_get(exp, "sessions");
+    size_t nexp = es ? es->n : 0;
+    if (nexp != nsess) {
+        char a[32], b[32];
+        snprintf(a, sizeof(a), "%zu", nexp);
+        snprintf(b, sizeof(b), "%zu", nsess);
+        fail("sessions", "expected %s, got %s", a, b);
+    }
+    for (size_t i = 0; i < nexp && i < nsess; i++) {
+        const struct jv *e = es->v[i];
+        for (size_t k = 0; k < e->n; k++) {
+            char ctx[128];
+            snprintf(ctx, sizeof(ctx), "session[%zu].%s", i, e->k[k]);
+            if (strcmp(e->k[k], "commands") == 0 || strcmp(e->k[k], "replies") == 0) {
+                struct jv *d =
+                    derive(jv_get(sessions[i], "transcript"), strcmp(e->k[k], "commands") == 0);
+                compare(ctx, e->v[k], d);
+                jv_free(d);
+            } else {
+                compare(ctx, e->v[k], jv_get(sessions[i], e->k[k]));
+            }
+        }
+    }
+    const struct jv *absent = jv_get(exp, "absent_strings");
+    if (absent && absent->n) {
+        snprintf(cmd, sizeof(cmd), "'%s' analyze -q -v --transcript '%s'", bin, capture);
+        char *text = run(cmd, &status);
+        for (size_t i = 0; i < absent->n; i++) {
+            const char *needle = jv_text(absent->v[i]);
+            if (strstr(json, needle))
+                fail("absent_strings", "\"%s\" appears in the JSON output", needle);
+            if (text && strstr(text, needle))
+                fail("absent_strings", "\"%s\" appears in the text output", needle);
+        }
+        free(text);
+    }
+    for (size_t i = 0; i < nsess; i++)
+        jv_free(sessions[i]);
+    free(sessions);
+    free(json);
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: run_golden SMTPSCOPE PCAPS_DIR [CASE...]\n");
+        return 2;
+    }
+    const char *bin = argv[1], *dir = argv[2];
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "run_golden: cannot open %s\n", dir);
+        return 2;
+    }
+    char **cases = NULL;
+    size_t ncases = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        const char *suffix = ".expect.yaml";
+        size_t sl = strlen(suffix);
+        if (l <= sl || strcmp(de->d_name + l - sl, suffix) != 0)
+            continue;
+        char *name = strndup(de->d_name, l - sl);
+        bool wanted = argc == 3;
+        for (int i = 3; i < argc; i++)
+            wanted = wanted || strcmp(argv[i], name) == 0;
+        if (!wanted) {
+            free(name);
+            continue;
+        }
+        cases = realloc(cases, (ncases + 1) * sizeof(*cases));
+        cases[ncases++] = name;
+    }
+    closedir(d);
+    if (ncases == 0) {
+        fprintf(stderr, "run_golden: no .expect.yaml files in %s\n", dir);
+        return 2;
+    }
+    size_t checked = 0;
+    for (size_t c = 0; c < ncases; c++) {
+        char path[4096], cap[4096];
+        snprintf(path, sizeof(path), "%s/%s.expect.yaml", dir, cases[c]);
+        char err[512];
+        struct jv *exp = jv_load_yaml(path, err, sizeof(err));
+        if (!exp) {
+            printf("FAIL %s: %s\n", path, err);
+            failures++;
+            continue;
+        }
+        const char *exts[] = {".pcap", ".pcapng"};
+        bool any = false;
+        for (int e = 0; e < 2; e++) {
+            snprintf(cap, sizeof(cap), "%s/%s%s", dir, cases[c], exts[e]);
+            if (!exists(cap))
+                continue;
+            any = true;
+            int before = failures;
+            check_capture(bin, cap, exp);
+            checked++;
+            printf("  %s\n", failures == before ? "ok" : "FAILED");
+        }
+        if (!any) {
+            printf("FAIL %s: no %s.pcap or .pcapng next to it\n", path, cases[c]);
+            failures++;
+        }
+        jv_free(exp);
+        free(cases[c]);
+    }
+    free(cases);
+    printf("run_golden: %zu captures checked, %d failures\n", checked, failures);
+    return failures ? 1 : 0;
+}
