@@ -8,6 +8,7 @@
 
 #include "common/ascii.h"
 #include "common/escape.h"
+#include "dissect/proxy.h"
 #include "dissect/tlsrec.h"
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
@@ -120,7 +121,8 @@ struct smtp_session {
     uint16_t starttls_code;
     bool cleartext_after;
     struct smtp__reply rep;
-    size_t tr_alloc; /* transcript entries allocated */
+    size_t tr_alloc;     /* transcript entries allocated */
+    struct proxy *proxy; /* probing: a proxy handshake in front of SMTP */
 };
 
 static const char *const smtp__tls_names[SMTP_TLS__COUNT] = {
@@ -313,6 +315,7 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     sc_buf_init(&s->info.helo, s->set.line_keep);
     sc_buf_init(&s->info.auth_mech, 32);
     sc_buf_init(&s->info.mail_from, s->set.line_keep);
+    sc_buf_init(&s->info.proxy, 0);
     sc_buf_init(&s->hold, 0);
     sc_buf_init(&s->lax, 0);
     sc_events_init(&s->info.events);
@@ -337,6 +340,11 @@ void smtp_session_free(struct smtp_session *s)
     sc_buf_free(&in->helo);
     sc_buf_free(&in->auth_mech);
     sc_buf_free(&in->mail_from);
+    sc_buf_free(&in->proxy);
+    if (s->proxy) {
+        proxy_free(s->proxy);
+        free(s->proxy);
+    }
     sc_events_free(&in->events);
     for (size_t i = 0; i < s->set.reply_lines_max; i++)
         sc_buf_free(&s->rep.lines[i]);
@@ -1261,6 +1269,33 @@ static void smtp__feed_server(struct smtp_session *s, const uint8_t *p, size_t n
 
 /* ---- public feeding ---- */
 
+/* Bytes of a proxy handshake; once the tunnel is open, what followed the
+ * handshake in each direction is the SMTP dialogue (the server's greeting
+ * comes first). */
+static enum smtp_feed_result smtp__proxy_feed(struct smtp_session *s, enum sc_dir dir,
+                                              const uint8_t *p, size_t n, const struct sc_meta *m)
+{
+    switch (proxy_feed(s->proxy, dir, p, n)) {
+    case PROXY_MORE:
+        return SMTP_OK;
+    case PROXY_DONE:
+        break;
+    default:
+        s->verdict = -1;
+        return SMTP_NOT_SMTP;
+    }
+    sc_buf_printf(&s->info.proxy, "%s to %s", proxy_kind_name(s->proxy->kind), s->proxy->target);
+    const uint8_t *b;
+    size_t k;
+    proxy_leftover(s->proxy, SC_DIR_S2C, &b, &k);
+    if (k)
+        smtp__feed_server(s, b, k, m);
+    proxy_leftover(s->proxy, SC_DIR_C2S, &b, &k);
+    if (k && s->verdict >= 0)
+        smtp__feed_client(s, b, k, m);
+    return s->verdict < 0 ? SMTP_NOT_SMTP : SMTP_OK;
+}
+
 enum smtp_feed_result smtp_feed(struct smtp_session *s, enum sc_dir dir, uint64_t off,
                                 const uint8_t *p, size_t n, const struct sc_meta *m)
 {
@@ -1278,16 +1313,23 @@ enum smtp_feed_result smtp_feed(struct smtp_session *s, enum sc_dir dir, uint64_
     }
     s->off[dir] += n;
     s->info.bytes[dir] += n;
-    if (dir == SC_DIR_C2S) {
-        if ((s->flags & SMTP_F_PROBE) && s->verdict == 0 && !s->greeted &&
-            s->lb[SC_DIR_S2C].total == 0 && !s->rep.open) {
-            s->verdict = -1; /* the client spoke first: not SMTP */
+    if (dir == SC_DIR_C2S && (s->flags & SMTP_F_PROBE) && s->verdict == 0 && !s->greeted &&
+        s->lb[SC_DIR_S2C].total == 0 && !s->rep.open && !s->proxy) {
+        /* The client spoke first: not SMTP, unless it is opening a proxy
+         * tunnel that SMTP then runs through. */
+        s->proxy = malloc(sizeof(*s->proxy));
+        if (!s->proxy) {
+            s->verdict = -1;
             return SMTP_NOT_SMTP;
         }
-        smtp__feed_client(s, p, n, m);
-    } else {
-        smtp__feed_server(s, p, n, m);
+        proxy_init(s->proxy);
     }
+    if (s->proxy && s->info.proxy.len == 0)
+        return smtp__proxy_feed(s, dir, p, n, m);
+    if (dir == SC_DIR_C2S)
+        smtp__feed_client(s, p, n, m);
+    else
+        smtp__feed_server(s, p, n, m);
     return s->verdict < 0 ? SMTP_NOT_SMTP : SMTP_OK;
 }
 

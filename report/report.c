@@ -173,6 +173,11 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
     rep__jtime(w, "start", s->start);
     rep__jtime(w, "end", s->end);
     sc_buf_printf(b, ",\"partial\":%s", s->partial ? "true" : "false");
+    rep__jfield(w, "proxy");
+    if (in->proxy.len)
+        rep__jstr(w, sc_buf_str(&in->proxy));
+    else
+        sc_buf_puts(b, "null");
     rep__jbuf_or_null(w, "banner", &in->banner);
     rep__jbuf_or_null(w, "helo", &in->helo);
     rep__jfield(w, "ehlo_keywords");
@@ -308,6 +313,8 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
                   s->close, s->partial ? "  (picked up mid-stream)" : "");
     sc_buf_printf(b, "  time      %s UTC, %.3f s, frames %" PRIu64 "-%" PRIu64 "\n", t0, dur,
                   s->first_frame, s->last_frame);
+    if (in->proxy.len)
+        sc_buf_printf(b, "  proxy     %s\n", sc_buf_str(&in->proxy));
     sc_buf_puts(b, "  banner    ");
     if (in->banner.len) {
         rep__tbytes(w, in->banner.data, in->banner.len);

@@ -158,6 +158,10 @@ static int load_ours(const char *smtpscope, const char *file, struct seqs *out, 
             s->stream = atol(jv_text(jv_get(r, "id")));
             s->first_frame = strtoul(jv_text(jv_get(r, "first_frame")), NULL, 10);
             const char *colon = strrchr(sv, ':');
+            /* Through a proxy, tshark finds SMTP by itself (SOCKS hands it
+             * over); forcing the port to SMTP would hide the tunnel. */
+            if (colon && jv_get(r, "proxy") && jv_get(r, "proxy")->type != JV_NULL)
+                colon = NULL;
             if (colon) {
                 int port = atoi(colon + 1);
                 if (port != 25 && port != 587 && port != 465) {
