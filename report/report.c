@@ -302,6 +302,20 @@ static const char *rep__plural(uint64_t n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
+static void rep__text_envelope(struct rep_writer *w, const struct smtp_info *in)
+{
+    struct sc_buf *b = &w->b;
+    if (in->mail_from.len) {
+        sc_buf_puts(b, "from ");
+        rep__tbytes(w, in->mail_from.data, in->mail_from.len);
+        sc_buf_puts(b, ", ");
+    }
+    sc_buf_printf(
+        b, "%" PRIu64 " %s (%" PRIu64 " accepted), %" PRIu64 " %s (%" PRIu64 " accepted)\n",
+        in->rcpt_count, rep__plural(in->rcpt_count, "rcpt", "rcpts"), in->rcpt_accepted,
+        in->messages, rep__plural(in->messages, "message", "messages"), in->messages_accepted);
+}
+
 static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
 {
     const struct smtp_info *in = s->smtp;
@@ -349,18 +363,21 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
         sc_buf_puts(b, in->auth_success ? " (accepted)\n" : " (not accepted)\n");
     }
     sc_buf_puts(b, "  envelope  ");
-    if (in->mail_from.len) {
-        sc_buf_puts(b, "from ");
-        rep__tbytes(w, in->mail_from.data, in->mail_from.len);
-        sc_buf_puts(b, ", ");
+    if (in->mail_from.len == 0 && in->rcpt_count == 0 && in->messages == 0 &&
+        in->starttls == SMTP_TLS_ESTABLISHED) {
+        sc_buf_puts(b, "(after STARTTLS, inside TLS)\n");
+    } else {
+        rep__text_envelope(w, in);
     }
-    sc_buf_printf(
-        b, "%" PRIu64 " %s (%" PRIu64 " accepted), %" PRIu64 " %s (%" PRIu64 " accepted)\n",
-        in->rcpt_count, rep__plural(in->rcpt_count, "rcpt", "rcpts"), in->rcpt_accepted,
-        in->messages, rep__plural(in->messages, "message", "messages"), in->messages_accepted);
     rep__size(sz[0], sizeof(sz[0]), in->bytes[SC_DIR_C2S]);
     rep__size(sz[1], sizeof(sz[1]), in->bytes[SC_DIR_S2C]);
     sc_buf_printf(b, "  bytes     c2s %s, s2c %s", sz[0], sz[1]);
+    if (in->tls_bytes[0] || in->tls_bytes[1]) {
+        char tl[2][32];
+        rep__size(tl[0], sizeof(tl[0]), in->tls_bytes[SC_DIR_C2S]);
+        rep__size(tl[1], sizeof(tl[1]), in->tls_bytes[SC_DIR_S2C]);
+        sc_buf_printf(b, " (TLS: %s, %s)", tl[0], tl[1]);
+    }
     if (in->gaps)
         sc_buf_printf(b, "; %u %s (%" PRIu64 " bytes missing), confidence %.2f", in->gaps,
                       rep__plural(in->gaps, "gap", "gaps"), in->gap_bytes, in->confidence);
