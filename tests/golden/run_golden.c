@@ -149,7 +149,7 @@ static struct jv *derive(const struct jv *transcript, bool commands)
 
 static void check_capture(const char *bin, const char *capture, const struct jv *exp)
 {
-    char cmd[4096];
+    char cmd[2 * 4096 + 64];
     int status = 0;
     printf("%s\n", capture);
     snprintf(cmd, sizeof(cmd), "'%s' analyze -q -f json --transcript '%s'", bin, capture);
