@@ -178,7 +178,7 @@ struct smtp_info {
     uint64_t gap_bytes;
     bool midstream;
     struct sc_buf proxy; /* "socks5 to host:port" when the dialogue ran through a proxy */
-    double confidence; /* 1.0, lowered by a missing start, gaps, lost sync */
+    double confidence;   /* 1.0, lowered by a missing start, gaps, lost sync */
     struct sc_events events;
     struct smtp_line *transcript;
     size_t n_transcript;
