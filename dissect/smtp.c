@@ -108,11 +108,12 @@ struct smtp_session {
     enum smtp__dot dot;
     bool dot_cr;
     uint64_t body_len;
-    bool lax_seen;         /* a bare-LF end-of-data candidate was seen */
-    bool lax_dead;         /* ... but the bytes after it could not all be kept */
-    uint64_t lax_body_len; /* body length up to and including the candidate */
-    struct sc_buf lax;     /* held-record bytes after the candidate */
-    bool auth_pending;     /* AUTH issued, no final (non-334) reply yet */
+    bool lax_seen;           /* a bare-LF end-of-data candidate was seen */
+    bool lax_dead;           /* ... but the bytes after it could not all be kept */
+    uint64_t lax_body_len;   /* body length up to and including the candidate */
+    struct sc_meta lax_meta; /* frame holding the candidate */
+    struct sc_buf lax;       /* held-record bytes after the candidate */
+    bool auth_pending;       /* AUTH issued, no final (non-334) reply yet */
     uint64_t bdat_left;
     uint64_t bdat_size;
     bool bdat_last;
@@ -630,14 +631,17 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
             for (size_t i = ms; i < me; i++)
                 sc_buf_putc(&in->auth_mech, sc_to_upper(l[i]));
         }
+        size_t ir = me; /* the initial response starts after the blanks */
+        while (ir < n && sc_is_wsp(l[ir]))
+            ir++;
         uint8_t red[96];
         int k =
             snprintf((char *)red, sizeof(red), "%.*s", (int)(me < 64 ? me : 64), (const char *)l);
         size_t rl = k < 0 ? 0 : (size_t)k;
-        if (total > me) {
+        if (total > ir) {
             int k2 = snprintf((char *)red + rl, sizeof(red) - rl,
                               " [initial response redacted, %llu bytes]",
-                              (unsigned long long)(total - me));
+                              (unsigned long long)(total - ir));
             rl += k2 < 0 ? 0 : (size_t)k2;
             if (rl >= sizeof(red))
                 rl = sizeof(red) - 1;
@@ -731,12 +735,13 @@ static void smtp__end_body(struct smtp_session *s, uint64_t len, bool lax, const
 }
 
 /* A "." line that ends the data only for servers that accept bare LF. */
-static void smtp__lax_candidate(struct smtp_session *s, size_t at)
+static void smtp__lax_candidate(struct smtp_session *s, size_t at, const struct sc_meta *m)
 {
     if (s->lax_seen)
         return;
     s->lax_seen = true;
     s->lax_dead = false;
+    s->lax_meta = *m;
     s->lax_body_len = s->body_len + at;
     sc_buf_reset(&s->lax);
 }
@@ -779,7 +784,7 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
             if (c == '\r') {
                 s->dot = d == DOT_DOT ? DOT_DOTCR : DOT_DOTCR_LAX;
             } else if (c == '\n') {
-                smtp__lax_candidate(s, i); /* ".\n" */
+                smtp__lax_candidate(s, i, m); /* ".\n" */
                 if (lax_from == n)
                     lax_from = i;
                 s->dot = DOT_BOL_LAX;
@@ -801,7 +806,7 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
             break;
         case DOT_DOTCR_LAX:
             if (c == '\n') {
-                smtp__lax_candidate(s, i); /* LF "." CRLF */
+                smtp__lax_candidate(s, i, m); /* LF "." CRLF */
                 if (lax_from == n)
                     lax_from = i;
                 s->dot = DOT_BOL;
@@ -832,16 +837,16 @@ static size_t smtp__tls(struct smtp_session *s, enum sc_dir dir, const uint8_t *
     if (*peek) {
         *peek = false;
         if (!tls_rec_plausible_start(p[0])) {
+            /* The detail names only the first byte: the rest of the line may
+             * not have arrived yet, and the transcript shows it anyway. */
+            smtp__eventf(s, "cleartext_after_starttls", dir, m,
+                         "%s sent 0x%02x ('%c'), not a TLS record, after the 220 to STARTTLS",
+                         dir == SC_DIR_C2S ? "client" : "server", p[0],
+                         sc_is_print(p[0]) ? p[0] : '.');
             if (dir == SC_DIR_C2S) {
                 s->cleartext_after = true;
-                smtp__event_bytes(s, "cleartext_after_starttls", dir, m,
-                                  "client sent cleartext after 220 to STARTTLS: ", p,
-                                  n < 64 ? n : 64);
                 s->cmode = CM_CMD;
             } else {
-                smtp__event_bytes(s, "cleartext_after_starttls", dir, m,
-                                  "server sent cleartext after 220 to STARTTLS: ", p,
-                                  n < 64 ? n : 64);
                 s->smode = SM_REPLY;
             }
             return 0;
@@ -1093,7 +1098,7 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
                      "the server ended the message at a bare-LF \".\" line (reply %03u), "
                      "not at CRLF.CRLF",
                      code);
-        smtp__end_body(s, s->lax_body_len, true, m);
+        smtp__end_body(s, s->lax_body_len, true, &s->lax_meta);
         replay = s->lax;
         sc_buf_init(&s->lax, 0);
         s->lax_seen = false;
@@ -1218,7 +1223,7 @@ static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n
     }
     if (r->nlines == 0) {
         smtp__enhanced(text, tlen, r->enh);
-        if (!s->greeted && s->info.banner.len == 0) {
+        if (!s->greeted && s->info.banner.len == 0 && (!s->info.midstream || code == 220)) {
             smtp__set_field(&s->info.banner, l, n);
             s->info.banner_meta = *m;
         }

@@ -1,0 +1,775 @@
+/* test_smtp.c - the SMTP engine, fed from strings.
+ *
+ * Every dialogue is a script of (direction, bytes) steps.  Each script runs
+ * three ways: every step whole, every step split at every offset, and one
+ * byte at a time; the resulting session (fields, events and transcript,
+ * rendered to one canonical string) must be identical, and must hold the
+ * expected values.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "common/escape.h"
+#include "dissect/smtp.h"
+
+#define C SC_DIR_C2S
+#define S SC_DIR_S2C
+
+struct step {
+    enum sc_dir dir;
+    const char *bytes; /* NUL-terminated unless len is set */
+    size_t len;
+    uint64_t gap; /* non-zero: a gap of this many bytes instead of bytes */
+};
+
+#define END                                                                                        \
+    {                                                                                              \
+        SC_DIR_NONE, NULL, 0, 0                                                                    \
+    }
+
+enum split { WHOLE, AT, BYTES };
+
+static size_t step_len(const struct step *st)
+{
+    return st->len ? st->len : strlen(st->bytes);
+}
+
+/* Runs a script; split=AT splits every step at offset k (clamped). */
+static struct smtp_session *run(const struct step *script, enum split how, size_t k, unsigned flags,
+                                enum smtp_feed_result *last)
+{
+    struct smtp_settings set;
+    smtp_settings_defaults(&set);
+    set.keep_transcript = true;
+    struct smtp_session *s = smtp_session_new(&set, flags);
+    assert_non_null(s);
+    uint64_t off[2] = {0, 0};
+    enum smtp_feed_result r = SMTP_OK;
+    for (size_t i = 0; script[i].dir != SC_DIR_NONE; i++) {
+        const struct step *st = &script[i];
+        struct sc_meta m = {i + 1, (sc_time)(i + 1) * 1000};
+        if (st->gap) {
+            r = smtp_gap(s, st->dir, st->gap, &m);
+            off[st->dir] += st->gap;
+            continue;
+        }
+        const uint8_t *p = (const uint8_t *)st->bytes;
+        size_t n = step_len(st);
+        if (how == WHOLE) {
+            r = smtp_feed(s, st->dir, off[st->dir], p, n, &m);
+        } else if (how == AT) {
+            size_t cut = k < n ? k : n;
+            r = smtp_feed(s, st->dir, off[st->dir], p, cut, &m);
+            if (r == SMTP_OK)
+                r = smtp_feed(s, st->dir, off[st->dir] + cut, p + cut, n - cut, &m);
+        } else {
+            for (size_t j = 0; j < n && r == SMTP_OK; j++)
+                r = smtp_feed(s, st->dir, off[st->dir] + j, p + j, 1, &m);
+        }
+        off[st->dir] += n;
+    }
+    struct sc_meta end = {1000, 1000000};
+    smtp_close(s, &end);
+    if (last)
+        *last = r;
+    return s;
+}
+
+static void put_buf(struct sc_buf *out, const char *name, const struct sc_buf *b)
+{
+    sc_buf_printf(out, "%s=", name);
+    sc_escape(out, b->data ? b->data : (const uint8_t *)"", b->len);
+    sc_buf_putc(out, '\n');
+}
+
+/* Renders everything the session found as one string. */
+static char *render(const struct smtp_session *s)
+{
+    const struct smtp_info *in = smtp_session_info(s);
+    struct sc_buf o;
+    sc_buf_init(&o, 0);
+    put_buf(&o, "banner", &in->banner);
+    put_buf(&o, "helo", &in->helo);
+    for (size_t i = 0; i < in->n_ehlo_keywords; i++)
+        put_buf(&o, "kw", &in->ehlo_keywords[i]);
+    sc_buf_printf(&o, "starttls=%d,%d,%s\n", in->starttls_offered, in->starttls_attempted,
+                  smtp_starttls_name(in->starttls));
+    put_buf(&o, "auth", &in->auth_mech);
+    put_buf(&o, "from", &in->mail_from);
+    put_buf(&o, "proxy", &in->proxy);
+    sc_buf_printf(&o, "rcpt=%llu/%llu msgs=%llu/%llu cmds=%llu replies=%llu gaps=%u conf=%.2f\n",
+                  (unsigned long long)in->rcpt_count, (unsigned long long)in->rcpt_accepted,
+                  (unsigned long long)in->messages, (unsigned long long)in->messages_accepted,
+                  (unsigned long long)in->commands, (unsigned long long)in->replies, in->gaps,
+                  in->confidence);
+    sc_buf_printf(&o, "bytes=%llu/%llu tls=%llu/%llu\n", (unsigned long long)in->bytes[0],
+                  (unsigned long long)in->bytes[1], (unsigned long long)in->tls_bytes[0],
+                  (unsigned long long)in->tls_bytes[1]);
+    for (size_t i = 0; i < in->events.n; i++)
+        sc_buf_printf(&o, "event %s %s x%llu frame %llu: %s\n", in->events.v[i].kind,
+                      sc_dir_name(in->events.v[i].dir), (unsigned long long)in->events.v[i].count,
+                      (unsigned long long)in->events.v[i].frame,
+                      in->events.v[i].detail ? in->events.v[i].detail : "");
+    for (size_t i = 0; i < in->n_transcript; i++) {
+        const struct smtp_line *l = &in->transcript[i];
+        sc_buf_printf(&o, "%llu %s k%d v%s c%u%s%s len%u ", (unsigned long long)l->meta.frame,
+                      sc_dir_name(l->dir), (int)l->kind, smtp_verb_name(l->verb), l->code,
+                      l->last ? " last" : "", l->incomplete ? " incomplete" : "", l->len);
+        sc_escape(&o, l->text, l->text_len);
+        sc_buf_putc(&o, '\n');
+    }
+    char *r = strdup(sc_buf_str(&o));
+    sc_buf_free(&o);
+    return r;
+}
+
+/* Runs the script all three ways and checks they agree; returns the session
+ * fed whole (caller frees) and its rendering in *out. */
+static struct smtp_session *run_all(const struct step *script, unsigned flags, char **out)
+{
+    enum smtp_feed_result r0;
+    struct smtp_session *whole = run(script, WHOLE, 0, flags, &r0);
+    char *ref = render(whole);
+    size_t maxlen = 0;
+    for (size_t i = 0; script[i].dir != SC_DIR_NONE; i++)
+        if (!script[i].gap && step_len(&script[i]) > maxlen)
+            maxlen = step_len(&script[i]);
+    for (size_t k = 0; k <= maxlen; k++) {
+        enum smtp_feed_result r;
+        struct smtp_session *s = run(script, AT, k, flags, &r);
+        char *got = render(s);
+        if (strcmp(ref, got) != 0)
+            fail_msg("split at %zu differs:\n--- whole\n%s--- split\n%s", k, ref, got);
+        assert_int_equal(r, r0);
+        free(got);
+        smtp_session_free(s);
+    }
+    enum smtp_feed_result r;
+    struct smtp_session *s = run(script, BYTES, 0, flags, &r);
+    char *got = render(s);
+    if (strcmp(ref, got) != 0)
+        fail_msg("byte-at-a-time differs:\n--- whole\n%s--- bytes\n%s", ref, got);
+    assert_int_equal(r, r0);
+    free(got);
+    smtp_session_free(s);
+    *out = ref;
+    return whole;
+}
+
+/* The sequence of transcript commands ("EHLO MAIL ...") and reply codes. */
+static char *dialogue(const struct smtp_session *s)
+{
+    const struct smtp_info *in = smtp_session_info(s);
+    struct sc_buf o;
+    sc_buf_init(&o, 0);
+    for (size_t i = 0; i < in->n_transcript; i++) {
+        const struct smtp_line *l = &in->transcript[i];
+        if (l->kind == SMTP_L_COMMAND)
+            sc_buf_printf(&o, "%s%s", o.len ? " " : "", smtp_verb_name(l->verb));
+        else if (l->kind == SMTP_L_REPLY && l->last)
+            sc_buf_printf(&o, "%s%u", o.len ? " " : "", l->code);
+        else if (l->kind == SMTP_L_AUTH)
+            sc_buf_printf(&o, "%s<auth>", o.len ? " " : "");
+        else if (l->kind == SMTP_L_DATA)
+            sc_buf_printf(&o, "%s<data>", o.len ? " " : "");
+    }
+    char *r = strdup(sc_buf_str(&o));
+    sc_buf_free(&o);
+    return r;
+}
+
+static bool has_event(const struct smtp_session *s, const char *kind)
+{
+    return sc_events_count(&smtp_session_info(s)->events, kind) > 0;
+}
+
+static void check_dialogue(const struct smtp_session *s, const char *want)
+{
+    char *d = dialogue(s);
+    assert_string_equal(d, want);
+    free(d);
+}
+
+static void buf_eq(const struct sc_buf *b, const char *want)
+{
+    assert_int_equal(b->len, strlen(want));
+    assert_memory_equal(b->data, want, b->len);
+}
+
+/* ---- dialogues ---- */
+
+static void test_plain_delivery(void **state)
+{
+    (void)state;
+    static const struct step sc[] = {
+        {S, "220 mx.example.org ESMTP Postfix\r\n", 0, 0},
+        {C, "EHLO client.example.com\r\n", 0, 0},
+        {S,
+         "250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n"
+         "250 8BITMIME\r\n",
+         0, 0},
+        {C, "MAIL FROM:<alice@example.com> SIZE=120\r\n", 0, 0},
+        {S, "250 2.1.0 Ok\r\n", 0, 0},
+        {C, "RCPT TO:<bob@example.org>\r\n", 0, 0},
+        {S, "250 2.1.5 Ok\r\n", 0, 0},
+        {C, "DATA\r\n", 0, 0},
+        {S, "354 End data with <CR><LF>.<CR><LF>\r\n", 0, 0},
+        {C, "Subject: hi\r\n\r\n..dot-stuffed\r\nbody\r\n.\r\n", 0, 0},
+        {S, "250 2.0.0 Ok: queued as 1234\r\n", 0, 0},
+        {C, "QUIT\r\n", 0, 0},
+        {S, "221 2.0.0 Bye\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    buf_eq(&in->banner, "220 mx.example.org ESMTP Postfix");
+    buf_eq(&in->helo, "EHLO client.example.com");
+    assert_int_equal(in->n_ehlo_keywords, 4);
+    buf_eq(&in->ehlo_keywords[1], "SIZE 10240000");
+    buf_eq(&in->ehlo_keywords[3], "8BITMIME");
+    assert_true(in->starttls_offered);
+    assert_int_equal(in->starttls, SMTP_TLS_NOT_ATTEMPTED);
+    buf_eq(&in->mail_from, "<alice@example.com>");
+    assert_int_equal(in->rcpt_count, 1);
+    assert_int_equal(in->rcpt_accepted, 1);
+    assert_int_equal(in->messages, 1);
+    assert_int_equal(in->messages_accepted, 1);
+    assert_int_equal(in->events.n, 0);
+    assert_true(in->confidence == 1.0);
+    check_dialogue(s, "220 EHLO 250 MAIL 250 RCPT 250 DATA 354 <data> 250 QUIT 221");
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_pipelining_matches_replies(void **state)
+{
+    (void)state;
+    /* RFC 2920: MAIL, two RCPT and DATA in one go; the second RCPT fails. */
+    static const struct step sc[] = {
+        {S, "220 mx ESMTP\r\n", 0, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {S, "250-mx\r\n250 PIPELINING\r\n", 0, 0},
+        {C, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<nobody@y>\r\nDATA\r\n", 0, 0},
+        {S, "250 ok\r\n250 ok\r\n550 5.1.1 no such user\r\n354 go\r\n", 0, 0},
+        {C, "body\r\n.\r\nQUIT\r\n", 0, 0},
+        {S, "250 queued\r\n221 bye\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    assert_int_equal(in->rcpt_count, 2);
+    assert_int_equal(in->rcpt_accepted, 1);
+    assert_int_equal(in->messages_accepted, 1);
+    check_dialogue(s, "220 EHLO 250 MAIL RCPT RCPT DATA 250 250 550 354 <data> QUIT 250 221");
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_body_sent_before_354_is_held(void **state)
+{
+    (void)state;
+    /* The client does not wait for 354: its message is held until the reply
+     * says how to read it. */
+    static const struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nMAIL FROM:<fake>\r\n.\r\n", 0,
+         0},
+        {S, "250 hi\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    buf_eq(&in->mail_from, "<a@x>");
+    assert_int_equal(in->messages, 1);
+    assert_int_equal(in->messages_accepted, 1);
+    check_dialogue(s, "220 HELO MAIL RCPT DATA <data> 250 250 250 354 250");
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_refused_data_reads_commands(void **state)
+{
+    (void)state;
+    static const struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},        {C, "HELO c\r\n", 0, 0},
+        {S, "250 hi\r\n", 0, 0},        {C, "DATA\r\n", 0, 0},
+        {S, "503 need RCPT\r\n", 0, 0}, {C, "MAIL FROM:<a@x>\r\n", 0, 0},
+        {S, "250 ok\r\n", 0, 0},        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    assert_int_equal(smtp_session_info(s)->messages, 0);
+    check_dialogue(s, "220 HELO 250 DATA 503 MAIL 250");
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_one_sided_client_reads_body_by_content(void **state)
+{
+    (void)state;
+    /* No server at all (one-sided capture): DATA's bytes are the message. */
+    static const struct step sc[] = {
+        {C,
+         "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n"
+         "QUIT\r\n",
+         0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    assert_int_equal(smtp_session_info(s)->messages, 1);
+    check_dialogue(s, "EHLO MAIL RCPT DATA <data> QUIT");
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_bdat_chunks(void **state)
+{
+    (void)state;
+    static const struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {S, "250-mx\r\n250-CHUNKING\r\n250 PIPELINING\r\n", 0, 0},
+        {C, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 9\r\n0123\r\n.\r\nBDAT 0 LAST\r\n", 0, 0},
+        {S, "250 ok\r\n250 ok\r\n250 9 octets\r\n250 queued\r\n", 0, 0},
+        {C, "BDAT 3 last\r\nxyzQUIT\r\n", 0, 0},
+        {S, "503 no transaction\r\n221 bye\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    /* The chunk's "\r\n.\r\n" is data, not an end of data. */
+    assert_int_equal(in->messages, 2);
+    assert_int_equal(in->messages_accepted, 1);
+    check_dialogue(s, "220 EHLO 250 MAIL RCPT BDAT <data> BDAT <data> 250 250 250 250 BDAT <data> "
+                      "QUIT 503 221");
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_bdat_invalid_sizes_stay_commands(void **state)
+{
+    (void)state;
+    static const struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "BDAT 99999999999999999999999 LAST\r\n", 0, 0},
+        {S, "501 bad\r\n", 0, 0},
+        {C, "BDAT -5\r\nBDAT 5 X\r\nQUIT\r\n", 0, 0},
+        {S, "501 bad\r\n501 bad\r\n221 bye\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    assert_int_equal(sc_events_count(&smtp_session_info(s)->events, "bdat_invalid"), 3);
+    check_dialogue(s, "220 BDAT 501 BDAT BDAT QUIT 501 501 221");
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_auth_plain_and_login_are_redacted(void **state)
+{
+    (void)state;
+    static const struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},           {C, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", 0, 0},
+        {S, "535 5.7.8 failed\r\n", 0, 0}, {C, "AUTH LOGIN\r\n", 0, 0},
+        {S, "334 VXNlcm5hbWU6\r\n", 0, 0}, {C, "YWxpY2U=\r\n", 0, 0},
+        {S, "334 UGFzc3dvcmQ6\r\n", 0, 0}, {C, "c2VjcmV0\r\n", 0, 0},
+        {S, "235 2.7.0 ok\r\n", 0, 0},     {C, "MAIL FROM:<alice@x>\r\n", 0, 0},
+        {S, "250 ok\r\n", 0, 0},           END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    buf_eq(&in->auth_mech, "PLAIN");
+    assert_true(in->auth_success);
+    assert_null(strstr(r, "AGFsaWNlAHNlY3JldA"));
+    assert_null(strstr(r, "YWxpY2U"));
+    assert_null(strstr(r, "c2VjcmV0"));
+    assert_non_null(strstr(r, "AUTH PLAIN [initial response redacted, 20 bytes]"));
+    check_dialogue(s, "220 AUTH 535 AUTH 334 <auth> 334 <auth> 235 MAIL 250");
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_auth_never_leaks_when_replies_slip(void **state)
+{
+    (void)state;
+    /* The server never answers EHLO, so the 334s arrive one reply early;
+     * the credentials must still be treated as such. */
+    static const struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {C, "AUTH LOGIN\r\n", 0, 0},
+        {S, "334 VXNlcm5hbWU6\r\n", 0, 0},
+        {C, "dXNlcjE=\r\n", 0, 0},
+        {S, "334 UGFzc3dvcmQ6\r\n", 0, 0},
+        {C, "UGFzczEyMw==\r\n", 0, 0},
+        {S, "235 ok\r\n", 0, 0},
+        {C, "QUIT\r\n", 0, 0},
+        {S, "221 bye\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    assert_null(strstr(r, "dXNlcjE"));
+    assert_null(strstr(r, "UGFzczEyMw"));
+    assert_true(has_event(s, "reply_missing"));
+    check_dialogue(s, "220 EHLO AUTH 334 <auth> 334 <auth> 235 QUIT 221");
+    free(r);
+    smtp_session_free(s);
+}
+
+static const uint8_t tls_client[] = {
+    0x16, 0x03, 0x01, 0x00, 0x05, 1,    2,    3,   4, 5, /* handshake */
+    0x14, 0x03, 0x03, 0x00, 0x01, 1,                     /* change cipher spec */
+    0x17, 0x03, 0x03, 0x00, 0x03, 0xaa, 0xbb, 0xcc};     /* application data */
+static const uint8_t tls_server[] = {0x16, 0x03, 0x03, 0x00, 0x02, 9,    9,
+                                     0x17, 0x03, 0x03, 0x00, 0x02, 0xee, 0xff};
+
+static void test_starttls_established(void **state)
+{
+    (void)state;
+    static const struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {S, "250-mx\r\n250 STARTTLS\r\n", 0, 0},
+        {C, "STARTTLS\r\n", 0, 0},
+        {S, "220 2.0.0 Ready to start TLS\r\n", 0, 0},
+        {C, (const char *)tls_client, sizeof(tls_client), 0},
+        {S, (const char *)tls_server, sizeof(tls_server), 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    assert_true(in->starttls_offered);
+    assert_true(in->starttls_attempted);
+    assert_int_equal(in->starttls, SMTP_TLS_ESTABLISHED);
+    assert_int_equal(in->tls_bytes[C], sizeof(tls_client));
+    assert_int_equal(in->tls_bytes[S], sizeof(tls_server));
+    assert_int_equal(in->tls_records[C], 3);
+    assert_int_equal(in->tls_records[S], 2);
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_starttls_outcomes(void **state)
+{
+    (void)state;
+    static const struct step refused[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {S, "250-mx\r\n250 STARTTLS\r\n", 0, 0},
+        {C, "STARTTLS\r\n", 0, 0},
+        {S, "454 4.7.0 TLS not available due to temporary reason\r\n", 0, 0},
+        {C, "MAIL FROM:<a@x>\r\n", 0, 0},
+        {S, "250 ok\r\n", 0, 0},
+        END,
+    };
+    static const struct step noreply[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {S, "250 STARTTLS?\r\n", 0, 0},
+        {C, "STARTTLS\r\n", 0, 0},
+        END,
+    };
+    static const struct step cleartext[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {S, "250-mx\r\n250 STARTTLS\r\n", 0, 0},
+        {C, "STARTTLS\r\n", 0, 0},
+        {S, "220 go ahead\r\n", 0, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {S, "250 mx\r\n", 0, 0},
+        END,
+    };
+    static const struct step accepted[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "STARTTLS\r\n", 0, 0},
+        {S, "220 go ahead\r\n", 0, 0},
+        {C, (const char *)tls_client, 10, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(refused, 0, &r);
+    assert_int_equal(smtp_session_info(s)->starttls, SMTP_TLS_REFUSED);
+    check_dialogue(s, "220 EHLO 250 STARTTLS 454 MAIL 250");
+    free(r);
+    smtp_session_free(s);
+    s = run_all(noreply, 0, &r);
+    assert_int_equal(smtp_session_info(s)->starttls, SMTP_TLS_NO_REPLY);
+    assert_false(smtp_session_info(s)->starttls_offered); /* "STARTTLS?" is no keyword line */
+    free(r);
+    smtp_session_free(s);
+    s = run_all(cleartext, 0, &r);
+    assert_int_equal(smtp_session_info(s)->starttls, SMTP_TLS_CLEARTEXT_AFTER_220);
+    assert_true(has_event(s, "cleartext_after_starttls"));
+    check_dialogue(s, "220 EHLO 250 STARTTLS 220 EHLO 250");
+    free(r);
+    smtp_session_free(s);
+    s = run_all(accepted, 0, &r);
+    assert_int_equal(smtp_session_info(s)->starttls, SMTP_TLS_ACCEPTED);
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_reply_anomalies(void **state)
+{
+    (void)state;
+    /* A banner with no space after the code (ASA style), a multi-line reply
+     * whose code changes, a line with no code, bare LF, and a multi-line
+     * reply that never ends (the A2 broken banner). */
+    static const struct step sc[] = {
+        {S, "220*****************\r\n", 0, 0}, {C, "EHLO c\n", 0, 0},
+        {S, "250-mx\r\n251 odd\r\n", 0, 0},    {C, "NOOP\r\n", 0, 0},
+        {S, "250-ok\r\n*********\r\n", 0, 0},  END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    assert_true(has_event(s, "reply_separator"));
+    assert_true(has_event(s, "reply_code_mismatch"));
+    assert_true(has_event(s, "reply_malformed"));
+    assert_true(has_event(s, "bare_lf"));
+    assert_true(has_event(s, "reply_incomplete"));
+    buf_eq(&smtp_session_info(s)->banner, "220*****************");
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_long_and_unknown_commands_are_kept(void **state)
+{
+    (void)state;
+    char line[700];
+    memset(line, 'A', sizeof(line));
+    memcpy(line, "XXXXXXXX ", 9);
+    memcpy(line + sizeof(line) - 3, "\r\n", 3);
+    struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, line, 0, 0},
+        {S, "500 5.5.1 Command unrecognized: \"XXXXXXXX\"\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    assert_true(has_event(s, "line_too_long"));
+    assert_true(has_event(s, "unknown_command"));
+    assert_non_null(strstr(r, "unknown verb \"XXXXXXXX\""));
+    const struct smtp_info *in = smtp_session_info(s);
+    assert_int_equal(in->n_transcript, 3);
+    assert_int_equal(in->transcript[1].len, sizeof(line) - 3);
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_gap_resynchronises(void **state)
+{
+    (void)state;
+    static const struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "EHLO c\r\nMAIL FR", 0, 0},
+        {C, NULL, 0, 40},
+        {C, "OM:<lost>\r\nRCPT TO:<b@y>\r\n", 0, 0},
+        {S, "250 mx\r\n250 ok\r\n250 ok\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    assert_int_equal(in->gaps, 1);
+    assert_true(in->confidence < 1.0);
+    assert_int_equal(in->rcpt_count, 1);
+    assert_int_equal(in->mail_from.len, 0);
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_lax_end_of_data_follows_the_server(void **state)
+{
+    (void)state;
+    /* Sendmail-style: the server takes "\n.\n" as the end, so what follows
+     * it are commands. */
+    static const struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "DATA\r\n", 0, 0},
+        {S, "354 go\r\n", 0, 0},
+        {C, "hi\n.\nNOOP\r\n", 0, 0},
+        {S, "250 queued\r\n250 ok\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    assert_true(has_event(s, "lax_end_of_data"));
+    assert_int_equal(smtp_session_info(s)->messages_accepted, 1);
+    check_dialogue(s, "220 DATA 354 <data> NOOP 250 250");
+    free(r);
+    smtp_session_free(s);
+
+    /* A strict server: the same bytes stay inside the message. */
+    static const struct step strict[] = {
+        {S, "220 mx\r\n", 0, 0},     {C, "DATA\r\n", 0, 0},
+        {S, "354 go\r\n", 0, 0},     {C, "hi\n.\nMAIL FROM:<x>\r\n.\r\n", 0, 0},
+        {S, "250 queued\r\n", 0, 0}, END,
+    };
+    s = run_all(strict, 0, &r);
+    assert_true(has_event(s, "bare_lf_dot_in_data"));
+    assert_false(has_event(s, "lax_end_of_data"));
+    assert_int_equal(smtp_session_info(s)->messages, 1);
+    check_dialogue(s, "220 DATA 354 <data> 250");
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_probe_verdicts(void **state)
+{
+    (void)state;
+    static const struct step ftp[] = {
+        {S, "220 ProFTPD Server ready\r\n", 0, 0}, {C, "USER anonymous\r\n", 0, 0}, END};
+    static const struct step http[] = {{C, "GET / HTTP/1.1\r\n\r\n", 0, 0}, END};
+    static const struct step smtp[] = {
+        {S, "220 mx ESMTP\r\n", 0, 0}, {C, "EHLO c\r\n", 0, 0}, {S, "250 mx\r\n", 0, 0}, END};
+    static const struct step ssh[] = {{S, "SSH-2.0-OpenSSH_9.2\r\n", 0, 0}, END};
+    enum smtp_feed_result r;
+    struct smtp_session *s = run(ftp, WHOLE, 0, SMTP_F_PROBE, &r);
+    assert_int_equal(r, SMTP_NOT_SMTP);
+    assert_false(smtp_session_confirmed(s));
+    smtp_session_free(s);
+    s = run(http, BYTES, 0, SMTP_F_PROBE, &r);
+    assert_int_equal(r, SMTP_NOT_SMTP);
+    smtp_session_free(s);
+    s = run(ssh, WHOLE, 0, SMTP_F_PROBE, &r);
+    assert_int_equal(r, SMTP_NOT_SMTP);
+    smtp_session_free(s);
+    s = run(smtp, BYTES, 0, SMTP_F_PROBE, &r);
+    assert_int_equal(r, SMTP_OK);
+    assert_true(smtp_session_confirmed(s));
+    smtp_session_free(s);
+}
+
+static const uint8_t socks5_hello[] = {5, 1, 0};
+static const uint8_t socks5_choice[] = {5, 0};
+static const uint8_t socks5_req[] = {5, 1, 0, 3, 6, 'm', 'x', '.', 'o', 'r', 'g', 0, 25};
+static const uint8_t socks5_rep[] = {5, 0, 0, 1, 10, 0, 0, 1, 0x04, 0x38};
+
+static void test_smtp_through_socks5_and_connect(void **state)
+{
+    (void)state;
+    static const struct step socks[] = {
+        {C, (const char *)socks5_hello, sizeof(socks5_hello), 0},
+        {S, (const char *)socks5_choice, sizeof(socks5_choice), 0},
+        {C, (const char *)socks5_req, sizeof(socks5_req), 0},
+        {S, (const char *)socks5_rep, sizeof(socks5_rep), 0},
+        {S, "220 mx ESMTP\r\n", 0, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {S, "250 mx\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(socks, SMTP_F_PROBE, &r);
+    assert_true(smtp_session_confirmed(s));
+    buf_eq(&smtp_session_info(s)->proxy, "socks5 to mx.org:25");
+    check_dialogue(s, "220 EHLO 250");
+    free(r);
+    smtp_session_free(s);
+
+    static const struct step connect[] = {
+        {C, "CONNECT mx.org:25 HTTP/1.1\r\nProxy-Authorization: Basic c2VjcmV0\r\n\r\n", 0, 0},
+        {S, "HTTP/1.1 200 Connection established\r\n\r\n220 mx ESMTP\r\n", 0, 0},
+        {C, "HELO c\r\n", 0, 0},
+        {S, "250 mx\r\n", 0, 0},
+        END,
+    };
+    s = run_all(connect, SMTP_F_PROBE, &r);
+    assert_true(smtp_session_confirmed(s));
+    buf_eq(&smtp_session_info(s)->proxy, "http-connect to mx.org:25");
+    assert_null(strstr(r, "c2VjcmV0"));
+    free(r);
+    smtp_session_free(s);
+
+    static const struct step refused[] = {
+        {C, (const char *)socks5_hello, sizeof(socks5_hello), 0},
+        {S, "\x05\xff", 2, 0},
+        END,
+    };
+    enum smtp_feed_result res;
+    s = run(refused, WHOLE, 0, SMTP_F_PROBE, &res);
+    assert_int_equal(res, SMTP_NOT_SMTP);
+    smtp_session_free(s);
+}
+
+static void test_midstream_start(void **state)
+{
+    (void)state;
+    /* Picked up mid-session: replies to commands we never saw are no error. */
+    static const struct step sc[] = {
+        {S, "250 2.1.5 Ok\r\n", 0, 0}, {C, "DATA\r\n", 0, 0},       {S, "354 go\r\n", 0, 0},
+        {C, "x\r\n.\r\n", 0, 0},       {S, "250 queued\r\n", 0, 0}, END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, SMTP_F_MIDSTREAM, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    assert_true(in->midstream);
+    assert_false(has_event(s, "unexpected_reply"));
+    assert_int_equal(in->messages_accepted, 1);
+    assert_int_equal(in->banner.len, 0);
+    assert_true(in->confidence < 1.0);
+    free(r);
+    smtp_session_free(s);
+}
+
+static void test_pending_queue_is_bounded(void **state)
+{
+    (void)state;
+    struct smtp_settings set;
+    smtp_settings_defaults(&set);
+    set.pending_max = 4;
+    struct smtp_session *s = smtp_session_new(&set, 0);
+    struct sc_meta m = {1, 1};
+    smtp_feed(s, S, 0, (const uint8_t *)"220 mx\r\n", 8, &m);
+    uint64_t off = 0;
+    for (int i = 0; i < 100; i++) {
+        smtp_feed(s, C, off, (const uint8_t *)"NOOP\r\n", 6, &m);
+        off += 6;
+    }
+    smtp_close(s, &m);
+    assert_true(has_event(s, "pending_overflow"));
+    assert_int_equal(smtp_session_info(s)->commands, 100);
+    smtp_session_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plain_delivery),
+        cmocka_unit_test(test_pipelining_matches_replies),
+        cmocka_unit_test(test_body_sent_before_354_is_held),
+        cmocka_unit_test(test_refused_data_reads_commands),
+        cmocka_unit_test(test_one_sided_client_reads_body_by_content),
+        cmocka_unit_test(test_bdat_chunks),
+        cmocka_unit_test(test_bdat_invalid_sizes_stay_commands),
+        cmocka_unit_test(test_auth_plain_and_login_are_redacted),
+        cmocka_unit_test(test_auth_never_leaks_when_replies_slip),
+        cmocka_unit_test(test_starttls_established),
+        cmocka_unit_test(test_starttls_outcomes),
+        cmocka_unit_test(test_reply_anomalies),
+        cmocka_unit_test(test_long_and_unknown_commands_are_kept),
+        cmocka_unit_test(test_gap_resynchronises),
+        cmocka_unit_test(test_lax_end_of_data_follows_the_server),
+        cmocka_unit_test(test_probe_verdicts),
+        cmocka_unit_test(test_smtp_through_socks5_and_connect),
+        cmocka_unit_test(test_midstream_start),
+        cmocka_unit_test(test_pending_queue_is_bounded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
