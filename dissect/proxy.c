@@ -36,11 +36,12 @@ enum {
 
 static const char http_connect[] = "CONNECT ";
 
-void proxy_init(struct proxy *p)
+void proxy_init(struct proxy *p, size_t max)
 {
     memset(p, 0, sizeof(*p));
-    sc_buf_init(&p->in[0], PROXY_BUF_MAX);
-    sc_buf_init(&p->in[1], PROXY_BUF_MAX);
+    p->max = max;
+    sc_buf_init(&p->in[0], max);
+    sc_buf_init(&p->in[1], max);
 }
 
 void proxy_free(struct proxy *p)
@@ -318,7 +319,7 @@ enum proxy_result proxy_feed(struct proxy *p, enum sc_dir dir, const uint8_t *b,
     if (dir > SC_DIR_S2C)
         return PROXY_NOT;
     if (p->step < ST_DONE && n > 0) {
-        if (p->in[dir].len + n > PROXY_BUF_MAX) {
+        if (p->in[dir].len + n > p->max) {
             p->step = p->step == ST_DETECT ? ST_NOT : fail(p, "proxy handshake too long");
         } else {
             sc_buf_append(&p->in[dir], b, n);

@@ -9,9 +9,9 @@
  * handshake, and when the handshake succeeded it hands back the bytes that
  * followed it in each direction, which are the tunnelled stream.
  *
- * Bytes are buffered per direction (at most PROXY_BUF_MAX) until the step of
- * the handshake that reads them.  Credentials (SOCKS5 user/password, HTTP
- * Proxy-Authorization) are parsed over, never kept.
+ * Bytes are buffered per direction (at most `max` bytes, given to
+ * proxy_init) until the step of the handshake that reads them.  Credentials (SOCKS5 user/password,
+ * HTTP Proxy-Authorization) are parsed over, never kept.
  */
 #ifndef SC_DISSECT_PROXY_H
 #define SC_DISSECT_PROXY_H
@@ -22,11 +22,6 @@
 
 #include "common/buf.h"
 #include "common/event.h"
-
-/* Bytes buffered per direction during a handshake.  An HTTP CONNECT request
- * with a few headers fits in 8 KiB (common servers cap headers at 8 KiB);
- * past it the connection is not a proxy handshake we follow. */
-#define PROXY_BUF_MAX 8192
 
 enum proxy_kind {
     PROXY_NONE = 0,
@@ -49,9 +44,12 @@ struct proxy {
     size_t used[2];      /* bytes of in[] consumed by the handshake */
     char target[272];    /* "host:port" the client asked for */
     char failure[96];    /* why a handshake failed */
+    size_t max;          /* bytes buffered per direction at most */
 };
 
-void proxy_init(struct proxy *p);
+/* Prepares a parser that buffers at most max bytes per direction; past that
+ * the connection is taken for no proxy handshake we follow. */
+void proxy_init(struct proxy *p, size_t max);
 void proxy_free(struct proxy *p);
 
 /* Feeds n bytes of direction dir.  Returns the state after them. */

@@ -48,12 +48,6 @@ enum smtp__dot {
     DOT_DOTCR_LAX, /* ".\r" at a bare-LF line start */
 };
 
-/* Client bytes kept after a bare-LF end-of-data candidate, to be read again
- * as commands if the server's reply shows it took the candidate as the end.
- * A client pipelines at most a few commands after the data (RFC 2920), so
- * 4 KiB is plenty; past it the candidate is dropped ("lax_replay_overflow"). */
-#define SMTP_LAX_REPLAY_MAX 4096
-
 struct smtp__linebuf {
     uint8_t *buf; /* line_keep bytes, allocated on first use */
     size_t len;   /* bytes kept */
@@ -143,6 +137,8 @@ void smtp_settings_defaults(struct smtp_settings *s)
     s->hold_max = 64 * 1024;
     s->transcript_max = 100000;
     s->reply_lines_max = 64;
+    s->proxy_max = 8192;
+    s->lax_replay_max = 4096;
     s->keep_transcript = false;
 }
 
@@ -818,9 +814,12 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
     }
     s->body_len += i;
     if (lax_from < i && s->lax_seen && !s->lax_dead) {
-        if (s->lax.len + sizeof(struct smtp__hold_rec) + (i - lax_from) > SMTP_LAX_REPLAY_MAX) {
+        if (s->lax.len + sizeof(struct smtp__hold_rec) + (i - lax_from) > s->set.lax_replay_max) {
             s->lax_dead = true;
             sc_buf_reset(&s->lax);
+            smtp__eventf(s, "lax_replay_overflow", SC_DIR_C2S, m,
+                         "more than %zu bytes followed a bare-LF \".\" line inside the message",
+                         s->set.lax_replay_max);
         } else {
             smtp__rec_append(&s->lax, p + lax_from, i - lax_from, m);
         }
@@ -1327,7 +1326,7 @@ enum smtp_feed_result smtp_feed(struct smtp_session *s, enum sc_dir dir, uint64_
             s->verdict = -1;
             return SMTP_NOT_SMTP;
         }
-        proxy_init(s->proxy);
+        proxy_init(s->proxy, s->set.proxy_max);
     }
     if (s->proxy && s->info.proxy.len == 0)
         return smtp__proxy_feed(s, dir, p, n, m);

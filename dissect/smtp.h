@@ -114,6 +114,16 @@ struct smtp_settings {
     /* Lines kept of one multi-line reply (the EHLO keyword list is one).
      * Real EHLO replies have under 20 lines; the rest are counted only. */
     size_t reply_lines_max;
+    /* Bytes of a proxy handshake (SOCKS, HTTP CONNECT) buffered per direction
+     * before SMTP starts.  A CONNECT request with a few headers fits in 8 KiB
+     * (common proxies cap headers there); past it the connection is not
+     * followed. */
+    size_t proxy_max;
+    /* Client bytes kept after a bare-LF end-of-data candidate, to be read
+     * again as commands if the server's reply shows it ended the message
+     * there.  A client pipelines a few commands after the data (RFC 2920);
+     * past 4 KiB the candidate is dropped ("lax_replay_overflow"). */
+    size_t lax_replay_max;
     bool keep_transcript;
 };
 
