@@ -118,6 +118,22 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
             /* A FIN seen before the capture ended still tells how it was closing. */
             if (why == CAP_CLOSE_EOF && (fi->fin_seen[0] || fi->fin_seen[1]))
                 why = CAP_CLOSE_FIN;
+            struct rep_tcp_side tcp[2];
+            for (int d = 0; d < 2; d++) {
+                const struct cap_side *sd = &fi->side[d];
+                tcp[d] = (struct rep_tcp_side){
+                    .syn_seen = sd->syn_seen,
+                    .mss_present = sd->syn_opts.mss_present,
+                    .wscale_present = sd->syn_opts.wscale_present,
+                    .sack_perm = sd->syn_opts.sack_perm,
+                    .timestamps = sd->syn_opts.ts_present,
+                    .mss = sd->syn_opts.mss,
+                    .wscale = sd->syn_opts.wscale,
+                    .ttl = sd->first_ttl,
+                    .retransmits = sd->stream ? sd->stream->retransmits : 0,
+                    .overlaps_diff = sd->stream ? sd->stream->overlaps_diff : 0,
+                };
+            }
             struct rep_session rs = {
                 .id = ++c->next_id,
                 .file = c->file,
@@ -129,6 +145,7 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
                 .end = fi->last_ts,
                 .close = cap_close_name(why),
                 .partial = !fi->handshake,
+                .tcp = {tcp[0], tcp[1]},
                 .smtp = in,
             };
             rep_session(c->rep, &rs);

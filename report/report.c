@@ -205,6 +205,23 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
     rep__jstr(w, s->close);
     sc_buf_printf(b, ",\"gaps\":%u,\"gap_bytes\":%" PRIu64 ",\"confidence\":%.2f", in->gaps,
                   in->gap_bytes, in->confidence);
+    rep__jfield(w, "tcp");
+    for (int d = 0; d < 2; d++) {
+        const struct rep_tcp_side *t = &s->tcp[d];
+        sc_buf_printf(b, "%s\"%s\":{\"syn\":%s", d ? "," : "{", d ? "server" : "client",
+                      t->syn_seen ? "true" : "false");
+        if (t->syn_seen) {
+            if (t->mss_present)
+                sc_buf_printf(b, ",\"mss\":%u", t->mss);
+            if (t->wscale_present)
+                sc_buf_printf(b, ",\"wscale\":%u", t->wscale);
+            sc_buf_printf(b, ",\"sack_perm\":%s,\"timestamps\":%s", t->sack_perm ? "true" : "false",
+                          t->timestamps ? "true" : "false");
+        }
+        sc_buf_printf(b, ",\"ttl\":%u,\"retransmits\":%u,\"overlaps_diff\":%u}", t->ttl,
+                      t->retransmits, t->overlaps_diff);
+    }
+    sc_buf_putc(b, '}');
     sc_buf_puts(b, ",\"findings\":[]");
     rep__jfield(w, "events");
     sc_buf_putc(b, '[');
@@ -384,6 +401,26 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
     else if (in->confidence < 1.0)
         sc_buf_printf(b, "; confidence %.2f", in->confidence);
     sc_buf_putc(b, '\n');
+    if (w->opt.verbose) {
+        for (int d = 0; d < 2; d++) {
+            const struct rep_tcp_side *t = &s->tcp[d];
+            sc_buf_printf(b, "  %s %s:", d ? "         " : "tcp      ", d ? "server" : "client");
+            if (!t->syn_seen)
+                sc_buf_puts(b, " (no SYN seen)");
+            if (t->mss_present)
+                sc_buf_printf(b, " mss %u", t->mss);
+            if (t->wscale_present)
+                sc_buf_printf(b, " wscale %u", t->wscale);
+            if (t->sack_perm)
+                sc_buf_puts(b, " sack");
+            if (t->timestamps)
+                sc_buf_puts(b, " timestamps");
+            sc_buf_printf(b, " ttl %u, %u retransmissions", t->ttl, t->retransmits);
+            if (t->overlaps_diff)
+                sc_buf_printf(b, " (%u with different bytes)", t->overlaps_diff);
+            sc_buf_putc(b, '\n');
+        }
+    }
     if (w->opt.verbose && in->events.n) {
         for (size_t i = 0; i < in->events.n; i++) {
             const struct sc_event *e = &in->events.v[i];

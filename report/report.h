@@ -24,6 +24,20 @@ enum rep_format {
     REP_JSON,
 };
 
+/* What one side of the TCP connection showed (from its SYN or SYN-ACK). */
+struct rep_tcp_side {
+    bool syn_seen;
+    bool mss_present;
+    bool wscale_present;
+    bool sack_perm;
+    bool timestamps;
+    uint16_t mss;
+    uint8_t wscale;
+    uint8_t ttl; /* of its first packet */
+    uint32_t retransmits;
+    uint32_t overlaps_diff; /* retransmissions whose bytes differed */
+};
+
 /* One SMTP session as reported: connection facts from the capture layer
  * (already formatted by the caller) plus what the SMTP engine found. */
 struct rep_session {
@@ -35,8 +49,9 @@ struct rep_session {
     uint64_t last_frame;
     sc_time start;
     sc_time end;
-    const char *close; /* fin, rst, timeout, eof */
-    bool partial;      /* the handshake was not captured */
+    const char *close;          /* fin, rst, timeout, eof */
+    bool partial;               /* the handshake was not captured */
+    struct rep_tcp_side tcp[2]; /* indexed by enum sc_dir: [SC_DIR_C2S] is the client */
     const struct smtp_info *smtp;
 };
 
