@@ -89,7 +89,8 @@ struct cap_packet {
     uint8_t nvlan;
     bool frag_first; /* first fragment of a fragmented datagram: payload incomplete */
     uint16_t vlan[CAP_MAX_VLAN_TAGS];
-    uint32_t ipid; /* IPv4 identification, or IPv6 flow label */
+    uint32_t ipid; /* IPv4 identification; IPv6: the fragment header's identification
+                    * when there is one, else the flow label */
     struct cap_addr src;
     struct cap_addr dst;
     uint16_t sport;

@@ -481,6 +481,20 @@ static void cap__decide_roles(struct cap_tracker *t, struct cap__flow *f, int se
     f->guessed = true;
 }
 
+/* Whether a SYN (without ACK) from endpoint ep opens a new connection on a
+ * flow that is still open: its ISN differs from the one recorded, or, for a
+ * connection picked up mid-stream, it does not fit where that endpoint's
+ * stream starts (a late copy of the first SYN fits exactly). */
+static bool cap__syn_starts_new(const struct cap__flow *f, int ep, uint32_t seq)
+{
+    if (f->syn[ep])
+        return seq != f->isn[ep];
+    const struct cap_stream *st = &f->st[ep];
+    if (!st->init)
+        return false;
+    return !(st->next_off == 0 && st->next_seq == (uint32_t)(seq + 1));
+}
+
 void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
 {
     t->stats.packets++;
@@ -523,9 +537,9 @@ void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
         }
         cap__unlink(f);
         cap__flow_start(t, f, pkt);
-    } else if (syn && !ack && f->syn[se] && f->client == se && pkt->seq != f->isn[se]) {
-        /* A new SYN with another ISN while the old connection looks open:
-         * the port was reused and the old connection's end was not seen. */
+    } else if (syn && !ack && cap__syn_starts_new(f, se, pkt->seq)) {
+        /* A new SYN while the old connection looks open: the port was reused
+         * and the old connection's end was not seen. */
         t->stats.port_reuse++;
         cap__event(t, f, "port_reused", SC_DIR_C2S, &m,
                    "a new SYN reused the 4-tuple before the connection was seen to close");

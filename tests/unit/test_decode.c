@@ -568,20 +568,38 @@ static void test_ipv6_extension_header_chain(void **state)
     ip6_done(&k, ip);
     expect_std(CAP_LINKTYPE_RAW, &k, true, 40 + 48 + 20);
 
-    /* Then an atomic fragment header (offset 0, no more fragments). */
+    /* Then an authentication header and an atomic fragment header. */
     k.n = 0;
     ip = ip6(&k, 0);
     ip6_ext(&k, 43, 8);
-    ip6_ext(&k, 60, 24);
-    ip6_ext(&k, 44, 16);
+    ip6_ext(&k, 51, 24);
+    put(&k, 1, 44); /* AH: 24 bytes, length field 24 / 4 - 2 */
+    put(&k, 1, 4);
+    fill(&k, 0, 22);
     ip6_frag(&k, 6, 0, false, 0xdeadbeef);
     tcp_std(&k, NULL, 0);
     ip6_done(&k, ip);
     struct dec d;
     dec_pk(&d, CAP_LINKTYPE_RAW, &k);
-    assert_std_tcp(&d, 40 + 56 + 20);
+    assert_std_tcp(&d, 40 + 64 + 20);
     assert_int_equal(d.pkt.ttl, T_HLIM);
     assert_endpoints(&d.pkt, "[2001:db8::1]:40000", "[2001:db8::2]:25");
+    dec_free(&d);
+}
+
+/* decode.h: ipid is "IPv4 identification, or IPv6 flow label". */
+static void test_ipv6_ipid_is_fragment_id_when_fragmented(void **state)
+{
+    (void)state;
+    struct pk k = {0};
+    size_t ip = ip6(&k, 44);
+    ip6_frag(&k, 6, 0, false, 0xdeadbeef);
+    tcp_std(&k, NULL, 0);
+    ip6_done(&k, ip);
+    struct dec d;
+    dec_pk(&d, CAP_LINKTYPE_RAW, &k);
+    assert_std_tcp(&d, 48 + 20);
+    assert_int_equal(d.pkt.ipid, 0xdeadbeef); /* the fragment header's, as IPv4's id */
     dec_free(&d);
 }
 
@@ -630,7 +648,7 @@ static void test_first_fragments_decode_tcp(void **state)
 static void test_non_first_fragments_have_no_tcp(void **state)
 {
     (void)state;
-    static const uint32_t frags[2] = {0x2000 | 185, 185}; /* with and without MF */
+    static const uint32_t frags[2] = {0x2000 | 185, 0x1000}; /* with and without MF */
     struct dec d;
     struct pk k;
     for (int i = 0; i < 2; i++) {
@@ -1020,6 +1038,7 @@ int main(void)
         cmocka_unit_test(test_unsupported_link_type),
         cmocka_unit_test(test_ipv4_options_are_skipped),
         cmocka_unit_test(test_ipv6_extension_header_chain),
+        cmocka_unit_test(test_ipv6_ipid_is_fragment_id_when_fragmented),
         cmocka_unit_test(test_ipv6_extension_chain_over_limit_is_malformed),
         cmocka_unit_test(test_first_fragments_decode_tcp),
         cmocka_unit_test(test_non_first_fragments_have_no_tcp),
