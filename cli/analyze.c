@@ -230,6 +230,7 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
     struct cap_record rec;
     struct cap_packet pkt;
     double t0 = an__now(), last_progress = t0;
+    bool progress_shown = false;
     int status = 0;
     for (;;) {
         rc = cap_reader_next(rd, &rec);
@@ -248,6 +249,7 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
             double now = an__now();
             if (now - last_progress >= 0.5) {
                 last_progress = now;
+                progress_shown = true;
                 uint64_t done = cap_reader_offset(rd);
                 fprintf(stderr, "\rsmtpscope: %s: %3.0f%%  %7.1f MB/s  %" PRIu64 " sessions ", name,
                         100.0 * (double)done / (double)size,
@@ -255,7 +257,7 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
             }
         }
     }
-    if (progress)
+    if (progress_shown)
         fprintf(stderr, "\r%*s\r", 72, "");
     if (rc < 0) {
         /* Report what was found before the problem, then say what it was. */
