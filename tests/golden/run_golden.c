@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "tests/support/jv.h"
+#include "common/jv.h"
 
 static int failures;
 

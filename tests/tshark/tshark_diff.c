@@ -27,7 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tests/support/jv.h"
+#include "common/jv.h"
 
 #define SKIP 77
 #define MAX_TOKENS 100000

@@ -1,5 +1,5 @@
-/* jv.c - JSON parser and YAML loader for the test tools. */
-#include "tests/support/jv.h"
+/* jv.c - JSON parser (RFC 8259) and YAML-to-tree loader (libyaml). */
+#include "common/jv.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +346,10 @@ static struct jv *jv__ynode(yaml_document_t *d, yaml_node_t *n, int depth)
         break;
     default:
         break;
+    }
+    if (v) {
+        v->line = (unsigned)n->start_mark.line + 1;
+        v->col = (unsigned)n->start_mark.column + 1;
     }
     return v;
 }

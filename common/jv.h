@@ -1,12 +1,13 @@
-/* jv.h - a small JSON value tree for the test tools (RFC 8259), plus a
- * loader that turns a YAML document (libyaml) into the same tree.
+/* jv.h - a small value tree: a JSON parser (RFC 8259) and a loader that
+ * turns a YAML document (libyaml) into the same tree.
  *
- * Test-only code: it parses smtpscope's own JSON Lines output and the
- * .expect.yaml files, so both can be compared field by field.  Scalars keep
- * their source text, so comparisons are textual ("1" equals 1, "true" true).
+ * Used for configuration and scenario files and by the test tools (which
+ * compare smtpscope's JSON Lines with .expect.yaml files).  Scalars keep their
+ * source text, so comparisons are textual ("1" equals 1, "true" true); each
+ * YAML node remembers its line and column for error messages.
  */
-#ifndef SC_TESTS_JV_H
-#define SC_TESTS_JV_H
+#ifndef SC_COMMON_JV_H
+#define SC_COMMON_JV_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,6 +20,8 @@ struct jv {
     size_t n;      /* JV_ARR/JV_OBJ: number of items */
     struct jv **v; /* items */
     char **k;      /* JV_OBJ: keys */
+    unsigned line; /* YAML: 1-based position of the node, 0 for JSON */
+    unsigned col;
 };
 
 /* Parses one JSON value from s (NUL-terminated).  Returns NULL on a syntax
