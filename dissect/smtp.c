@@ -679,6 +679,7 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
         smtp__enter_hold(s, smtp__push(s, v, m));
         break;
     case SMTP_V_STARTTLS:
+    case SMTP_V_X_ANONYMOUSTLS: /* Exchange's STARTTLS between its own servers */
         in->starttls_attempted = true;
         in->starttls_meta = *m;
         s->starttls_replied = false;
@@ -1146,6 +1147,7 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
             in->messages_accepted++;
         break;
     case SMTP_V_STARTTLS:
+    case SMTP_V_X_ANONYMOUSTLS:
         s->starttls_replied = true;
         s->starttls_code = code;
         if (code == 220) {
@@ -1226,7 +1228,7 @@ static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n
             smtp__set_field(&s->info.banner, l, n);
             s->info.banner_meta = *m;
         }
-    } else if (smtp__is_kw(text, tlen, "STARTTLS")) {
+    } else if (smtp__is_kw(text, tlen, "STARTTLS") || smtp__is_kw(text, tlen, "X-ANONYMOUSTLS")) {
         r->starttls_kw = true;
     }
     if (r->nkept < s->set.reply_lines_max) {

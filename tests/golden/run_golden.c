@@ -192,21 +192,41 @@ static void check_capture(const char *bin, const char *capture, const struct jv 
         snprintf(b, sizeof(b), "%zu", nsess);
         fail("sessions", "expected %s, got %s", a, b);
     }
-    for (size_t i = 0; i < nexp && i < nsess; i++) {
+    /* Sessions pair by index (the order smtpscope closes them in), or with
+     * "match: by_address" by their client and server endpoints. */
+    bool by_addr = strcmp(jv_text(jv_get(exp, "match")), "by_address") == 0;
+    bool *used = calloc(nsess + 1, sizeof(*used));
+    for (size_t i = 0; i < nexp && (by_addr || i < nsess); i++) {
         const struct jv *e = es->v[i];
+        size_t ai = i;
+        if (by_addr) {
+            ai = nsess;
+            for (size_t k = 0; k < nsess && ai == nsess; k++)
+                if (!used[k] &&
+                    glob(jv_text(jv_get(e, "client")), jv_text(jv_get(sessions[k], "client"))) &&
+                    glob(jv_text(jv_get(e, "server")), jv_text(jv_get(sessions[k], "server"))))
+                    ai = k;
+            if (ai == nsess) {
+                fail("sessions", "no session %s -> %s", jv_text(jv_get(e, "client")),
+                     jv_text(jv_get(e, "server")));
+                continue;
+            }
+            used[ai] = true;
+        }
         for (size_t k = 0; k < e->n; k++) {
             char ctx[128];
             snprintf(ctx, sizeof(ctx), "session[%zu].%s", i, e->k[k]);
             if (strcmp(e->k[k], "commands") == 0 || strcmp(e->k[k], "replies") == 0) {
                 struct jv *d =
-                    derive(jv_get(sessions[i], "transcript"), strcmp(e->k[k], "commands") == 0);
+                    derive(jv_get(sessions[ai], "transcript"), strcmp(e->k[k], "commands") == 0);
                 compare(ctx, e->v[k], d);
                 jv_free(d);
             } else {
-                compare(ctx, e->v[k], jv_get(sessions[i], e->k[k]));
+                compare(ctx, e->v[k], jv_get(sessions[ai], e->k[k]));
             }
         }
     }
+    free(used);
     const struct jv *absent = jv_get(exp, "absent_strings");
     if (absent && absent->n) {
         snprintf(cmd, sizeof(cmd), "'%s' analyze -q -v --transcript '%s'", bin, capture);

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Regenerates every synthesized capture from pcaps/scenarios/*.yaml:
+#   pcaps/synth-NAME.pcap[ng]          the outside view (client side of the middlebox)
+#   pcaps/synth-NAME.expect.yaml       what the client saw (the oracle for the test)
+#   pcaps/synth-NAME-inside.pcap[ng]   the inside view, when the scenario has one
+#   pcaps/synth-NAME-inside.expect.yaml  what the server saw
+# Output is byte-identical on every run (the scenarios carry their seeds);
+# tests/synth/check_regen.sh checks that.
+#
+# Usage: pcaps/make-synth.sh [SYNTH_BINARY] [OUTDIR]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+synth=${1:-$here/../build/pcaps/synth/smtpscope-synth}
+out=${2:-$here}
+if [ ! -x "$synth" ]; then
+    echo "make-synth.sh: $synth not found; build first (cmake --build build)" >&2
+    exit 1
+fi
+for sc in "$here"/scenarios/*.yaml; do
+    name=$(basename "$sc" .yaml)
+    ext=pcap
+    grep -qE '^\s*capture:.*format:\s*pcapng|^\s*format:\s*pcapng' "$sc" && ext=pcapng
+    args=(-q -o "$out/synth-$name.$ext" --expect "$out/synth-$name.expect.yaml")
+    if grep -qE 'inside:' "$sc"; then
+        args+=(-i "$out/synth-$name-inside.$ext" --expect-inside "$out/synth-$name-inside.expect.yaml")
+    fi
+    "$synth" "${args[@]}" "$sc"
+done
