@@ -4,6 +4,8 @@
 #   pcaps/synth-NAME.expect.yaml       what the client saw (the oracle for the test)
 #   pcaps/synth-NAME-inside.pcap[ng]   the inside view, when the scenario has one
 #   pcaps/synth-NAME-inside.expect.yaml  what the server saw
+#   pcaps/synth-NAME.streams.yaml      two-sided scenarios: each stream's bytes at
+#                                      each vantage (checked against tshark)
 # Output is byte-identical on every run (the scenarios carry their seeds);
 # tests/synth/check_regen.sh checks that.
 #
@@ -22,7 +24,8 @@ for sc in "$here"/scenarios/*.yaml; do
     grep -qE '^\s*capture:.*format:\s*pcapng|^\s*format:\s*pcapng' "$sc" && ext=pcapng
     args=(-q -o "$out/synth-$name.$ext" --expect "$out/synth-$name.expect.yaml")
     if grep -qE 'inside:' "$sc"; then
-        args+=(-i "$out/synth-$name-inside.$ext" --expect-inside "$out/synth-$name-inside.expect.yaml")
+        args+=(-i "$out/synth-$name-inside.$ext" --expect-inside "$out/synth-$name-inside.expect.yaml"
+               --streams "$out/synth-$name.streams.yaml")
     fi
     "$synth" "${args[@]}" "$sc"
 done

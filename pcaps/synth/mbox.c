@@ -492,6 +492,7 @@ struct mb_box {
     struct sim_ep *ep_c, *ep_s; /* toward the client, toward the server */
     struct sim_ep_opts server_side, client_side;
     struct mb_relay *relay;
+    struct sc_buf *log[2]; /* forwarded bytes per direction, or NULL */
 };
 
 static void box_forward(struct sim *s, struct mb_box *b, struct sim_pkt *p, bool to_inside)
@@ -589,6 +590,8 @@ static bool box_inspect(struct sim *s, struct mb_box *b, struct sim_pkt *p, int 
     if (v == MB_DROP_PACKET)
         return false;
     hist_put(d, d->done, p->data + old, fresh);
+    if (b->log[dir])
+        sc_buf_append(b->log[dir], p->data + old, fresh);
     d->done += fresh;
     d->nxt += (uint32_t)fresh;
     return true;
@@ -1024,6 +1027,16 @@ struct mb_box *mb_box_new(struct sim *s, const struct mb_cfg *c, struct sim_link
     b->ep_c = sim_ep_new(s, &oc, outside, 0, &pc_cb, r);
     b->ep_s = sim_ep_new(s, &os, inside, 0, &ps_cb, r);
     return b;
+}
+
+void mb_box_set_logs(struct mb_box *b, struct sc_buf *c2s, struct sc_buf *s2c)
+{
+    b->log[SC_DIR_C2S] = c2s;
+    b->log[SC_DIR_S2C] = s2c;
+    if (b->ep_s)
+        sim_ep_set_log(b->ep_s, c2s); /* a proxy's own endpoints send */
+    if (b->ep_c)
+        sim_ep_set_log(b->ep_c, s2c);
 }
 
 void mb_box_free(struct mb_box *b)

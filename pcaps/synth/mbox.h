@@ -116,4 +116,9 @@ struct mb_box *mb_box_new(struct sim *s, const struct mb_cfg *c, struct sim_link
                           const struct sim_ep_opts *client_side, uint64_t seed);
 void mb_box_free(struct mb_box *b);
 
+/* Records what the middlebox sends on: the inside view of the client's
+ * stream (c2s) and the outside view of the server's (s2c).  Must be called
+ * before the simulation runs; the logs are owned by the caller. */
+void mb_box_set_logs(struct mb_box *b, struct sc_buf *c2s, struct sc_buf *s2c);
+
 #endif

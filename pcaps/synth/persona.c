@@ -1413,3 +1413,13 @@ const struct syn_client_result *syn_client_result(const struct syn_client *c)
 {
     return &c->res;
 }
+
+struct sim_ep *syn_client_ep(struct syn_client *c)
+{
+    return c->io.ep;
+}
+
+struct sim_ep *syn_server_ep(struct syn_server *sv)
+{
+    return sv->io.ep;
+}

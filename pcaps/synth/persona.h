@@ -119,6 +119,10 @@ struct syn_client;
 const struct syn_view *syn_client_view(const struct syn_client *c);
 const struct syn_view *syn_server_view(const struct syn_server *sv);
 
+/* The persona's TCP endpoint (to log what it sends). */
+struct sim_ep *syn_client_ep(struct syn_client *c);
+struct sim_ep *syn_server_ep(struct syn_server *sv);
+
 /* Creates a server persona listening on endpoint options o at end `end` of
  * link l.  seed feeds its random choices (queue ids, think-time jitter). */
 struct syn_server *syn_server_new(struct sim *s, const struct syn_server_cfg *cfg,

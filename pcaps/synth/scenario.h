@@ -105,6 +105,9 @@ struct syn_expect_paths {
     const char *outside;
     const char *inside;
     const char *name; /* the capture's base name, for the header comment */
+    /* What each vantage must show of each direction's TCP stream (length and
+     * SHA-256 of the bytes), for checking captures with another tool. */
+    const char *streams;
 };
 int syn_scenario_run_expect(const struct syn_scenario *sc, const char *out_path,
                             const char *in_path, const char *cert_path,

@@ -324,6 +324,7 @@ struct sim_ep {
     int unacked_rx;
     struct ep_seg *ooo;
     uint16_t ipid;
+    struct sc_buf *log;
 };
 
 struct ep_timer {
@@ -378,6 +379,11 @@ void sim_ep_free(struct sim_ep *e)
     free(e->sbuf);
     free(e->bounds);
     free(e);
+}
+
+void sim_ep_set_log(struct sim_ep *e, struct sc_buf *log)
+{
+    e->log = log;
 }
 
 bool sim_ep_closed(const struct sim_ep *e)
@@ -502,6 +508,8 @@ static void ep_output(struct sim *s, struct sim_ep *e)
         }
         uint8_t flags = CAP_TH_ACK | (flight + n == e->slen ? CAP_TH_PSH : 0);
         ep_emit(s, e, flags, e->snd_nxt, e->sbuf + e->soff + flight, n);
+        if (e->log)
+            sc_buf_append(e->log, e->sbuf + e->soff + flight, n);
         e->snd_nxt += (uint32_t)n;
         if (!e->rto_armed)
             ep_arm_rto(s, e);

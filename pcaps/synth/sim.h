@@ -143,6 +143,10 @@ void sim_ep_close(struct sim *s, struct sim_ep *e);
 void sim_ep_abort(struct sim *s, struct sim_ep *e);
 bool sim_ep_closed(const struct sim_ep *e);
 
+/* Makes the endpoint append every byte it sends for the first time to log
+ * (retransmissions are not repeated): the stream a capture must show. */
+void sim_ep_set_log(struct sim_ep *e, struct sc_buf *log);
+
 /* ---- the simulation ---- */
 
 struct sim *sim_new(sc_time epoch);

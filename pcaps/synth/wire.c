@@ -421,6 +421,8 @@ static void write_header(struct syn_writer *w, uint32_t linktype, uint32_t snapl
     uint8_t *p;
     if (w->fmt != SYN_PCAPNG) {
         p = reserve(w, 24);
+        if (!p)
+            return; /* cannot happen: the buffer is still empty */
         put_le32(p, w->fmt == SYN_PCAP_NS ? PCAP_MAGIC_NS : PCAP_MAGIC_US);
         put_le16(p + 4, 2);
         put_le16(p + 6, 4);
@@ -432,6 +434,8 @@ static void write_header(struct syn_writer *w, uint32_t linktype, uint32_t snapl
     }
     /* Section header block without options: 28 bytes. */
     p = reserve(w, 28 + 32);
+    if (!p)
+        return; /* cannot happen: the buffer is still empty */
     put_le32(p, PCAPNG_SHB);
     put_le32(p + 4, 28);
     put_le32(p + 8, PCAPNG_BOM);
