@@ -1231,7 +1231,7 @@ static void cli_reply(struct sim *s, struct syn_client *c, int code, const char 
         return;
     case PH_QUIT:
         c->ph = PH_DONE;
-        send_later(s, &c->io, c->cfg.think, 1, NULL);
+        send_later(s, &c->io, c->cfg.think, c->cfg.rst_after_quit ? 2 : 1, NULL);
         return;
     default:
         return;

@@ -201,14 +201,12 @@ static void ld_session(struct ld *l, struct syn_scenario *sc, const struct jv *o
                        struct syn_session_cfg *ss)
 {
     static const char *const keys[] = {"count", "at", "every", "client", "server", NULL};
-    static const char *const ckeys[] = {"persona",      "helo",        "from",
-                                        "to",           "rcpts",       "messages",
-                                        "size",         "long_header", "long_line",
-                                        "filename_len", "attachment",  "starttls",
-                                        "pipelining",   "auth",        "require_exchange_auth",
-                                        "script",       "end",         "reply_timeout",
-                                        "think",        "keystroke",   "subject",
-                                        "dot_delay",    NULL};
+    static const char *const ckeys[] = {
+        "persona",    "helo",      "from",           "to",        "rcpts",
+        "messages",   "size",      "long_header",    "long_line", "filename_len",
+        "attachment", "starttls",  "pipelining",     "auth",      "require_exchange_auth",
+        "script",     "end",       "reply_timeout",  "think",     "keystroke",
+        "subject",    "dot_delay", "rst_after_quit", NULL};
     static const char *const skeys[] = {"persona",  "hostname",     "banner",   "banner_lines",
                                         "starttls", "auth",         "keywords", "reject",
                                         "tls",      "idle_timeout", "think",    NULL};
@@ -273,6 +271,7 @@ static void ld_session(struct ld *l, struct syn_scenario *sc, const struct jv *o
     cc->think = secs(ld_num(l, c, "think", 0.0005));
     cc->keystroke = secs(ld_num(l, c, "keystroke", 0.12));
     cc->dot_delay = secs(ld_num(l, c, "dot_delay", 0));
+    cc->rst_after_quit = ld_bool(l, c, "rst_after_quit", false);
 
     const struct jv *s = jv_get(o, "server");
     ld_keys(l, s, skeys);
