@@ -328,6 +328,10 @@ again:
     uint64_t end = o + wire;
     if (o > s->next_off && o - s->next_off > CAP_SEQ_WINDOW_MAX)
         return 0; /* beyond any possible window: a corrupt sequence number */
+    if (wire > 0 && end <= s->high && end > s->acked)
+        s->tail_retx++; /* sent again before the peer acknowledged it */
+    if (end > s->high)
+        s->high = end;
     if (fin && !s->fin_seen) {
         s->fin_seen = true;
         s->fin_off = end;
@@ -389,9 +393,18 @@ int cap_stream_acked(struct cap_stream *s, const struct cap_stream_limits *lim, 
     if (!s->init)
         return 0;
     int64_t rel = CAP_SEQ_DIFF(ack, s->next_seq);
+    if (rel <= 0 && (uint64_t)-rel <= s->next_off && s->next_off + (uint64_t)rel > s->acked) {
+        /* Acknowledges what was already delivered: only the bookkeeping moves. */
+        s->acked = s->next_off - (uint64_t)-rel;
+        s->tail_retx = 0;
+    }
     if (rel <= 0 || (uint64_t)rel > CAP_SEQ_WINDOW_MAX)
         return 0;
     uint64_t target = s->next_off + (uint64_t)rel;
+    if (target > s->acked) {
+        s->acked = target;
+        s->tail_retx = 0;
+    }
     if (s->fin_seen) {
         /* The FIN takes one sequence number but no byte. */
         if (target > s->fin_off)

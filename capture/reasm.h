@@ -96,6 +96,9 @@ struct cap_stream {
     uint32_t retransmits;   /* segments entirely already delivered */
     uint32_t overlaps_diff; /* overlaps whose bytes differed */
     uint32_t unverified;    /* retransmitted bytes too old for the history */
+    uint64_t high;          /* highest stream offset seen (end of the furthest segment) */
+    uint64_t acked;         /* highest stream offset the peer acknowledged */
+    uint32_t tail_retx;     /* retransmissions since the peer's ACK last advanced */
 };
 
 /* Zeroes a stream; no sequence base yet. */

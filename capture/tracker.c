@@ -481,6 +481,49 @@ static void cap__decide_roles(struct cap_tracker *t, struct cap__flow *f, int se
     f->guessed = true;
 }
 
+/* Notes a side's TTL and IP id habits, and the details of its first RST,
+ * which heuristics compare to spot a RST some other device sent for it. */
+static void cap__side_packet(struct cap_side *sd, const struct cap_packet *pkt, bool rst)
+{
+    bool first = sd->packets++ == 0;
+    sd->last_ts = pkt->ts;
+    sd->last_frame = pkt->frame;
+    if (first)
+        sd->first_ttl = pkt->ttl;
+    if (rst) {
+        if (!sd->rst) {
+            sd->rst = true;
+            sd->rst_ttl = pkt->ttl;
+            sd->rst_ipid = pkt->ipid;
+            sd->rst_window = pkt->window;
+            sd->rst_frame = pkt->frame;
+            sd->rst_ts = pkt->ts;
+            if (pkt->ipver == 4 && sd->packets > 3) {
+                uint32_t step = (pkt->ipid - sd->last_ipid) & 0xffff;
+                bool counts = sd->ipid_small >= 2 && sd->ipid_big == 0;
+                bool zeros = sd->ipid_zero + 1 >= sd->packets - 1;
+                sd->rst_ipid_mismatch =
+                    (counts && (step == 0 || step > 1024)) || (zeros && pkt->ipid != 0);
+            }
+        }
+        return;
+    }
+    if (sd->ttl_max == 0 || pkt->ttl > sd->ttl_max)
+        sd->ttl_max = pkt->ttl;
+    if (sd->ttl_min == 0 || pkt->ttl < sd->ttl_min)
+        sd->ttl_min = pkt->ttl;
+    if (pkt->ipver == 4) {
+        uint32_t step = (pkt->ipid - sd->last_ipid) & 0xffff;
+        if (pkt->ipid == 0)
+            sd->ipid_zero++;
+        else if (!first && step >= 1 && step <= 64)
+            sd->ipid_small++;
+        else if (!first)
+            sd->ipid_big++;
+        sd->last_ipid = pkt->ipid;
+    }
+}
+
 /* Whether a SYN (without ACK) from endpoint ep opens a new connection on a
  * flow that is still open: its ISN differs from the one recorded, or, for a
  * connection picked up mid-stream, it does not fit where that endpoint's
@@ -554,8 +597,7 @@ void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
     f->last_frame = pkt->frame;
     f->last_ts = pkt->ts;
     struct cap_side *sd = &f->ep[se];
-    if (sd->packets++ == 0)
-        sd->first_ttl = pkt->ttl;
+    cap__side_packet(sd, pkt, rst);
     sd->payload_bytes += pkt->payload_len;
     if (f->state == FS_IGNORED)
         return;

@@ -410,7 +410,7 @@ static enum mb_verdict s2c(struct mb_insp *in, uint8_t *p, size_t n)
             while (k < n && p[k] != '\r' && p[k] != '\n')
                 k++;
             bool last = k < n && k == i + 1;
-            p[i] = last ? (uint8_t)('A' + (in->letter % 26)) : 'X';
+            p[i] = (uint8_t)(last ? 'A' + in->letter % 26 : 'X');
             if (last)
                 in->letter++;
         }
