@@ -17,6 +17,10 @@
 struct an_ctx {
     const struct an_options *opt;
     struct rep_writer *rep;
+    struct heur_ctx *heur;
+    struct rep_summary *sum;
+    struct heur_finding *findings; /* HEUR_SESSION_FINDINGS_MAX, reused */
+    bool failed;                   /* a finding reached opt->fail_on */
     const char *file;
     uint64_t next_id;
     uint64_t sessions;
@@ -36,6 +40,10 @@ void an_options_defaults(struct an_options *o)
     cap_reader_defaults(&o->reader);
     cap_settings_defaults(&o->cap);
     smtp_settings_defaults(&o->smtp);
+    o->smtp.keep_transcript = true; /* the rules read it */
+    o->smtp.transcript_max = AN_RULES_TRANSCRIPT_MAX;
+    heur_config_defaults(&o->heur);
+    o->fail_on = HEUR_LOW;
     o->rep.format = REP_TEXT;
     o->detect = true;
     o->progress_min_bytes = 50u * 1000u * 1000u;
@@ -97,6 +105,42 @@ static void an__fin(void *user, void *flow, enum sc_dir dir, const struct sc_met
     smtp_fin(f->smtp, dir, m);
 }
 
+/* Counts findings in the summary and against the exit threshold. */
+static void an__count(struct an_ctx *c, const struct heur_finding *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rep_summary_count(c->sum, &f[i]);
+        if (f[i].severity >= c->opt->fail_on)
+            c->failed = true;
+    }
+}
+
+/* The TCP facts of one side that the rules use. */
+static void an__heur_tcp(struct heur_tcp *h, const struct cap_side *sd, const struct cap_side *peer)
+{
+    memset(h, 0, sizeof(*h));
+    h->packets = sd->packets;
+    h->ttl_min = sd->ttl_min;
+    h->ttl_max = sd->ttl_max;
+    h->rst = sd->rst;
+    h->rst_ttl = sd->rst_ttl;
+    h->rst_ipid_mismatch = sd->rst_ipid_mismatch;
+    h->rst_frame = sd->rst_frame;
+    h->rst_ts = sd->rst_ts;
+    h->last_ts = sd->last_ts;
+    h->last_frame = sd->last_frame;
+    if (sd->stream) {
+        h->retransmits = sd->stream->retransmits;
+        h->overlaps_diff = sd->stream->overlaps_diff;
+        /* Unacknowledged data only means something when the peer's ACKs are
+         * in the capture. */
+        if (peer->packets > 0 && sd->stream->high > sd->stream->acked) {
+            h->unacked = sd->stream->high - sd->stream->acked;
+            h->tail_retx = sd->stream->tail_retx;
+        }
+    }
+}
+
 static void an__close(void *user, void *flow, const struct cap_flow_info *fi, enum cap_close why,
                       const struct sc_meta *m)
 {
@@ -134,6 +178,26 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
                     .overlaps_diff = sd->stream ? sd->stream->overlaps_diff : 0,
                 };
             }
+            struct heur_session hs = {
+                .id = c->next_id + 1,
+                .client = client,
+                .server = server,
+                .close = cap_close_name(why),
+                .smtp = in,
+            };
+            for (int d = 0; d < 2; d++)
+                an__heur_tcp(&hs.tcp[d], &fi->side[d], &fi->side[!d]);
+            enum heur_vantage vantage = HV_UNKNOWN;
+            size_t nf =
+                heur_session(c->heur, &hs, c->findings, HEUR_SESSION_FINDINGS_MAX, &vantage);
+            an__count(c, c->findings, nf);
+            if (nf) {
+                c->sum->sessions_flagged++;
+                if (vantage == HV_OUTSIDE)
+                    c->sum->vantage_outside++;
+                else if (vantage == HV_INSIDE)
+                    c->sum->vantage_inside++;
+            }
             struct rep_session rs = {
                 .id = ++c->next_id,
                 .file = c->file,
@@ -147,6 +211,9 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
                 .partial = !fi->handshake,
                 .tcp = {tcp[0], tcp[1]},
                 .smtp = in,
+                .findings = c->findings,
+                .n_findings = nf,
+                .vantage = heur_vantage_name(vantage),
             };
             rep_session(c->rep, &rs);
             c->sessions++;
@@ -291,9 +358,20 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
         fprintf(stderr, "smtpscope: out of memory\n");
         return 2;
     }
-    struct an_ctx c = {.opt = o, .rep = w};
     struct rep_summary sum;
     memset(&sum, 0, sizeof(sum));
+    struct an_ctx c = {.opt = o, .rep = w, .sum = &sum};
+    c.heur = heur_new(&o->heur);
+    c.findings = calloc(HEUR_FINISH_MAX > HEUR_SESSION_FINDINGS_MAX ? HEUR_FINISH_MAX
+                                                                    : HEUR_SESSION_FINDINGS_MAX,
+                        sizeof(*c.findings));
+    if (!c.heur || !c.findings) {
+        fprintf(stderr, "smtpscope: out of memory\n");
+        heur_free(c.heur);
+        free(c.findings);
+        rep_free(w);
+        return 2;
+    }
     double t0 = an__now();
     int status = 0;
     for (int i = 0; i < nfiles; i++) {
@@ -303,6 +381,15 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
             status = 2;
         }
     }
+    /* Findings that need every session to a server. */
+    size_t nf;
+    while ((nf = heur_finish(c.heur, c.findings, HEUR_FINISH_MAX)) > 0) {
+        an__count(&c, c.findings, nf);
+        for (size_t i = 0; i < nf; i++)
+            rep_finding(w, &c.findings[i]);
+    }
+    heur_free(c.heur);
+    free(c.findings);
     sum.sessions = c.sessions;
     sum.empty_connections = c.empty;
     sum.elapsed = an__now() - t0;
@@ -311,5 +398,7 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
         fprintf(stderr, "smtpscope: error writing output: %s\n", strerror(errno));
         return 2;
     }
+    if (status == 0 && c.failed)
+        status = 1;
     return status;
 }

@@ -15,6 +15,7 @@
 #include "capture/pcapfile.h"
 #include "capture/tracker.h"
 #include "dissect/smtp.h"
+#include "heuristics/heur.h"
 #include "report/report.h"
 
 struct an_options {
@@ -22,6 +23,9 @@ struct an_options {
     struct cap_settings cap;
     struct smtp_settings smtp;
     struct rep_options rep;
+    struct heur_config heur;
+    /* Exit status 1 when a finding is at least this severe. */
+    enum heur_sev fail_on;
     /* Follow connections on other ports too when their handshake is in the
      * capture and they turn out to speak SMTP (greeting 220, then HELO/EHLO). */
     bool detect;
@@ -31,13 +35,20 @@ struct an_options {
     uint64_t progress_min_bytes;
 };
 
+/* Transcript lines kept per session for the rules when --transcript is not
+ * asked for.  Masks, refusals and downgrades show in the first few dozen
+ * lines; the last command is kept apart (smtp_info.last_command), so a long
+ * session loses nothing the rules need. */
+#define AN_RULES_TRANSCRIPT_MAX 2048
+
 /* Fills o with the defaults of every layer. */
 void an_options_defaults(struct an_options *o);
 
 /* Analyses each named file ("-" is stdin) and writes records to out.  Errors
  * go to stderr as "smtpscope: FILE: message".  Returns the exit status:
- * 0 ran without findings, 2 if any input could not be read completely (what
- * was found before the problem is still reported). */
+ * 0 ran without findings at or above o->fail_on, 1 ran and found some, 2 if
+ * any input could not be read completely (what was found before the problem
+ * is still reported). */
 int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out);
 
 #endif

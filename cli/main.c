@@ -120,10 +120,13 @@ static int cmd_analyze(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case OPT_TRANSCRIPT:
+        case OPT_TRANSCRIPT: {
+            struct smtp_settings d;
+            smtp_settings_defaults(&d);
             o.rep.transcript = true;
-            o.smtp.keep_transcript = true;
+            o.smtp.transcript_max = d.transcript_max;
             break;
+        }
         case OPT_NO_DETECT:
             o.detect = false;
             break;

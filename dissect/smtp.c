@@ -18,6 +18,10 @@
 /* Bytes of a verb kept when it is not one we know (evidence). */
 #define SMTP_VERB_KEEP 32
 
+/* Bytes kept from the start of each message line: a Content-Disposition
+ * header's filename= comes within its first 64 bytes. */
+#define SMTP_BODY_PREFIX 96
+
 enum smtp__cmode {
     CM_CMD = 0, /* command lines */
     CM_HOLD,    /* waiting for the reply that decides how to read what follows */
@@ -108,6 +112,12 @@ struct smtp_session {
     struct sc_meta lax_meta; /* frame holding the candidate */
     struct sc_buf lax;       /* held-record bytes after the candidate */
     bool auth_pending;       /* AUTH issued, no final (non-334) reply yet */
+    /* The message line being read: its length and first bytes (enough to
+     * see a header name or a filename= parameter). */
+    uint64_t bl_len;
+    uint8_t bl_pre[SMTP_BODY_PREFIX];
+    uint8_t bl_last;
+    bool bl_headers; /* still in the message's header section */
     uint64_t bdat_left;
     uint64_t bdat_size;
     bool bdat_last;
@@ -117,6 +127,8 @@ struct smtp_session {
     bool cleartext_after;
     struct smtp__reply rep;
     size_t tr_alloc;     /* transcript entries allocated */
+    bool closed_reply;   /* the reply being completed was cut by the end of the stream */
+    bool cut_reply;      /* the reply being completed was cut by a gap */
     struct proxy *proxy; /* probing: a proxy handshake in front of SMTP */
 };
 
@@ -193,6 +205,14 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
                            bool incomplete, const char *enh)
 {
     struct smtp_info *in = &s->info;
+    if (kind == SMTP_L_COMMAND) {
+        sc_buf_reset(&in->last_command);
+        sc_buf_append(&in->last_command, text,
+                      text_len < s->set.line_keep ? text_len : s->set.line_keep);
+        in->last_command_len = total;
+        in->last_command_verb = verb;
+        in->last_command_meta = *m;
+    }
     if (!s->set.keep_transcript)
         return;
     if (in->n_transcript >= s->set.transcript_max) {
@@ -313,6 +333,8 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     sc_buf_init(&s->info.auth_mech, 32);
     sc_buf_init(&s->info.mail_from, s->set.line_keep);
     sc_buf_init(&s->info.proxy, 0);
+    sc_buf_init(&s->info.ehlo_reply, s->set.line_keep);
+    sc_buf_init(&s->info.last_command, s->set.line_keep);
     sc_buf_init(&s->hold, 0);
     sc_buf_init(&s->lax, 0);
     sc_events_init(&s->info.events);
@@ -338,6 +360,8 @@ void smtp_session_free(struct smtp_session *s)
     sc_buf_free(&in->auth_mech);
     sc_buf_free(&in->mail_from);
     sc_buf_free(&in->proxy);
+    sc_buf_free(&in->ehlo_reply);
+    sc_buf_free(&in->last_command);
     if (s->proxy) {
         proxy_free(s->proxy);
         free(s->proxy);
@@ -406,6 +430,9 @@ static void smtp__replay(struct smtp_session *s, struct sc_buf *b)
 
 static void smtp__body_start(struct smtp_session *s)
 {
+    s->bl_len = 0;
+    s->bl_last = 0;
+    s->bl_headers = true;
     s->dot = DOT_BOL;
     s->dot_cr = false;
     s->body_len = 0;
@@ -743,6 +770,67 @@ static void smtp__lax_candidate(struct smtp_session *s, size_t at, const struct 
     sc_buf_reset(&s->lax);
 }
 
+/* Counts message-line bytes, keeping the line's first bytes. */
+static void smtp__body_bytes(struct smtp_session *s, const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return;
+    if (s->bl_len < SMTP_BODY_PREFIX) {
+        size_t k = SMTP_BODY_PREFIX - (size_t)s->bl_len;
+        memcpy(s->bl_pre + s->bl_len, p, n < k ? n : k);
+    }
+    s->bl_len += n;
+    s->bl_last = p[n - 1];
+}
+
+/* Length of a filename="..." (or filename=token) parameter at p, or 0. */
+static uint64_t smtp__filename_len(const uint8_t *pre, size_t kept, uint64_t total)
+{
+    static const char key[] = "filename=";
+    for (size_t i = 0; i + sizeof(key) - 1 <= kept; i++) {
+        size_t k = 0;
+        while (k < sizeof(key) - 1 && sc_to_upper(pre[i + k]) == sc_to_upper((uint8_t)key[k]))
+            k++;
+        if (k < sizeof(key) - 1)
+            continue;
+        size_t v = i + k;
+        bool quoted = v < kept && pre[v] == '"';
+        /* The value runs to the closing quote, or to the line's end when it is
+         * longer than what was kept. */
+        size_t j = v + (quoted ? 1 : 0);
+        while (j < kept && pre[j] != (quoted ? '"' : ';') && pre[j] != '\r')
+            j++;
+        uint64_t start = v + (quoted ? 1 : 0);
+        if (j < kept)
+            return j - start;
+        return total > start ? total - start - (quoted ? 1 : 0) : 0;
+    }
+    return 0;
+}
+
+/* A message line ended (at its LF). */
+static void smtp__body_eol(struct smtp_session *s, const struct sc_meta *m)
+{
+    struct smtp_info *in = &s->info;
+    uint64_t len = s->bl_len - (s->bl_len && s->bl_last == '\r' ? 1 : 0);
+    if (s->bl_headers) {
+        if (len == 0) {
+            s->bl_headers = false;
+        } else if (len > in->max_header_line) {
+            in->max_header_line = len;
+            in->max_header_meta = *m;
+        }
+    }
+    size_t kept = len < SMTP_BODY_PREFIX ? (size_t)len : SMTP_BODY_PREFIX;
+    uint64_t fl = smtp__filename_len(s->bl_pre, kept, len);
+    if (fl > in->max_filename) {
+        in->max_filename = fl;
+        in->max_filename_meta = *m;
+    }
+    s->bl_len = 0;
+    s->bl_last = 0;
+}
+
 /* Body bytes in CM_BODY; returns bytes consumed (stops after CRLF.CRLF). */
 static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
                          const struct sc_meta *m)
@@ -755,16 +843,23 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
             const uint8_t *lf = memchr(p + i, '\n', n - i);
             if (!lf) {
                 s->dot_cr = p[n - 1] == '\r';
+                smtp__body_bytes(s, p + i, n - i);
                 i = n;
                 break;
             }
             size_t j = (size_t)(lf - p);
             bool crlf = j > i ? p[j - 1] == '\r' : s->dot_cr;
+            smtp__body_bytes(s, p + i, j - i);
+            smtp__body_eol(s, m);
             s->dot = crlf ? DOT_BOL : DOT_BOL_LAX;
             i = j + 1;
             continue;
         }
         uint8_t c = p[i++];
+        if (c == '\n')
+            smtp__body_eol(s, m);
+        else
+            smtp__body_bytes(s, &c, 1);
         enum smtp__dot d = s->dot;
         s->dot = DOT_MID;
         s->dot_cr = c == '\r';
@@ -789,6 +884,11 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
             break;
         case DOT_DOTCR:
             if (c == '\n') {
+                if (i < 5 && s->body_len > 0 && !s->info.eod_split) {
+                    /* CRLF.CRLF did not arrive in one piece (P3). */
+                    s->info.eod_split = true;
+                    s->info.eod_split_meta = *m;
+                }
                 s->body_len += i;
                 if (s->lax_seen)
                     smtp__eventf(s, "bare_lf_dot_in_data", SC_DIR_C2S, m,
@@ -1084,6 +1184,7 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
     in->replies++;
     if (!s->greeted && (!in->midstream || (s->pq_len == 0 && code == 220))) {
         s->greeted = true;
+        in->banner_complete = !s->closed_reply;
         in->banner_code = code;
         in->banner_lines = s->rep.nlines;
         return;
@@ -1119,6 +1220,12 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
     case SMTP_V_LHLO:
         if (in->ehlo_code == 0) {
             in->ehlo_code = code;
+            in->ehlo_meta = e.meta;
+            in->ehlo_complete = !s->cut_reply && !s->closed_reply;
+            if (s->rep.nkept > 0) {
+                sc_buf_printf(&in->ehlo_reply, "%03u ", code);
+                sc_buf_append(&in->ehlo_reply, s->rep.lines[0].data, s->rep.lines[0].len);
+            }
             if (code == 250) {
                 in->starttls_offered = in->starttls_offered || s->rep.starttls_kw;
                 smtp__keywords(s);
@@ -1392,6 +1499,15 @@ enum smtp_feed_result smtp_gap(struct smtp_session *s, enum sc_dir dir, uint64_t
             break;
         }
     } else {
+        if (s->smode == SM_REPLY && s->rep.open && s->rep.code && s->greeted && s->pq_len > 0) {
+            /* A multi-line reply cut by the gap still answered the command at
+             * the head of the queue; what follows answers the next one. */
+            smtp__eventf(s, "reply_cut", dir, m, "%03u reply cut after %u lines by missing bytes",
+                         s->rep.code, s->rep.nlines);
+            s->cut_reply = true;
+            smtp__reply_done(s, m);
+            s->cut_reply = false;
+        }
         if (s->smode == SM_REPLY) {
             smtp__lb_reset(&s->lb[dir]);
             s->lb[dir].resync = true;
@@ -1497,7 +1613,16 @@ void smtp_close(struct smtp_session *s, const struct sc_meta *m)
         smtp__event(s, "reply_incomplete", SC_DIR_S2C, m,
                     "a multi-line reply never reached its final line");
         s->rep.open = false;
+        s->closed_reply = true;
         smtp__reply_done(s, m);
+        s->closed_reply = false;
+    }
+    for (size_t i = 0; i < s->pq_len; i++) {
+        const struct smtp__pending *e = smtp__pq_at(s, i);
+        if (e->verb == SMTP_V_END_OF_DATA && !s->info.eod_unanswered) {
+            s->info.eod_unanswered = true;
+            s->info.eod_meta = e->meta;
+        }
     }
     if (s->cmode == CM_BODY && s->lax_seen)
         smtp__eventf(s, "data_incomplete", SC_DIR_C2S, m,

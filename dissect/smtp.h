@@ -161,13 +161,17 @@ struct smtp_line {
 /* What the engine learned; valid for the session's life. */
 struct smtp_info {
     struct sc_buf banner; /* first line of the greeting, raw */
+    bool banner_complete; /* the greeting reached its final line */
     uint32_t banner_lines;
     uint16_t banner_code;
     struct sc_meta banner_meta;
     struct sc_buf helo;           /* first HELO/EHLO/LHLO command line, raw */
     struct sc_buf *ehlo_keywords; /* keyword lines of the first 250 EHLO reply, raw */
     size_t n_ehlo_keywords;
-    uint16_t ehlo_code; /* code of the first EHLO reply, 0 if none */
+    uint16_t ehlo_code;       /* code of the first EHLO reply, 0 if none */
+    struct sc_buf ehlo_reply; /* first line of that reply, raw */
+    struct sc_meta ehlo_meta; /* the EHLO command */
+    bool ehlo_complete;       /* that reply arrived whole (no gap or close cut it) */
     bool starttls_offered;
     bool starttls_attempted;
     enum smtp_starttls starttls;
@@ -181,6 +185,22 @@ struct smtp_info {
     uint64_t messages_accepted; /* ... and answered 2xx */
     uint64_t commands;
     uint64_t replies;
+    /* Message properties middleboxes limit (SIGNATURES.md A7, P3). */
+    uint64_t max_header_line; /* longest header line of any message (without CRLF) */
+    struct sc_meta max_header_meta;
+    uint64_t max_filename; /* longest MIME filename= value seen */
+    struct sc_meta max_filename_meta;
+    bool eod_split; /* a message's CRLF.CRLF was split over segments */
+    struct sc_meta eod_split_meta;
+    bool eod_unanswered; /* a message's end of data never got its reply */
+    struct sc_meta eod_meta;
+    /* The last client command line in stream order (line_keep bytes of it),
+     * kept whether or not the transcript is: what the client was doing when
+     * a connection died. */
+    struct sc_buf last_command;
+    uint64_t last_command_len; /* its full length without CRLF */
+    enum smtp_verb last_command_verb;
+    struct sc_meta last_command_meta;
     uint64_t bytes[2];     /* stream bytes seen per direction (enum sc_dir) */
     uint64_t tls_bytes[2]; /* of which after the switch to TLS */
     uint32_t tls_records[2];

@@ -157,6 +157,43 @@ static void rep__jverb(struct rep_writer *w, const struct smtp_line *l)
     rep__jbytes(w, l->text, k);
 }
 
+static void rep__json_finding(struct rep_writer *w, const struct heur_finding *f, const char *file)
+{
+    struct sc_buf *b = &w->b;
+    sc_buf_printf(b, "{\"type\":\"finding\",\"schema\":%d", REP_SCHEMA);
+    rep__jfield(w, "rule");
+    rep__jstr(w, f->rule);
+    sc_buf_printf(b, ",\"severity\":\"%s\",\"confidence\":%.2f,\"session\":%" PRIu64,
+                  heur_sev_name(f->severity), f->confidence, f->session);
+    if (file) {
+        rep__jfield(w, "file");
+        rep__jstr(w, file);
+    }
+    rep__jfield(w, "client");
+    if (f->client[0])
+        rep__jstr(w, f->client);
+    else
+        sc_buf_puts(b, "null");
+    rep__jfield(w, "server");
+    rep__jstr(w, f->server);
+    if (f->frame) {
+        sc_buf_printf(b, ",\"frame\":%" PRIu64, f->frame);
+        rep__jtime(w, "ts", f->ts);
+        sc_buf_printf(b, ",\"filter\":\"frame.number == %" PRIu64 "\"", f->frame);
+    } else {
+        sc_buf_puts(b, ",\"frame\":null,\"ts\":null,\"filter\":null");
+    }
+    sc_buf_printf(b, ",\"direction\":\"%s\"", sc_dir_name(f->dir));
+    rep__jfield(w, "evidence");
+    rep__jstr(w, f->evidence);
+    rep__jfield(w, "explanation");
+    rep__jstr(w, f->explanation);
+    rep__jfield(w, "suspect");
+    rep__jstr(w, f->suspect ? f->suspect : "unknown");
+    sc_buf_puts(b, "}\n");
+    rep__emit(w);
+}
+
 static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
 {
     const struct smtp_info *in = s->smtp;
@@ -222,7 +259,16 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
                       t->retransmits, t->overlaps_diff);
     }
     sc_buf_putc(b, '}');
-    sc_buf_puts(b, ",\"findings\":[]");
+    rep__jfield(w, "findings");
+    sc_buf_putc(b, '[');
+    for (size_t i = 0; i < s->n_findings; i++) {
+        if (i)
+            sc_buf_putc(b, ',');
+        rep__jstr(w, s->findings[i].rule);
+    }
+    sc_buf_putc(b, ']');
+    rep__jfield(w, "vantage");
+    rep__jstr(w, s->vantage ? s->vantage : "unknown");
     rep__jfield(w, "events");
     sc_buf_putc(b, '[');
     for (size_t i = 0; i < in->events.n; i++) {
@@ -271,6 +317,8 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
     }
     sc_buf_puts(b, "}\n");
     rep__emit(w);
+    for (size_t i = 0; i < s->n_findings; i++)
+        rep__json_finding(w, &s->findings[i], s->file);
 }
 
 static void rep__json_summary(struct rep_writer *w, const struct rep_summary *s)
@@ -279,13 +327,28 @@ static void rep__json_summary(struct rep_writer *w, const struct rep_summary *s)
     sc_buf_printf(b,
                   "{\"type\":\"summary\",\"schema\":%d,\"files\":%" PRIu64
                   ",\"files_failed\":%" PRIu64 ",\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
-                  ",\"sessions\":%" PRIu64 ",\"findings\":{}"
-                  ",\"tcp_flows\":%" PRIu64 ",\"empty_connections\":%" PRIu64 ",\"not_ip\":%" PRIu64
-                  ",\"not_tcp\":%" PRIu64 ",\"ip_fragments\":%" PRIu64 ",\"malformed\":%" PRIu64
+                  ",\"sessions\":%" PRIu64 ",\"tcp_flows\":%" PRIu64
+                  ",\"empty_connections\":%" PRIu64 ",\"not_ip\":%" PRIu64 ",\"not_tcp\":%" PRIu64
+                  ",\"ip_fragments\":%" PRIu64 ",\"malformed\":%" PRIu64
                   ",\"link_unsupported\":%" PRIu64,
                   REP_SCHEMA, s->files, s->files_failed, s->packets, s->bytes, s->sessions,
                   s->tcp_flows, s->empty_connections, s->not_ip, s->not_tcp, s->ip_fragments,
                   s->malformed, s->link_unsupported);
+    sc_buf_puts(b, ",\"findings\":{");
+    for (size_t i = 0; i < s->n_rules; i++) {
+        if (i)
+            sc_buf_putc(b, ',');
+        rep__jstr(w, s->rules[i].rule);
+        sc_buf_printf(b, ":%" PRIu64, s->rules[i].count);
+    }
+    sc_buf_puts(b, "},\"findings_by_severity\":{");
+    for (int i = HEUR_HIGH; i >= 0; i--)
+        sc_buf_printf(b, "\"%s\":%" PRIu64 "%s", heur_sev_name((enum heur_sev)i), s->by_severity[i],
+                      i ? "," : "");
+    sc_buf_printf(b,
+                  "},\"sessions_flagged\":%" PRIu64 ",\"vantage\":{\"outside\":%" PRIu64
+                  ",\"inside\":%" PRIu64 "}",
+                  s->sessions_flagged, s->vantage_outside, s->vantage_inside);
     sc_buf_puts(b, ",\"unsupported_linktypes\":{");
     for (uint32_t i = 0; i < s->n_unsupported; i++)
         sc_buf_printf(b, "%s\"%u\":%" PRIu64, i ? "," : "", s->unsupported_linktypes[i],
@@ -333,6 +396,53 @@ static void rep__text_envelope(struct rep_writer *w, const struct smtp_info *in)
         in->messages, rep__plural(in->messages, "message", "messages"), in->messages_accepted);
 }
 
+/* Appends text wrapped at REP_TEXT_WIDTH columns, each line indented. */
+#define REP_TEXT_WIDTH 78
+static void rep__wrap(struct sc_buf *b, const char *t, size_t indent)
+{
+    size_t col = indent;
+    bool first = true;
+    while (*t) {
+        while (*t == ' ')
+            t++;
+        size_t wl = strcspn(t, " ");
+        if (wl == 0)
+            break;
+        if (!first && col + 1 + wl > REP_TEXT_WIDTH) {
+            sc_buf_printf(b, "\n%*s", (int)indent, "");
+            col = indent;
+            first = true;
+        }
+        if (!first) {
+            sc_buf_putc(b, ' ');
+            col++;
+        }
+        sc_buf_append(b, (const uint8_t *)t, wl);
+        col += wl;
+        t += wl;
+        first = false;
+    }
+    sc_buf_putc(b, '\n');
+}
+
+static void rep__text_finding(struct rep_writer *w, const struct heur_finding *f, bool standalone)
+{
+    struct sc_buf *b = &w->b;
+    const char *pad = standalone ? "" : "  ";
+    sc_buf_printf(b, "%s%-8s %s %s  (confidence %.2f, suspect %s)\n", pad,
+                  standalone ? "finding" : "FINDING", heur_sev_name(f->severity), f->rule,
+                  f->confidence, f->suspect ? f->suspect : "unknown");
+    if (standalone)
+        sc_buf_printf(b, "%*sserver %s, session %" PRIu64 "\n", 9, "", f->server, f->session);
+    if (f->frame)
+        sc_buf_printf(b, "%s%*sframe %" PRIu64 " %s   wireshark: frame.number == %" PRIu64 "\n",
+                      pad, 9, "", f->frame, sc_dir_name(f->dir), f->frame);
+    if (f->evidence[0])
+        sc_buf_printf(b, "%s%*sevidence: %s\n", pad, 9, "", f->evidence);
+    sc_buf_printf(b, "%s%*s", pad, 9, "");
+    rep__wrap(b, f->explanation, strlen(pad) + 9);
+}
+
 static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
 {
     const struct smtp_info *in = s->smtp;
@@ -342,6 +452,12 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
     double dur = (double)(s->end - s->start) / 1e9;
     sc_buf_printf(b, "session %" PRIu64 "  %s -> %s  close=%s%s\n", s->id, s->client, s->server,
                   s->close, s->partial ? "  (picked up mid-stream)" : "");
+    for (size_t i = 0; i < s->n_findings; i++)
+        rep__text_finding(w, &s->findings[i], false);
+    if (s->n_findings && s->vantage && strcmp(s->vantage, "unknown") != 0)
+        sc_buf_printf(b, "  vantage   %s: this capture was taken %s of the device\n", s->vantage,
+                      strcmp(s->vantage, "outside") == 0 ? "on the client side"
+                                                         : "on the server side");
     sc_buf_printf(b, "  time      %s UTC, %.3f s, frames %" PRIu64 "-%" PRIu64 "\n", t0, dur,
                   s->first_frame, s->last_frame);
     if (in->proxy.len)
@@ -461,12 +577,38 @@ static void rep__text_summary(struct rep_writer *w, const struct rep_summary *s)
     struct sc_buf *b = &w->b;
     char sz[32];
     rep__size(sz, sizeof(sz), s->bytes);
+    uint64_t nf = 0;
+    for (int i = 0; i <= HEUR_HIGH; i++)
+        nf += s->by_severity[i];
     sc_buf_printf(b,
                   "summary: %" PRIu64 " SMTP %s in %" PRIu64 " %s (%s) from %" PRIu64
-                  " %s, 0 findings, %.2f s\n",
+                  " %s, %" PRIu64 " %s, %.2f s\n",
                   s->sessions, rep__plural(s->sessions, "session", "sessions"), s->packets,
                   rep__plural(s->packets, "packet", "packets"), sz, s->files,
-                  rep__plural(s->files, "file", "files"), s->elapsed);
+                  rep__plural(s->files, "file", "files"), nf,
+                  rep__plural(nf, "finding", "findings"), s->elapsed);
+    if (nf) {
+        sc_buf_puts(b, "  findings ");
+        for (int i = HEUR_HIGH; i >= 0; i--)
+            if (s->by_severity[i])
+                sc_buf_printf(b, " %" PRIu64 " %s", s->by_severity[i],
+                              heur_sev_name((enum heur_sev)i));
+        sc_buf_printf(b, " in %" PRIu64 " %s:", s->sessions_flagged,
+                      rep__plural(s->sessions_flagged, "session", "sessions"));
+        for (size_t i = 0; i < s->n_rules; i++)
+            sc_buf_printf(b, "%s %s x%" PRIu64, i ? "," : "", s->rules[i].rule, s->rules[i].count);
+        sc_buf_putc(b, '\n');
+    }
+    if (s->vantage_outside)
+        sc_buf_printf(b,
+                      "  vantage   %" PRIu64 " %s place this capture outside the device "
+                      "(between it and the client)\n",
+                      s->vantage_outside, rep__plural(s->vantage_outside, "session", "sessions"));
+    if (s->vantage_inside)
+        sc_buf_printf(b,
+                      "  vantage   %" PRIu64 " %s place this capture inside the device "
+                      "(between it and the server)\n",
+                      s->vantage_inside, rep__plural(s->vantage_inside, "session", "sessions"));
     if (s->files_failed)
         sc_buf_printf(b, "  %" PRIu64 " %s could not be read completely (see the errors above)\n",
                       s->files_failed, rep__plural(s->files_failed, "file", "files"));
@@ -501,6 +643,33 @@ void rep_session(struct rep_writer *w, const struct rep_session *s)
         rep__json_session(w, s);
     else
         rep__text_session(w, s);
+}
+
+void rep_finding(struct rep_writer *w, const struct heur_finding *f)
+{
+    if (w->opt.format == REP_JSON) {
+        rep__json_finding(w, f, NULL);
+    } else {
+        rep__text_finding(w, f, true);
+        sc_buf_putc(&w->b, '\n');
+        rep__emit(w);
+    }
+}
+
+void rep_summary_count(struct rep_summary *s, const struct heur_finding *f)
+{
+    if ((unsigned)f->severity <= HEUR_HIGH)
+        s->by_severity[f->severity]++;
+    for (size_t i = 0; i < s->n_rules; i++) {
+        if (strcmp(s->rules[i].rule, f->rule) == 0) {
+            s->rules[i].count++;
+            return;
+        }
+    }
+    if (s->n_rules < REP_MAX_RULE_COUNTS) {
+        s->rules[s->n_rules].rule = f->rule;
+        s->rules[s->n_rules++].count = 1;
+    }
 }
 
 void rep_summary(struct rep_writer *w, const struct rep_summary *s)

@@ -3,7 +3,9 @@
  * JSON Lines follows the contract in DESIGN.md ("type" and "schema": 1 on
  * every record).  Text is one compact block per session for a terminal.  In
  * both, every captured byte goes through common/escape.h first, so output is
- * printable ASCII whatever the capture holds.  Writers own no session data:
+ * printable ASCII whatever the capture holds.  Findings are written with
+ * their session (JSON: "finding" records right after it; text: at the top of
+ * its block).  Writers own no session data:
  * records are formatted and written as they are handed in, so memory does not
  * grow with the number of sessions.
  */
@@ -16,6 +18,7 @@
 
 #include "common/time.h"
 #include "dissect/smtp.h"
+#include "heuristics/heur.h"
 
 #define REP_SCHEMA 1
 
@@ -53,7 +56,16 @@ struct rep_session {
     bool partial;               /* the handshake was not captured */
     struct rep_tcp_side tcp[2]; /* indexed by enum sc_dir: [SC_DIR_C2S] is the client */
     const struct smtp_info *smtp;
+    /* What the rules found in this session; written after the session record
+     * (JSON) or inside its block (text). */
+    const struct heur_finding *findings;
+    size_t n_findings;
+    const char *vantage; /* heur_vantage_name() */
 };
+
+/* Distinct rule ids counted in the summary (built-in rules plus custom
+ * signatures). */
+#define REP_MAX_RULE_COUNTS (HR__COUNT + HEUR_MAX_SIGNATURES)
 
 /* Capture-wide counters for the summary record. */
 struct rep_summary {
@@ -75,7 +87,21 @@ struct rep_summary {
     uint64_t evicted;
     uint64_t ts_backwards;
     double elapsed; /* wall-clock seconds */
+    /* Findings per rule id, in order of first appearance. */
+    struct {
+        const char *rule;
+        uint64_t count;
+    } rules[REP_MAX_RULE_COUNTS];
+    size_t n_rules;
+    uint64_t by_severity[HEUR_HIGH + 1];
+    uint64_t sessions_flagged;
+    /* Sessions whose evidence places the capture outside (client side) or
+     * inside (server side) of the device. */
+    uint64_t vantage_outside, vantage_inside;
 };
+
+/* Counts one finding in the summary. */
+void rep_summary_count(struct rep_summary *s, const struct heur_finding *f);
 
 struct rep_options {
     enum rep_format format;
@@ -90,6 +116,10 @@ struct rep_writer *rep_new(FILE *out, const struct rep_options *o);
 
 /* Writes one session record. */
 void rep_session(struct rep_writer *w, const struct rep_session *s);
+
+/* Writes a finding that belongs to no single session record: the
+ * cross-session ones, reported once the input is over. */
+void rep_finding(struct rep_writer *w, const struct heur_finding *f);
 
 /* Writes the summary record. */
 void rep_summary(struct rep_writer *w, const struct rep_summary *s);

@@ -96,6 +96,7 @@ struct mb_insp {
     int letter;       /* A4 counter within one EHLO reply */
     size_t s_mask_start;
     const char *reason;
+    unsigned actions; /* enum mb_action */
 };
 
 struct mb_insp *mb_insp_new(const struct mb_cfg *c)
@@ -117,6 +118,11 @@ void mb_insp_free(struct mb_insp *in)
 const char *mb_insp_reason(const struct mb_insp *in)
 {
     return in->reason;
+}
+
+unsigned mb_insp_actions(const struct mb_insp *in)
+{
+    return in->actions;
 }
 
 /* Verbs the ASA lets through (SIGNATURES.md A5) and the PIX (P1). */
@@ -164,6 +170,7 @@ static bool keyword_allowed(const struct mb_insp *in, const char *kw, size_t n, 
 static enum mb_verdict drop(struct mb_insp *in, const char *why)
 {
     in->reason = why;
+    in->actions |= MB_ACT_DROP | (in->cfg.reset_on_drop ? MB_ACT_RESET : 0u);
     return MB_DROP_CONN;
 }
 
@@ -260,6 +267,7 @@ static enum mb_verdict c2s(struct mb_insp *in, uint8_t *p, size_t n, sc_time t)
                     if (is_pix(&in->cfg) && i < 4 && dot_at_start != D_MID &&
                         gap < in->cfg.p3_window) {
                         in->p3_dead = true;
+                        in->actions |= MB_ACT_P3;
                         return MB_DROP_PACKET;
                     }
                     in->cstate = C_LINESTART;
@@ -303,8 +311,18 @@ static enum mb_verdict c2s(struct mb_insp *in, uint8_t *p, size_t n, sc_time t)
             v[vl] = 0;
             bool continued = in->cstate == C_VERB;
             bool allowed = j > i && !continued && verb_allowed(in, v);
-            if (j > i && !allowed && (is_asa(&in->cfg) || is_pix(&in->cfg)))
-                mask_verb(in, p + i, j - i, !continued && j < n);
+            if (j > i && !allowed && (is_asa(&in->cfg) || is_pix(&in->cfg))) {
+                bool whole = !continued && j < n;
+                mask_verb(in, p + i, j - i, whole);
+                if (is_pix(&in->cfg) && whole && j - i >= 4)
+                    in->actions |= strcmp(v, "EHLO") == 0 ? MB_ACT_VERB_NOOP : MB_ACT_VERB_OTHER;
+                else if (whole && strcmp(v, "STARTTLS") == 0)
+                    in->actions |= MB_ACT_VERB_STARTTLS;
+                else if (whole)
+                    in->actions |= MB_ACT_VERB_OTHER;
+                else
+                    in->actions |= MB_ACT_VERB_PIECE;
+            }
             if (!continued) {
                 snprintf(in->verb, sizeof(in->verb), "%s", allowed ? v : "");
                 in->verb_fragment = !allowed;
@@ -331,8 +349,10 @@ static enum mb_verdict c2s(struct mb_insp *in, uint8_t *p, size_t n, sc_time t)
         if (is_asa(&in->cfg) && in->clinelen > in->cfg.cmd_line_max)
             return drop(in, "command line over the limit (A7)");
         if (in->addr_line) {
-            if (c == '|' && in->cfg.special_character)
+            if (c == '|' && in->cfg.special_character) {
                 p[i] = ' ';
+                in->actions |= MB_ACT_SPECIAL_CHAR;
+            }
             if (c != '\r' && c != '<' && c != '>')
                 in->addrlen++;
             if (is_asa(&in->cfg) && strcmp(in->verb, "MAIL") == 0 &&
@@ -395,14 +415,29 @@ static enum mb_verdict s2c(struct mb_insp *in, uint8_t *p, size_t n)
             in->s_final = c != '-';
         bool masking = (is_asa(&in->cfg) || is_pix(&in->cfg));
         if (in->s_reply_kind == RK_BANNER && masking) {
+            uint8_t was = p[i];
             p[i] = banner_mask(in, c, in->s_lines == 0, pos);
+            if (p[i] != was)
+                in->actions |= in->s_lines == 0 ? MB_ACT_BANNER_MASKED : MB_ACT_BANNER_MULTI;
         } else if (in->s_reply_kind == RK_EHLO && is_asa(&in->cfg) && in->s_lines > 0 && pos == 4) {
             /* A keyword line: judge the keyword (A3, A4). */
             size_t k = i;
             while (k < n && p[k] != '\r' && p[k] != '\n')
                 k++;
-            if (!keyword_allowed(in, (const char *)p + i, k - i, k == n))
+            if (!keyword_allowed(in, (const char *)p + i, k - i, k == n)) {
                 in->s_mask_line = true;
+                size_t wl = 0;
+                while (i + wl < k && p[i + wl] != ' ' && p[i + wl] != '=')
+                    wl++;
+                if (wl == 8 && strncasecmp((const char *)p + i, "STARTTLS", 8) == 0)
+                    in->actions |= MB_ACT_KW_STARTTLS;
+                else if ((wl == 14 &&
+                          strncasecmp((const char *)p + i, "X-ANONYMOUSTLS", 14) == 0) ||
+                         (wl == 6 && strncasecmp((const char *)p + i, "X-EXPS", 6) == 0))
+                    in->actions |= MB_ACT_KW_XANON | MB_ACT_KW_OTHER;
+                else
+                    in->actions |= MB_ACT_KW_OTHER;
+            }
         }
         if (in->s_mask_line && c != '\r' && c != '\n') {
             /* X's, the line's last character a letter counting up (A4). */
@@ -707,6 +742,7 @@ struct mb_relay {
     bool tls_c_up, tls_s_up;
     struct sc_buf out, app, pending_s; /* pending_s: plaintext for the server before TLS is up */
     bool closing;
+    unsigned actions; /* enum mb_action */
 };
 
 static void relay_to_server(struct sim *s, struct mb_relay *r, const uint8_t *p, size_t n)
@@ -780,9 +816,11 @@ static void relay_client_plain(struct sim *s, struct mb_relay *r, const uint8_t 
         if (c->model == MB_STRIPTLS_454 && line_is(&r->cline, "STARTTLS")) {
             static const char rep[] = "454 4.7.0 TLS not available due to temporary reason\r\n";
             relay_to_client(s, r, (const uint8_t *)rep, sizeof(rep) - 1);
+            r->actions |= MB_ACT_STARTTLS_454;
         } else if (c->model == MB_STRIPTLS_502_EHLO && line_is(&r->cline, "EHLO")) {
             static const char rep[] = "502 5.5.2 Error: command not recognized\r\n";
             relay_to_client(s, r, (const uint8_t *)rep, sizeof(rep) - 1);
+            r->actions |= MB_ACT_EHLO_502;
         } else {
             r->ehlo_sent = line_is(&r->cline, "EHLO");
             if (line_is(&r->cline, "STARTTLS"))
@@ -828,6 +866,10 @@ static void relay_reply(struct sim *s, struct mb_relay *r)
             j = j < n ? j + 1 : j;
             if (lineno == 0 || (j - i > 4 && alg_keeps(p + i + 4, j - i - 4)))
                 sc_buf_append(&o, p + i, j - i);
+            else if (j - i >= 12 && strncasecmp((const char *)p + i + 4, "STARTTLS", 8) == 0)
+                r->actions |= MB_ACT_DEL_STARTTLS;
+            else
+                r->actions |= MB_ACT_DEL_OTHER;
             i = j;
             lineno++;
         }
@@ -880,6 +922,7 @@ static void relay_start_tls(struct sim *s, struct mb_relay *r)
     if (!c->own_tls || !c->server_tls)
         return;
     r->tls = true;
+    r->actions |= MB_ACT_TLS_INTERCEPT;
     r->tls_c = tlsgen_server(c->own_tls);
     r->tls_s = tlsgen_client(c->server_tls);
     sc_buf_reset(&r->out);
@@ -1037,6 +1080,11 @@ void mb_box_set_logs(struct mb_box *b, struct sc_buf *c2s, struct sc_buf *s2c)
         sim_ep_set_log(b->ep_s, c2s); /* a proxy's own endpoints send */
     if (b->ep_c)
         sim_ep_set_log(b->ep_c, s2c);
+}
+
+unsigned mb_box_actions(const struct mb_box *b)
+{
+    return (b->insp ? mb_insp_actions(b->insp) : 0u) | (b->relay ? b->relay->actions : 0u);
 }
 
 void mb_box_free(struct mb_box *b)

@@ -82,6 +82,30 @@ struct mb_cfg {
 /* Fills c with the ASA default map's values for model m. */
 void mb_cfg_defaults(struct mb_cfg *c, enum mb_model m);
 
+/* What a middlebox did to one connection, by SIGNATURES.md row.  The
+ * findings oracle (scenario.c) turns these into the findings each vantage
+ * must show, without looking at the bytes. */
+enum mb_action {
+    MB_ACT_BANNER_MASKED = 1u << 0,  /* A1, P2, pix44: greeting masked */
+    MB_ACT_BANNER_MULTI = 1u << 1,   /* A2: continuation lines masked, codes included */
+    MB_ACT_KW_STARTTLS = 1u << 2,    /* A3: 250-STARTTLS masked */
+    MB_ACT_KW_OTHER = 1u << 3,       /* A4: another keyword masked */
+    MB_ACT_KW_XANON = 1u << 4,       /* A4: X-ANONYMOUSTLS or X-EXPS masked (Exchange) */
+    MB_ACT_VERB_STARTTLS = 1u << 5,  /* A5: STARTTLS sent on as XXXXXXXX */
+    MB_ACT_VERB_OTHER = 1u << 6,     /* A5: another whole verb masked */
+    MB_ACT_VERB_NOOP = 1u << 7,      /* P1: EHLO sent on as NOOP */
+    MB_ACT_DROP = 1u << 8,           /* A7: connection dropped at a limit */
+    MB_ACT_RESET = 1u << 9,          /* A7 reset action: RSTs sent in the peers' names */
+    MB_ACT_P3 = 1u << 10,            /* P3: split end of data discarded */
+    MB_ACT_DEL_STARTTLS = 1u << 11,  /* O1: STARTTLS line deleted */
+    MB_ACT_DEL_OTHER = 1u << 12,     /* O1: other keyword lines deleted */
+    MB_ACT_STARTTLS_454 = 1u << 13,  /* O4: STARTTLS answered 454 by the device */
+    MB_ACT_EHLO_502 = 1u << 14,      /* O4: EHLO answered 502 by the device */
+    MB_ACT_TLS_INTERCEPT = 1u << 15, /* O3: TLS terminated with the device's certificate */
+    MB_ACT_SPECIAL_CHAR = 1u << 16,  /* A8: '|' in an address rewritten */
+    MB_ACT_VERB_PIECE = 1u << 17,    /* A6: a verb typed in pieces, each piece masked */
+};
+
 /* ---- the inline rewriting rules, on bytes ---- */
 
 enum mb_verdict {
@@ -102,6 +126,8 @@ enum mb_verdict mb_insp_segment(struct mb_insp *in, enum sc_dir dir, uint8_t *p,
 
 /* Why the last MB_DROP_CONN happened (static text), or NULL. */
 const char *mb_insp_reason(const struct mb_insp *in);
+/* The enum mb_action bits of what the rules did so far. */
+unsigned mb_insp_actions(const struct mb_insp *in);
 
 /* ---- the middlebox on a connection ---- */
 
@@ -120,5 +146,7 @@ void mb_box_free(struct mb_box *b);
  * stream (c2s) and the outside view of the server's (s2c).  Must be called
  * before the simulation runs; the logs are owned by the caller. */
 void mb_box_set_logs(struct mb_box *b, struct sc_buf *c2s, struct sc_buf *s2c);
+/* The enum mb_action bits of what the middlebox did to the connection. */
+unsigned mb_box_actions(const struct mb_box *b);
 
 #endif

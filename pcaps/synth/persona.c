@@ -868,6 +868,7 @@ struct syn_client {
     bool timer_armed;
     struct syn_view view;
     bool ehlo_recorded;
+    char script_verb[16]; /* raw scripts: the verb of the last line sent */
 };
 
 static void cli_timeout_ev(struct sim *s, void *arg);
@@ -928,7 +929,7 @@ static void cli_quit(struct sim *s, struct syn_client *c)
 
 static void cli_hello(struct sim *s, struct syn_client *c)
 {
-    char line[300];
+    char line[2048];
     c->ph = PH_HELLO;
     c->offered_tls = c->offered_xanon = c->offered_pipe = c->offered_auth = false;
     c->offered_xexps = false;
@@ -939,7 +940,7 @@ static void cli_hello(struct sim *s, struct syn_client *c)
 
 static void cli_transaction(struct sim *s, struct syn_client *c)
 {
-    char line[600];
+    char line[2048];
     c->ph = PH_TX;
     c->rcpt_ok = 0;
     c->data_ok = false;
@@ -977,7 +978,7 @@ static void cli_next_tx_command(struct sim *s, struct syn_client *c)
     /* Without pipelining: which command follows the reply just received. */
     size_t n = c->cfg.nrcpt ? c->cfg.nrcpt : 1;
     int sent_rcpt = (int)n + 2 - c->tx_expect - 1; /* replies seen so far minus MAIL */
-    char line[600];
+    char line[2048];
     if (sent_rcpt < (int)n) {
         snprintf(line, sizeof(line), "RCPT TO:<%s>",
                  c->cfg.nrcpt ? c->cfg.rcpt[sent_rcpt] : "postmaster@example.com");
@@ -1012,9 +1013,12 @@ static void cli_body(struct sim *s, struct syn_client *c)
 
 static void cli_after_hello(struct sim *s, struct syn_client *c)
 {
-    bool want_tls = !c->in_tls && c->cfg.tls &&
-                    (c->cfg.starttls == TLSUSE_ALWAYS ||
-                     (c->cfg.starttls == TLSUSE_AUTO && (c->offered_tls || c->offered_xanon)));
+    /* "always" tries even without TLS of its own (it is then refused, or
+     * quits on a 220 it cannot follow). */
+    bool want_tls =
+        !c->in_tls &&
+        (c->cfg.starttls == TLSUSE_ALWAYS ||
+         (c->cfg.starttls == TLSUSE_AUTO && c->cfg.tls && (c->offered_tls || c->offered_xanon)));
     if (c->cfg.kind == CLI_TELNET && c->cfg.starttls != TLSUSE_ALWAYS)
         want_tls = false;
     if (c->cfg.kind == CLI_EXCHANGE && c->cfg.require_exchange_auth && !c->in_tls &&
@@ -1077,6 +1081,17 @@ static void cli_script_next(struct sim *s, struct syn_client *c)
 {
     while (c->script_i < c->cfg.nscript) {
         const char *line = c->cfg.script[c->script_i++];
+        if (c->script_data && strcmp(line, ".") == 0 && !c->in_tls)
+            c->view.messages++;
+        if (!c->script_data) {
+            /* Remember the verb so its reply updates the view as a persona's would. */
+            size_t k = 0;
+            while (line[k] && line[k] != ' ' && k < sizeof(c->script_verb) - 1) {
+                c->script_verb[k] = (char)sc_to_upper((uint8_t)line[k]);
+                k++;
+            }
+            c->script_verb[k] = 0;
+        }
         cli_send(s, c, line);
         if (c->script_data) {
             if (strcmp(line, ".") == 0)
@@ -1162,6 +1177,10 @@ static void cli_reply(struct sim *s, struct syn_client *c, int code, const char 
         cli_after_hello(s, c);
         return;
     case PH_STARTTLS:
+        if (code == 220 && !c->cfg.tls) {
+            cli_quit(s, c);
+            return;
+        }
         if (code == 220) {
             c->ph = PH_HANDSHAKE;
             c->io.tls = tlsgen_client(c->cfg.tls);
@@ -1269,7 +1288,11 @@ static bool cli_line(struct sim *s, void *self, const char *line, size_t len)
         if (c->view.banner.len == 0)
             sc_buf_puts(&c->view.banner, cw->first);
         view_reply(&c->view, code);
-        if (c->ph == PH_HELLO && code == 250 && !c->ehlo_recorded && !c->helo_only) {
+        bool script = c->ph == PH_SCRIPT || c->cfg.kind == CLI_RAW;
+        bool ehlo_reply =
+            script ? strcmp(c->script_verb, "EHLO") == 0 : c->ph == PH_HELLO && !c->helo_only;
+        bool tls_reply = script ? strcmp(c->script_verb, "STARTTLS") == 0 : c->ph == PH_STARTTLS;
+        if (ehlo_reply && code == 250 && !c->ehlo_recorded) {
             c->ehlo_recorded = true;
             c->view.keywords_set = true;
             for (size_t i = 1; i < cw->rep.n; i++) {
@@ -1280,7 +1303,7 @@ static bool cli_line(struct sim *s, void *self, const char *line, size_t len)
                     c->view.offered = true;
             }
         }
-        if (c->ph == PH_STARTTLS) {
+        if (tls_reply && !c->view.replied) {
             c->view.replied = true;
             c->view.starttls_code = code;
         }

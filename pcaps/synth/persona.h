@@ -86,8 +86,8 @@ struct syn_client_cfg {
     const char *const *script; /* raw: lines to send */
     size_t nscript;
     enum syn_client_end end;
-    bool rst_after_quit; /* after the 221, abort with RST instead of closing (swaks
-                          * over TLS does: it leaves the server's close_notify unread) */
+    bool rst_after_quit;    /* after the 221, abort with RST instead of closing (swaks
+                             * over TLS does: it leaves the server's close_notify unread) */
     struct tlsgen_ctx *tls; /* client side of STARTTLS (not owned) */
     sc_time think;          /* time to react to a reply */
     sc_time keystroke;      /* telnet: time between keystrokes */

@@ -12,6 +12,8 @@
 
 #include <openssl/evp.h>
 
+#include "pcaps/synth/oracle.h"
+
 #define MS (1000000LL)
 #define SEC (1000000000LL)
 
@@ -200,7 +202,7 @@ static char *own(struct syn_session_cfg *ss, char *s)
 static void ld_session(struct ld *l, struct syn_scenario *sc, const struct jv *o,
                        struct syn_session_cfg *ss)
 {
-    static const char *const keys[] = {"count", "at", "every", "client", "server", NULL};
+    static const char *const keys[] = {"count", "at", "every", "bypass", "client", "server", NULL};
     static const char *const ckeys[] = {
         "persona",    "helo",      "from",           "to",        "rcpts",
         "messages",   "size",      "long_header",    "long_line", "filename_len",
@@ -223,6 +225,7 @@ static void ld_session(struct ld *l, struct syn_scenario *sc, const struct jv *o
         ld_fail(l, jv_get(o, "count"), "count must be 1..1000000");
     ss->at = secs(ld_num(l, o, "at", 0.1));
     ss->every = secs(ld_num(l, o, "every", 1.0));
+    ss->bypass = ld_bool(l, o, "bypass", false);
 
     const struct jv *c = jv_get(o, "client");
     ld_keys(l, c, ckeys);
@@ -430,6 +433,7 @@ void syn_scenario_free(struct syn_scenario *sc)
 /* ---- running ---- */
 
 struct run_sess {
+    const struct syn_session_cfg *cfg;
     struct sc_buf log[4]; /* outside c2s, outside s2c, inside c2s, inside s2c */
     struct sim_link out, in;
     struct sim_vantage vo, vi;
@@ -522,6 +526,7 @@ static int session_setup(struct run *r, const struct syn_session_cfg *ss, size_t
 {
     const struct syn_scenario *sc = r->sc;
     struct run_sess *rs = &r->sess[idx];
+    rs->cfg = ss;
     struct syn_rng rng;
     syn_rng_seed(&rng, sc->seed, 0x1000 + idx);
     link_init(r, &rs->out, &rs->vo, &sc->outside, r->w[0], sc->rtt_outside, sc->hops_outside,
@@ -539,6 +544,12 @@ static int session_setup(struct run *r, const struct syn_session_cfg *ss, size_t
     co.peer_addr = sc->server;
     co.peer_port = sc->port;
     struct mb_cfg mc = sc->mbox;
+    if (ss->bypass) {
+        /* Another path: the device does not see this connection. */
+        mc.model = MB_NONE;
+        mc.nat = false;
+        mc.isn_offset = 0;
+    }
     if (mc.nat)
         mc.nat_port = (uint16_t)(30000 + idx % 30000);
     so.addr = sc->server;
@@ -829,13 +840,21 @@ static const char *view_starttls(const struct syn_view *v)
         return "no_reply";
     if (v->starttls_code != 220)
         return "refused";
+    if (syn_view_cleartext_after_tls(v))
+        return "cleartext_after_220";
     return v->tls ? "tls_established" : "accepted";
 }
 
 static void write_view(FILE *f, const struct syn_view *v, const char *client, const char *server,
-                       bool full)
+                       bool full, const char *const *rules, size_t nrules)
 {
     fprintf(f, "  - server: \"%s\"\n    client: \"%s\"\n", server, client);
+    /* With capture loss the evidence may be gone: then the findings may
+     * only be fewer, never others. */
+    fputs(full ? "    findings: [" : "    findings_at_most: [", f);
+    for (size_t i = 0; i < nrules; i++)
+        fprintf(f, "%s%s", i ? ", " : "", rules[i]);
+    fputs("]\n", f);
     if (!full)
         return;
     if (v->banner.len) {
@@ -927,6 +946,23 @@ static int write_streams(const struct run *r, const char *path)
     return fclose(f) == 0 ? 0 : -1;
 }
 
+/* Rule ids expected of one session, sorted. */
+struct exp_rules {
+    const char *v[SYN_ORACLE_MAX + 2];
+    size_t n;
+};
+
+static void er_add(struct exp_rules *e, const char *rule)
+{
+    for (size_t k = 0; k < e->n; k++)
+        if (strcmp(e->v[k], rule) == 0)
+            return;
+    size_t k = e->n++;
+    for (; k > 0 && strcmp(e->v[k - 1], rule) > 0; k--)
+        e->v[k] = e->v[k - 1];
+    e->v[k] = rule;
+}
+
 static int write_expect(const struct run *r, const char *path, bool inside, const char *name)
 {
     FILE *f = fopen(path, "w");
@@ -946,17 +982,71 @@ static int write_expect(const struct run *r, const char *path, bool inside, cons
     yq(f, sc->description, strlen(sc->description));
     fprintf(f, "\ngenerator: \"smtpscope-synth %s, %s vantage, middlebox %s\"\n", name ? name : "",
             inside ? "inside" : "outside", mb_model_name(sc->mbox.model));
+    /* The findings oracle: per session from what the device did, then
+     * across the sessions (all of a scenario's go to one server). */
+    struct exp_rules *er = calloc(r->nsess ? r->nsess : 1, sizeof(*er));
+    if (!er)
+        abort();
+    unsigned offered = 0, missing = 0, masked = 0, normal = 0;
+    bool *miss = calloc(r->nsess ? r->nsess : 1, sizeof(*miss));
+    if (!miss)
+        abort();
+    for (size_t i = 0; i < r->nsess; i++) {
+        const struct run_sess *rs = &r->sess[i];
+        struct syn_oracle_in oi = {
+            .actions = rs->mb ? mb_box_actions(rs->mb) : 0,
+            .inside = inside,
+            .view = inside ? syn_server_view(rs->sv) : syn_client_view(rs->cl),
+            .client = rs->cfg->client.kind,
+            .server = rs->cfg->server.kind,
+            .result = syn_client_result(rs->cl),
+        };
+        er[i].n = syn_oracle_session(&oi, er[i].v, SYN_ORACLE_MAX);
+        struct syn_oracle_seen seen;
+        syn_oracle_seen(&oi, &seen);
+        if (seen.banner_seen) {
+            masked += seen.banner_masked;
+            normal += !seen.banner_masked;
+        }
+        if (seen.keywords_seen) {
+            offered += seen.tls_offered;
+            miss[i] = !seen.tls_offered && !seen.tls_masked;
+            missing += miss[i];
+        }
+    }
+    bool tls_mixed = offered > 0 && missing > 0;
+    bool inconsistent = tls_mixed || (masked > 0 && normal > 0);
+    for (size_t i = 0; i < r->nsess && tls_mixed; i++) {
+        if (!miss[i])
+            continue;
+        er_add(&er[i], "starttls_stripped"); /* deleted where the server offers it elsewhere (O1) */
+    }
+    /* A vantage that captures conflicting copies of the same bytes shows the
+     * overlap evidence of injected_reset; where it falls is up to the dice. */
+    for (size_t i = 0; i < r->nsess && vc->conflict > 0; i++)
+        er_add(&er[i], "injected_reset");
+    bool any = inconsistent;
+    for (size_t i = 0; i < r->nsess; i++)
+        any = any || er[i].n > 0;
+    char sv[80];
+    cap_endpoint_str(sv, sizeof(sv), &sc->server, sc->port);
+    fprintf(f, "exit_status: %s\n", full ? (any ? "1" : "0") : "\"*\"");
+    if (full)
+        fprintf(f, "inconsistent_servers: [%s%s%s]\n", inconsistent ? "\"" : "",
+                inconsistent ? sv : "", inconsistent ? "\"" : "");
     fputs("match: by_address\nsessions:\n", f);
     for (size_t i = 0; i < r->nsess; i++) {
         const struct run_sess *rs = &r->sess[i];
-        char cl[80], sv[80];
+        char cl[80];
         uint16_t cport = (uint16_t)(sc->client_port + (i * 7) % 20000);
-        bool nat = inside && sc->mbox.nat;
+        bool nat = inside && sc->mbox.nat && !rs->cfg->bypass;
         cap_endpoint_str(cl, sizeof(cl), nat ? &sc->mbox.nat_addr : &sc->client,
                          nat ? (uint16_t)(30000 + i % 30000) : cport);
-        cap_endpoint_str(sv, sizeof(sv), &sc->server, sc->port);
-        write_view(f, inside ? syn_server_view(rs->sv) : syn_client_view(rs->cl), cl, sv, full);
+        write_view(f, inside ? syn_server_view(rs->sv) : syn_client_view(rs->cl), cl, sv, full,
+                   er[i].v, er[i].n);
     }
+    free(er);
+    free(miss);
     return fclose(f) == 0 ? 0 : -1;
 }
 

@@ -36,6 +36,7 @@ struct syn_vantage_cfg {
 struct syn_session_cfg {
     int count;
     sc_time at, every;
+    bool bypass; /* the connection takes another path: the middlebox does not see it */
     struct syn_client_cfg client;
     struct syn_server_cfg server;
     /* TLS of the server (generated certificate). */

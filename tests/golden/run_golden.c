@@ -10,7 +10,11 @@
  * record: `commands` (client command verbs in order) and `replies` (one code
  * per complete reply).  `absent_strings` must appear nowhere in the JSON
  * output nor in the verbose text output (credentials).  The number of
- * sessions must match exactly.
+ * sessions must match exactly.  `findings` is the set of rule ids the
+ * session must show (its record's list plus cross-session finding records
+ * about it), `findings_at_most` a set it may only fall short of (lossy
+ * captures); top-level `inconsistent_servers` lists the servers that must get
+ * an inconsistent_server finding, and no others.
  *
  * Usage: run_golden SMTPSCOPE PCAPS_DIR [CASE...]
  * Exit: 0 all cases pass, 1 a case fails, 2 usage or setup error.
@@ -121,6 +125,87 @@ static void compare(const char *ctx, const struct jv *e, const struct jv *a)
 }
 
 /* Builds the derived `commands` or `replies` list from a transcript. */
+/* A small sorted set of strings. */
+struct strset {
+    char **v;
+    size_t n;
+};
+
+static void strset_add(struct strset *s, const char *x)
+{
+    size_t i = 0;
+    while (i < s->n && strcmp(s->v[i], x) < 0)
+        i++;
+    if (i < s->n && strcmp(s->v[i], x) == 0)
+        return;
+    s->v = realloc(s->v, (s->n + 1) * sizeof(*s->v));
+    memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
+    s->v[i] = strdup(x);
+    s->n++;
+}
+
+static bool strset_has(const struct strset *s, const char *x)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], x) == 0)
+            return true;
+    return false;
+}
+
+static void strset_free(struct strset *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+}
+
+static void strset_join(const struct strset *s, char *out, size_t n)
+{
+    size_t o = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < s->n && o < n; i++)
+        o += (size_t)snprintf(out + o, n - o, "%s%s", i ? ", " : "", s->v[i]);
+}
+
+/* The rule ids a session showed: those its record lists, plus the
+ * cross-session findings reported about it at the end (inconsistent_server
+ * is checked per server, not per session). */
+static void session_findings(const struct jv *sess, struct jv **findings, size_t nfind,
+                             struct strset *out)
+{
+    const struct jv *l = jv_get(sess, "findings");
+    for (size_t i = 0; l && i < l->n; i++)
+        strset_add(out, jv_text(l->v[i]));
+    const char *id = jv_text(jv_get(sess, "id"));
+    for (size_t i = 0; i < nfind; i++) {
+        const char *rule = jv_text(jv_get(findings[i], "rule"));
+        if (strcmp(jv_text(jv_get(findings[i], "session")), id) == 0 &&
+            strcmp(rule, "inconsistent_server") != 0)
+            strset_add(out, rule);
+    }
+}
+
+/* exact: the sets must be equal; otherwise got must be a subset. */
+static void check_findings(const char *ctx, const struct jv *want, const struct strset *got,
+                           bool exact)
+{
+    struct strset w = {0};
+    for (size_t i = 0; want && i < want->n; i++)
+        strset_add(&w, jv_text(want->v[i]));
+    bool ok = true;
+    for (size_t i = 0; i < got->n; i++)
+        ok = ok && strset_has(&w, got->v[i]);
+    for (size_t i = 0; exact && i < w.n; i++)
+        ok = ok && strset_has(got, w.v[i]);
+    if (!ok) {
+        char a[1024], b[1024];
+        strset_join(&w, a, sizeof(a));
+        strset_join(got, b, sizeof(b));
+        fail(ctx, "expected %s[%s], got [%s]", exact ? "" : "at most ", a, b);
+    }
+    strset_free(&w);
+}
+
 static struct jv *derive(const struct jv *transcript, bool commands)
 {
     char err[128];
@@ -164,8 +249,8 @@ static void check_capture(const char *bin, const char *capture, const struct jv 
     if (!glob(want_status ? jv_text(want_status) : "0", st))
         fail("exit status", "expected %s, got %s", want_status ? jv_text(want_status) : "0", st);
 
-    struct jv **sessions = NULL;
-    size_t nsess = 0;
+    struct jv **sessions = NULL, **findings = NULL;
+    size_t nsess = 0, nfind = 0;
     char *save = NULL;
     char *copy = strdup(json);
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -178,6 +263,9 @@ static void check_capture(const char *bin, const char *capture, const struct jv 
         if (strcmp(jv_text(jv_get(r, "type")), "session") == 0) {
             sessions = realloc(sessions, (nsess + 1) * sizeof(*sessions));
             sessions[nsess++] = r;
+        } else if (strcmp(jv_text(jv_get(r, "type")), "finding") == 0) {
+            findings = realloc(findings, (nfind + 1) * sizeof(*findings));
+            findings[nfind++] = r;
         } else {
             jv_free(r);
         }
@@ -216,7 +304,12 @@ static void check_capture(const char *bin, const char *capture, const struct jv 
         for (size_t k = 0; k < e->n; k++) {
             char ctx[128];
             snprintf(ctx, sizeof(ctx), "session[%zu].%s", i, e->k[k]);
-            if (strcmp(e->k[k], "commands") == 0 || strcmp(e->k[k], "replies") == 0) {
+            if (strcmp(e->k[k], "findings") == 0 || strcmp(e->k[k], "findings_at_most") == 0) {
+                struct strset got = {0};
+                session_findings(sessions[ai], findings, nfind, &got);
+                check_findings(ctx, e->v[k], &got, strcmp(e->k[k], "findings") == 0);
+                strset_free(&got);
+            } else if (strcmp(e->k[k], "commands") == 0 || strcmp(e->k[k], "replies") == 0) {
                 struct jv *d =
                     derive(jv_get(sessions[ai], "transcript"), strcmp(e->k[k], "commands") == 0);
                 compare(ctx, e->v[k], d);
@@ -227,6 +320,18 @@ static void check_capture(const char *bin, const char *capture, const struct jv 
         }
     }
     free(used);
+    const struct jv *incons = jv_get(exp, "inconsistent_servers");
+    if (incons) {
+        struct strset got = {0};
+        for (size_t i = 0; i < nfind; i++)
+            if (strcmp(jv_text(jv_get(findings[i], "rule")), "inconsistent_server") == 0)
+                strset_add(&got, jv_text(jv_get(findings[i], "server")));
+        check_findings("inconsistent_servers", incons, &got, true);
+        strset_free(&got);
+    }
+    for (size_t i = 0; i < nfind; i++)
+        jv_free(findings[i]);
+    free(findings);
     const struct jv *absent = jv_get(exp, "absent_strings");
     if (absent && absent->n) {
         snprintf(cmd, sizeof(cmd), "'%s' analyze -q -v --transcript '%s'", bin, capture);
