@@ -11,7 +11,17 @@
 #include <unistd.h>
 
 #include "capture/decode.h"
+#include "capture/dump.h"
 #include "common/error.h"
+
+/* A session remembered for -w: where its packets are. */
+struct an_sess {
+    uint32_t file; /* index in the list of files */
+    struct cap_addr addr[2];
+    uint16_t port[2];
+    uint64_t first_frame;
+    bool flagged;
+};
 
 /* Per-run state shared by every flow. */
 struct an_ctx {
@@ -21,6 +31,11 @@ struct an_ctx {
     struct rep_summary *sum;
     struct heur_finding *findings; /* HEUR_SESSION_FINDINGS_MAX, reused */
     bool failed;                   /* a finding reached opt->fail_on */
+    /* -w: every session (indexed by id - 1), to find the flagged ones again. */
+    struct an_sess *sess;
+    size_t nsess, sess_alloc;
+    uint32_t file_index;
+    bool sess_oom;
     const char *file;
     uint64_t next_id;
     uint64_t sessions;
@@ -40,7 +55,8 @@ void an_options_defaults(struct an_options *o)
     cap_reader_defaults(&o->reader);
     cap_settings_defaults(&o->cap);
     smtp_settings_defaults(&o->smtp);
-    o->smtp.keep_transcript = true; /* the rules read it */
+    o->transcript_lines = o->smtp.transcript_max; /* for --transcript */
+    o->smtp.keep_transcript = true;               /* the rules read it */
     o->smtp.transcript_max = AN_RULES_TRANSCRIPT_MAX;
     heur_config_defaults(&o->heur);
     o->fail_on = HEUR_LOW;
@@ -105,14 +121,43 @@ static void an__fin(void *user, void *flow, enum sc_dir dir, const struct sc_met
     smtp_fin(f->smtp, dir, m);
 }
 
-/* Counts findings in the summary and against the exit threshold. */
+/* Counts findings in the summary and against the exit threshold, and marks
+ * their sessions for -w. */
 static void an__count(struct an_ctx *c, const struct heur_finding *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         rep_summary_count(c->sum, &f[i]);
-        if (f[i].severity >= c->opt->fail_on)
+        if ((int)f[i].severity >= c->opt->fail_on) {
             c->failed = true;
+            if (f[i].session >= 1 && f[i].session <= c->nsess)
+                c->sess[f[i].session - 1].flagged = true;
+        }
     }
+}
+
+/* Remembers where session `id` is, for -w. */
+static void an__remember(struct an_ctx *c, uint64_t id, const struct cap_flow_info *fi)
+{
+    if (!c->opt->write_flagged || c->sess_oom || id != c->nsess + 1)
+        return;
+    if (c->nsess == c->sess_alloc) {
+        size_t want = c->sess_alloc ? c->sess_alloc * 2 : 256;
+        struct an_sess *v = realloc(c->sess, want * sizeof(*v));
+        if (!v) {
+            c->sess_oom = true;
+            return;
+        }
+        c->sess = v;
+        c->sess_alloc = want;
+    }
+    struct an_sess *e = &c->sess[c->nsess++];
+    memset(e, 0, sizeof(*e));
+    e->file = c->file_index;
+    for (int d = 0; d < 2; d++) {
+        e->addr[d] = fi->side[d].addr;
+        e->port[d] = fi->side[d].port;
+    }
+    e->first_frame = fi->first_frame;
 }
 
 /* The TCP facts of one side that the rules use. */
@@ -187,6 +232,7 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
             };
             for (int d = 0; d < 2; d++)
                 an__heur_tcp(&hs.tcp[d], &fi->side[d], &fi->side[!d]);
+            an__remember(c, hs.id, fi);
             enum heur_vantage vantage = HV_UNKNOWN;
             size_t nf =
                 heur_session(c->heur, &hs, c->findings, HEUR_SESSION_FINDINGS_MAX, &vantage);
@@ -351,12 +397,163 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
     return status;
 }
 
+/* Orders sessions by their endpoints (lower endpoint first, so a packet in
+ * either direction finds them by binary search), then by first frame. */
+struct an_key {
+    struct cap_addr a[2];
+    uint16_t p[2];
+    uint64_t first_frame;
+    bool flagged;
+};
+
+static int an__ep_cmp(const struct cap_addr *a, uint16_t pa, const struct cap_addr *b, uint16_t pb)
+{
+    int r = memcmp(a->b, b->b, sizeof(a->b));
+    return r ? r : (pa > pb) - (pa < pb);
+}
+
+static void an__key(struct an_key *k, const struct cap_addr *a, uint16_t pa,
+                    const struct cap_addr *b, uint16_t pb)
+{
+    bool swap = an__ep_cmp(a, pa, b, pb) > 0;
+    k->a[0] = swap ? *b : *a;
+    k->p[0] = swap ? pb : pa;
+    k->a[1] = swap ? *a : *b;
+    k->p[1] = swap ? pa : pb;
+}
+
+static int an__key_cmp(const void *x, const void *y)
+{
+    const struct an_key *a = x, *b = y;
+    int r = an__ep_cmp(&a->a[0], a->p[0], &b->a[0], b->p[0]);
+    if (!r)
+        r = an__ep_cmp(&a->a[1], a->p[1], &b->a[1], b->p[1]);
+    if (!r)
+        r = (a->first_frame > b->first_frame) - (a->first_frame < b->first_frame);
+    return r;
+}
+
+/* Second pass of one file: copies the packets of its flagged sessions. */
+static int an__write_file(struct an_ctx *c, const char *name, uint32_t idx, struct cap_dump *d,
+                          uint64_t *other_link)
+{
+    /* Every session of the file goes in (a later one with the same endpoints
+     * ends the earlier one's packets); only flagged ones are written. */
+    size_t n = 0, flagged = 0;
+    for (size_t i = 0; i < c->nsess; i++) {
+        n += c->sess[i].file == idx;
+        flagged += c->sess[i].file == idx && c->sess[i].flagged;
+    }
+    if (flagged == 0)
+        return 0;
+    struct an_key *keys = calloc(n, sizeof(*keys));
+    if (!keys) {
+        fprintf(stderr, "smtpscope: %s: out of memory\n", c->opt->write_flagged);
+        return 2;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < c->nsess; i++) {
+        const struct an_sess *e = &c->sess[i];
+        if (e->file != idx)
+            continue;
+        an__key(&keys[k], &e->addr[0], e->port[0], &e->addr[1], e->port[1]);
+        keys[k].first_frame = e->first_frame;
+        keys[k++].flagged = e->flagged;
+    }
+    qsort(keys, n, sizeof(*keys), an__key_cmp);
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    struct cap_reader *rd = NULL;
+    int status = 0;
+    if (fd < 0 || cap_reader_open_fd(&rd, fd, &c->opt->reader) < 0) {
+        fprintf(stderr, "smtpscope: %s: cannot read it again for -w: %s\n", name,
+                fd < 0 ? strerror(errno)
+                : rd   ? cap_reader_errmsg(rd)
+                       : "out of memory");
+        status = 2;
+    }
+    struct cap_record rec;
+    struct cap_packet pkt;
+    while (status == 0 && cap_reader_next(rd, &rec) > 0) {
+        memset(&pkt, 0, sizeof(pkt));
+        if (cap_decode(&pkt, rec.linktype, rec.data, rec.caplen) != CAP_ST_TCP)
+            continue;
+        struct an_key q;
+        an__key(&q, &pkt.src, pkt.sport, &pkt.dst, pkt.dport);
+        /* The first key with these endpoints, then the one whose frames hold it. */
+        size_t lo = 0, hi = n;
+        q.first_frame = 0;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (an__key_cmp(&keys[mid], &q) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        /* The packet belongs to the last session with these endpoints that
+         * started at or before it (stragglers after a close included). */
+        const struct an_key *owner = NULL;
+        for (size_t i = lo; i < n; i++) {
+            if (an__ep_cmp(&keys[i].a[0], keys[i].p[0], &q.a[0], q.p[0]) ||
+                an__ep_cmp(&keys[i].a[1], keys[i].p[1], &q.a[1], q.p[1]) ||
+                keys[i].first_frame > rec.frame)
+                break;
+            owner = &keys[i];
+        }
+        if (owner && owner->flagged) {
+            int w = cap_dump_write(d, rec.linktype, rec.ts, rec.data, rec.caplen, rec.wirelen);
+            if (w > 0)
+                (*other_link)++;
+            if (w < 0) {
+                fprintf(stderr, "smtpscope: %s: write error\n", c->opt->write_flagged);
+                status = 2;
+            }
+        }
+    }
+    cap_reader_free(rd);
+    if (fd >= 0)
+        close(fd);
+    free(keys);
+    return status;
+}
+
+/* -w: the flagged sessions' packets, file by file. */
+static int an__write_flagged(struct an_ctx *c, char *const *files, int nfiles, struct cap_dump *d)
+{
+    if (c->sess_oom) {
+        fprintf(stderr, "smtpscope: %s: out of memory remembering sessions; not written\n",
+                c->opt->write_flagged);
+        return 2;
+    }
+    int status = 0;
+    uint64_t other_link = 0;
+    for (int i = 0; i < nfiles && status == 0; i++)
+        status = an__write_file(c, files[i], (uint32_t)i, d, &other_link);
+    if (other_link)
+        fprintf(stderr,
+                "smtpscope: %s: %" PRIu64
+                " packets of flagged sessions have another link type than the first and "
+                "were left out (a pcap holds one link type)\n",
+                c->opt->write_flagged, other_link);
+    return status;
+}
+
 int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out)
 {
     struct rep_writer *w = rep_new(out, &o->rep);
     if (!w) {
         fprintf(stderr, "smtpscope: out of memory\n");
         return 2;
+    }
+    struct cap_dump *dump = NULL;
+    if (o->write_flagged) {
+        /* Created first: an unwritable path fails before any work. */
+        char err[512];
+        dump = cap_dump_open(o->write_flagged, err, sizeof(err));
+        if (!dump) {
+            fprintf(stderr, "smtpscope: %s\n", err);
+            rep_free(w);
+            return 2;
+        }
     }
     struct rep_summary sum;
     memset(&sum, 0, sizeof(sum));
@@ -369,6 +566,7 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
         fprintf(stderr, "smtpscope: out of memory\n");
         heur_free(c.heur);
         free(c.findings);
+        cap_dump_close(dump);
         rep_free(w);
         return 2;
     }
@@ -376,6 +574,7 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
     int status = 0;
     for (int i = 0; i < nfiles; i++) {
         sum.files++;
+        c.file_index = (uint32_t)i;
         if (an__file(&c, files[i], &sum) != 0) {
             sum.files_failed++;
             status = 2;
@@ -390,6 +589,17 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
     }
     heur_free(c.heur);
     free(c.findings);
+    if (dump) {
+        if (an__write_flagged(&c, files, nfiles, dump) != 0)
+            status = 2;
+        sum.packets_written = cap_dump_count(dump);
+        sum.write_flagged = o->write_flagged;
+        if (cap_dump_close(dump) != 0) {
+            fprintf(stderr, "smtpscope: %s: write error\n", o->write_flagged);
+            status = 2;
+        }
+    }
+    free(c.sess);
     sum.sessions = c.sessions;
     sum.empty_connections = c.empty;
     sum.elapsed = an__now() - t0;

@@ -24,8 +24,13 @@ struct an_options {
     struct smtp_settings smtp;
     struct rep_options rep;
     struct heur_config heur;
-    /* Exit status 1 when a finding is at least this severe. */
-    enum heur_sev fail_on;
+    /* Exit status 1 when a finding is at least this severe (an enum
+     * heur_sev; HEUR_HIGH + 1 for never). */
+    int fail_on;
+    /* Transcript lines kept per session with --transcript. */
+    size_t transcript_lines;
+    /* Write every packet of every flagged session here (NULL: no). */
+    const char *write_flagged;
     /* Follow connections on other ports too when their handshake is in the
      * capture and they turn out to speak SMTP (greeting 220, then HELO/EHLO). */
     bool detect;

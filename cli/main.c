@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/analyze.h"
+#include "cli/config.h"
 #include "common/ascii.h"
 
 #define EXIT_USAGE 2
@@ -17,19 +18,30 @@
 static void usage(FILE *f)
 {
     fputs("Usage: smtpscope analyze [OPTIONS] FILE...\n"
+          "       smtpscope rules [-f text|json|markdown] [-c FILE.yaml]\n"
           "       smtpscope --help | --version\n"
           "\n"
-          "Rebuild every SMTP session in pcap/pcapng captures and report what each\n"
-          "one did: banner, EHLO keywords, STARTTLS, envelope, bytes, how it ended.\n"
-          "FILE may be \"-\" for standard input.\n"
+          "Rebuild every SMTP session in pcap/pcapng captures, report what each one did\n"
+          "(banner, EHLO keywords, STARTTLS, envelope, bytes, how it ended) and what a\n"
+          "middlebox did to it: masked banners and keywords, stripped STARTTLS, dropped\n"
+          "connections, with the frame to open in Wireshark.  FILE may be \"-\" for\n"
+          "standard input.\n"
           "\n"
           "Options:\n"
           "  -f, --format FMT     text (default) or json (JSON Lines, one record a line)\n"
           "  -o, --output FILE    write records to FILE instead of standard output\n"
+          "  -c, --config FILE    YAML configuration: rules, severities, thresholds,\n"
+          "                       ports, signatures (docs/USAGE.md); options given on\n"
+          "                       the command line take precedence\n"
           "  -p, --ports LIST     SMTP ports, e.g. 25,587,2525-2530 (default 25,587);\n"
           "                       other ports are followed when the handshake is in the\n"
           "                       capture and the connection speaks SMTP\n"
           "      --no-detect      follow only the ports in --ports\n"
+          "  -w, --write-flagged FILE.pcap\n"
+          "                       write every packet of every session with a finding\n"
+          "                       at or above the --fail-on severity to FILE.pcap\n"
+          "      --fail-on SEV    exit 1 for findings of this severity or more: info,\n"
+          "                       low (default), medium, high, or never\n"
           "      --transcript     add every command and reply line with frame and time\n"
           "  -v, --verbose        list protocol anomalies (events) in text output\n"
           "  -q, --quiet          no progress line\n"
@@ -40,53 +52,21 @@ static void usage(FILE *f)
           f);
 }
 
-/* Parses "25,587,2000-2010" into the port bitmap.  Returns false on error. */
-static bool parse_ports(const char *s, struct cap_settings *cap)
-{
-    memset(cap->ports, 0, sizeof(cap->ports));
-    const char *p = s;
-    if (!*p)
-        return false;
-    while (*p) {
-        char *end;
-        errno = 0;
-        if (!sc_is_digit((uint8_t)*p))
-            return false;
-        unsigned long lo = strtoul(p, &end, 10);
-        unsigned long hi = lo;
-        if (errno || lo < 1 || lo > 65535)
-            return false;
-        p = end;
-        if (*p == '-') {
-            p++;
-            if (!sc_is_digit((uint8_t)*p))
-                return false;
-            hi = strtoul(p, &end, 10);
-            if (errno || hi < lo || hi > 65535)
-                return false;
-            p = end;
-        }
-        for (unsigned long port = lo; port <= hi; port++)
-            cap_port_set(cap, (uint16_t)port, true);
-        if (*p == ',')
-            p++;
-        else if (*p)
-            return false;
-    }
-    return true;
-}
-
-enum { OPT_TRANSCRIPT = 256, OPT_NO_DETECT };
+enum { OPT_TRANSCRIPT = 256, OPT_NO_DETECT, OPT_FAIL_ON };
 
 static int cmd_analyze(int argc, char **argv)
 {
     struct an_options o;
     an_options_defaults(&o);
-    const char *output = NULL;
+    const char *output = NULL, *config = NULL, *ports = NULL, *fail_on = NULL;
+    bool transcript = false;
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'f'},
         {"output", required_argument, NULL, 'o'},
+        {"config", required_argument, NULL, 'c'},
         {"ports", required_argument, NULL, 'p'},
+        {"write-flagged", required_argument, NULL, 'w'},
+        {"fail-on", required_argument, NULL, OPT_FAIL_ON},
         {"transcript", no_argument, NULL, OPT_TRANSCRIPT},
         {"no-detect", no_argument, NULL, OPT_NO_DETECT},
         {"verbose", no_argument, NULL, 'v'},
@@ -96,7 +76,7 @@ static int cmd_analyze(int argc, char **argv)
     };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "f:o:p:vqh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:o:c:p:w:vqh", longopts, NULL)) != -1) {
         switch (c) {
         case 'f':
             if (strcmp(optarg, "text") == 0) {
@@ -111,22 +91,21 @@ static int cmd_analyze(int argc, char **argv)
         case 'o':
             output = optarg;
             break;
+        case 'c':
+            config = optarg;
+            break;
         case 'p':
-            if (!parse_ports(optarg, &o.cap)) {
-                fprintf(stderr,
-                        "smtpscope: --ports: \"%s\" is not a list of ports 1-65535 "
-                        "such as 25,587,2525-2530\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
+            ports = optarg;
             break;
-        case OPT_TRANSCRIPT: {
-            struct smtp_settings d;
-            smtp_settings_defaults(&d);
-            o.rep.transcript = true;
-            o.smtp.transcript_max = d.transcript_max;
+        case 'w':
+            o.write_flagged = optarg;
             break;
-        }
+        case OPT_FAIL_ON:
+            fail_on = optarg;
+            break;
+        case OPT_TRANSCRIPT:
+            transcript = true;
+            break;
         case OPT_NO_DETECT:
             o.detect = false;
             break;
@@ -149,19 +128,117 @@ static int cmd_analyze(int argc, char **argv)
         fputs("Try 'smtpscope --help' for more information.\n", stderr);
         return EXIT_USAGE;
     }
+    int rc = EXIT_USAGE;
+    /* The file first, then the command line over it. */
+    char err[CFG_ERR_MAX];
+    if (config && cfg_load(config, &o, err, sizeof(err)) != 0) {
+        fprintf(stderr, "smtpscope: %s\n", err);
+        goto out;
+    }
+    if (ports && !cfg_parse_ports(ports, &o.cap)) {
+        fprintf(stderr,
+                "smtpscope: --ports: \"%s\" is not a list of ports 1-65535 such as "
+                "25,587,2525-2530\n",
+                ports);
+        goto out;
+    }
+    if (fail_on) {
+        int sev = strcmp(fail_on, "never") == 0 ? HEUR_HIGH + 1 : heur_sev_parse(fail_on);
+        if (sev < 0) {
+            fprintf(stderr,
+                    "smtpscope: --fail-on: \"%s\" is not one of info, low, medium, high, "
+                    "never\n",
+                    fail_on);
+            goto out;
+        }
+        o.fail_on = sev;
+    }
+    if (transcript) {
+        o.rep.transcript = true;
+        o.smtp.transcript_max = o.transcript_lines;
+    }
+    if (o.write_flagged) {
+        for (int i = optind; i < argc; i++) {
+            if (strcmp(argv[i], "-") == 0) {
+                fputs("smtpscope: -w reads the input twice, so it needs files, not standard "
+                      "input (save it with tcpdump -w first)\n",
+                      stderr);
+                goto out;
+            }
+        }
+    }
     FILE *out = stdout;
     if (output && strcmp(output, "-") != 0) {
         out = fopen(output, "w");
         if (!out) {
             fprintf(stderr, "smtpscope: %s: %s\n", output, strerror(errno));
-            return EXIT_USAGE;
+            goto out;
         }
     }
-    int rc = an_run(&o, argv + optind, argc - optind, out);
+    rc = an_run(&o, argv + optind, argc - optind, out);
     if (out != stdout && fclose(out) != 0) {
         fprintf(stderr, "smtpscope: %s: %s\n", output, strerror(errno));
         rc = EXIT_USAGE;
     }
+out:
+    heur_config_free(&o.heur);
+    return rc;
+}
+
+static int cmd_rules(int argc, char **argv)
+{
+    struct an_options o;
+    an_options_defaults(&o);
+    enum rep_rules_format fmt = REP_RULES_TEXT;
+    const char *config = NULL;
+    static const struct option longopts[] = {
+        {"format", required_argument, NULL, 'f'},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "f:c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            if (strcmp(optarg, "text") == 0) {
+                fmt = REP_RULES_TEXT;
+            } else if (strcmp(optarg, "json") == 0) {
+                fmt = REP_RULES_JSON;
+            } else if (strcmp(optarg, "markdown") == 0) {
+                fmt = REP_RULES_MARKDOWN;
+            } else {
+                fprintf(stderr, "smtpscope: --format: \"%s\" is not one of text, json, markdown\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fputs("Try 'smtpscope --help' for more information.\n", stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "smtpscope: rules takes no arguments (\"%s\")\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    int rc = 0;
+    char err[CFG_ERR_MAX];
+    if (config && cfg_load(config, &o, err, sizeof(err)) != 0) {
+        fprintf(stderr, "smtpscope: %s\n", err);
+        rc = EXIT_USAGE;
+    } else if (rep_rules(stdout, fmt, &o.heur) != 0) {
+        fprintf(stderr, "smtpscope: error writing output: %s\n", strerror(errno));
+        rc = EXIT_USAGE;
+    }
+    heur_config_free(&o.heur);
     return rc;
 }
 
@@ -182,6 +259,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "analyze") == 0)
         return cmd_analyze(argc - 1, argv + 1);
+    if (strcmp(cmd, "rules") == 0)
+        return cmd_rules(argc - 1, argv + 1);
     fprintf(stderr, "smtpscope: unknown command \"%s\"\n", cmd);
     fputs("Try 'smtpscope --help' for more information.\n", stderr);
     return EXIT_USAGE;

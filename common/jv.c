@@ -1,6 +1,7 @@
 /* jv.c - JSON parser (RFC 8259) and YAML-to-tree loader (libyaml). */
 #include "common/jv.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,7 +359,7 @@ struct jv *jv_load_yaml(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "cannot open %s", path);
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     yaml_parser_t ps;
@@ -367,8 +368,9 @@ struct jv *jv_load_yaml(const char *path, char *err, size_t errlen)
     yaml_parser_set_input_file(&ps, f);
     struct jv *v = NULL;
     if (!yaml_parser_load(&ps, &doc)) {
-        snprintf(err, errlen, "%s: YAML error: %s (line %zu)", path, ps.problem ? ps.problem : "?",
-                 ps.problem_mark.line + 1);
+        snprintf(err, errlen, "%s:%zu:%zu: not valid YAML: %s%s%s", path, ps.problem_mark.line + 1,
+                 ps.problem_mark.column + 1, ps.problem ? ps.problem : "?", ps.context ? " " : "",
+                 ps.context ? ps.context : "");
     } else {
         v = jv__ynode(&doc, yaml_document_get_root_node(&doc), 0);
         if (!v)

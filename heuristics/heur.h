@@ -58,8 +58,10 @@ enum heur_rule {
 struct heur_rule_info {
     const char *id;
     enum heur_sev severity; /* default */
-    const char *what;       /* one line: what it detects */
+    const char *what;       /* what it detects */
     const char *source;     /* the SIGNATURES.md rows it rests on */
+    const char *vantage;    /* where the evidence shows: outside, inside, either */
+    const char *misses;     /* what it cannot see, and why */
 };
 
 /* The built-in rules, indexed by enum heur_rule. */

@@ -11,61 +11,100 @@
 #include "common/escape.h"
 
 static const struct heur_rule_info heur__rules[HR__COUNT] = {
-    [HR_BANNER_MASKED] = {"banner_masked", HEUR_MEDIUM,
-                          "220 greeting masked with '*' (all but 2 and 0, or all of it, or "
-                          "SMTP/cmap___): inline SMTP inspection",
-                          "A1, P2"},
-    [HR_EHLO_KEYWORD_MASKED] = {"ehlo_keyword_masked", HEUR_MEDIUM,
-                                "EHLO keyword lines replaced by X runs ending in a counting letter",
-                                "A4"},
-    [HR_STARTTLS_STRIPPED] = {"starttls_stripped", HEUR_HIGH,
-                              "STARTTLS masked (XXXXXXXA / XXXXXXXX), deleted, or refused right "
-                              "after being offered: mail falls back to cleartext",
-                              "A3, A5, O1, O4"},
-    [HR_COMMAND_MASKED] = {"command_masked", HEUR_MEDIUM,
-                           "a client verb replaced by X's, seen as sent or echoed by the server",
-                           "A5, A6"},
-    [HR_EHLO_DOWNGRADED] = {"ehlo_downgraded", HEUR_MEDIUM,
-                            "EHLO answered like NOOP or with 502, and the client falls back to "
-                            "HELO: no extensions, no STARTTLS",
-                            "P1, O4"},
-    [HR_STARTTLS_FAILED] = {"starttls_failed", HEUR_LOW,
-                            "STARTTLS got no reply, a refusal, or the connection died before TLS "
-                            "was up",
-                            "A3-A5, O2, O4 (symptom)"},
-    [HR_CLEARTEXT_AFTER_STARTTLS] = {"cleartext_after_starttls", HEUR_HIGH,
-                                     "SMTP in cleartext where TLS should follow a 220 to "
-                                     "STARTTLS",
-                                     "O4"},
-    [HR_EXCHANGE_AUTH_FAILED] = {"exchange_auth_failed", HEUR_MEDIUM,
-                                 "Exchange cannot authenticate its peer (451 5.7.3) because "
-                                 "X-ANONYMOUSTLS / X-EXPS were masked",
-                                 "A4, A5 (symptom)"},
-    [HR_LIMIT_DROP] = {"limit_drop", HEUR_HIGH,
-                       "the connection dies right after a command, recipient count, header, "
-                       "sender or filename over the ASA's limits",
-                       "A7"},
-    [HR_MULTILINE_BANNER_BROKEN] = {"multiline_banner_broken", HEUR_HIGH,
-                                    "a multi-line 220 greeting whose continuation lines lost "
-                                    "their code: the client waits for a final line that never "
-                                    "comes",
-                                    "A2"},
-    [HR_DOT_SPLIT_DROP] = {"dot_split_drop", HEUR_HIGH,
-                           "CRLF.CRLF split over two segments and never answered: the PIX "
-                           "dropped the end of data",
-                           "P3"},
-    [HR_INCONSISTENT_SERVER] = {"inconsistent_server", HEUR_MEDIUM,
-                                "the same server offers STARTTLS or a normal banner in some "
-                                "sessions and a masked or missing form in others",
-                                "A1, A3, O1 (cross-session)"},
-    [HR_TLS_INTERCEPTED] = {"tls_intercepted", HEUR_HIGH,
-                            "the server certificate changes for the same server: TLS "
-                            "interception",
-                            "O3"},
-    [HR_INJECTED_RESET] = {"injected_reset", HEUR_MEDIUM,
-                           "a RST whose TTL or IP id does not fit its claimed sender, or "
-                           "retransmitted bytes that differ from the original",
-                           "A7 (reset action), O4"},
+    [HR_BANNER_MASKED] =
+        {"banner_masked", HEUR_MEDIUM,
+         "220 greeting masked with '*' (all but 2 and 0, all of it, or SMTP/cmap___): inline "
+         "SMTP inspection between the server and the capture",
+         "A1, P2", "outside",
+         "a capture on the server side (it sees the real banner); devices that mask with "
+         "other characters or change the length; 'no mask-banner'"},
+    [HR_EHLO_KEYWORD_MASKED] =
+        {"ehlo_keyword_masked", HEUR_MEDIUM,
+         "EHLO keyword lines replaced by X runs ending in a letter that counts up A, B, C...", "A4",
+         "outside",
+         "keywords deleted rather than masked (see starttls_stripped, inconsistent_server); "
+         "server-side captures"},
+    [HR_STARTTLS_STRIPPED] =
+        {"starttls_stripped", HEUR_HIGH,
+         "STARTTLS masked in the EHLO reply (XXXXXXXA) or as a command (XXXXXXXX, seen or "
+         "echoed), deleted where the same server offers it in other sessions, or refused with "
+         "454/501/bogus right after being offered: mail falls back to cleartext",
+         "A3, A5, O1, O4", "outside or inside",
+         "a deletion when no other session to the server shows STARTTLS; an 8-letter mask "
+         "placed where CHUNKING or SMTPUTF8 usually sit; a 454 cannot be told from a server "
+         "out of TLS resources (reported at confidence 0.55)"},
+    [HR_COMMAND_MASKED] =
+        {"command_masked", HEUR_MEDIUM,
+         "a client verb replaced by X's: seen as sent (server side), echoed in the server's "
+         "error, or basic verbs (HELO, QUIT...) answered 'unrecognized'",
+         "A5, A6", "inside, or outside by its effects",
+         "client-side captures where the server neither echoes the verb nor rejects a verb "
+         "every server knows"},
+    [HR_EHLO_DOWNGRADED] =
+        {"ehlo_downgraded", HEUR_MEDIUM,
+         "EHLO answered like NOOP (one-line 250 without the server's name), received as NOOP, "
+         "or refused and followed by HELO: no extensions, no STARTTLS",
+         "P1, O4", "outside or inside",
+         "one capture cannot tell a downgrade's 502 from a server without ESMTP: reported at "
+         "low (502) or info (500); a NOOP-like reply without a masked banner is info"},
+    [HR_STARTTLS_FAILED] =
+        {"starttls_failed", HEUR_LOW,
+         "STARTTLS got no reply, a refusal, or the connection died before TLS was up; benign "
+         "causes (no certificate, a slow server, a capture that ended) are named",
+         "A3-A5, O2, O4 (symptom)", "either",
+         "nothing it is meant to catch; it is a symptom, reported at low severity when "
+         "nothing stronger explains it"},
+    [HR_CLEARTEXT_AFTER_STARTTLS] =
+        {"cleartext_after_starttls", HEUR_HIGH,
+         "SMTP commands in cleartext where TLS should follow a 220 to STARTTLS", "O4", "either",
+         "a downgrade that re-encrypts (see tls_intercepted); captures that end at the 220"},
+    [HR_EXCHANGE_AUTH_FAILED] =
+        {"exchange_auth_failed", HEUR_MEDIUM,
+         "Exchange cannot authenticate its peer: a 451/530 5.7.3 reply, or a masked "
+         "X-ANONYMOUSTLS (14 letters) followed by QUIT without mail",
+         "A4, A5 (symptom)", "outside",
+         "Exchange's own queue message (\"451 5.7.3 Cannot achieve Exchange Server "
+         "authentication\") is never on the wire; server-side captures"},
+    [HR_LIMIT_DROP] =
+        {"limit_drop", HEUR_HIGH,
+         "the connection dies (data never acknowledged, sent again, then silence; or a RST) "
+         "right after a command line over 512 bytes, the 101st RCPT, a header line over 998, "
+         "a sender over 320 or a MIME filename over 255 (configurable)",
+         "A7", "outside",
+         "one-directional captures (no ACKs to show the data was never taken); server-side "
+         "captures (the offending segment never arrives); policies with other limits "
+         "unless the thresholds are set to match"},
+    [HR_MULTILINE_BANNER_BROKEN] =
+        {"multiline_banner_broken", HEUR_HIGH,
+         "a multi-line 220 greeting whose continuation lines lost their code, so the final "
+         "line never comes and clients time out",
+         "A2", "outside", "server-side captures"},
+    [HR_DOT_SPLIT_DROP] =
+        {"dot_split_drop", HEUR_HIGH,
+         "a message end (CRLF.CRLF) split over two segments and never answered: a PIX "
+         "discarded it",
+         "P3", "outside",
+         "server-side captures (the end never arrives); a split that the capture's own "
+         "segmentation hides"},
+    [HR_INCONSISTENT_SERVER] =
+        {"inconsistent_server", HEUR_MEDIUM,
+         "the same server offers STARTTLS, or a normal banner, in some sessions and a masked "
+         "or missing form in others",
+         "A1, A3, O1 (cross-session)", "either",
+         "captures with one session per server; servers listed in no_tls_servers; a load "
+         "balancer in front of differently configured servers triggers it legitimately"},
+    [HR_TLS_INTERCEPTED] =
+        {"tls_intercepted", HEUR_HIGH,
+         "the server certificate changes for the same server: TLS interception", "O3", "either",
+         "everything today: certificates are not parsed yet, so this rule never fires (the "
+         "compare mode and TLS handshake parsing bring it)"},
+    [HR_INJECTED_RESET] =
+        {"injected_reset", HEUR_MEDIUM,
+         "a RST whose TTL does not fit the packets its claimed sender sent before, or "
+         "retransmitted bytes that differ from the original (low)",
+         "A7 (reset action), O4", "either",
+         "devices that copy the TTL of the packets they spoof; senders with fewer than three "
+         "packets; an IP id out of pattern alone (Linux sends RSTs with id 0)"},
 };
 
 const struct heur_rule_info *heur_rules(void)

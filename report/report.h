@@ -95,6 +95,8 @@ struct rep_summary {
     size_t n_rules;
     uint64_t by_severity[HEUR_HIGH + 1];
     uint64_t sessions_flagged;
+    const char *write_flagged; /* -w file, or NULL */
+    uint64_t packets_written;  /* to it */
     /* Sessions whose evidence places the capture outside (client side) or
      * inside (server side) of the device. */
     uint64_t vantage_outside, vantage_inside;
@@ -126,6 +128,16 @@ void rep_summary(struct rep_writer *w, const struct rep_summary *s);
 
 /* Flushes and frees; returns 0, or -1 if any write to `out` failed. */
 int rep_free(struct rep_writer *w);
+
+enum rep_rules_format {
+    REP_RULES_TEXT = 0,
+    REP_RULES_JSON,
+    REP_RULES_MARKDOWN, /* docs/RULES.md */
+};
+
+/* Lists the built-in rules (with cfg's enabled flags and severities) and
+ * cfg's custom signatures.  Returns 0, or -1 if writing failed. */
+int rep_rules(FILE *out, enum rep_rules_format fmt, const struct heur_config *cfg);
 
 /* Formats t as seconds since the epoch with microseconds ("1254722767.492342"). */
 void rep_fmt_epoch(char *out, size_t outlen, sc_time t);

@@ -40,8 +40,9 @@ struct result {
 };
 
 /* Feeds the dialogue, closes the session and runs the rules on it. */
-static void analyse(struct heur_ctx *h, uint64_t id, const char *client, const struct step *d,
-                    const struct heur_tcp *tcp, const char *close, struct result *r)
+static void analyse_how(struct heur_ctx *h, uint64_t id, const char *client, const struct step *d,
+                        const struct heur_tcp *tcp, const char *close, struct result *r,
+                        bool bytewise)
 {
     struct smtp_settings set;
     smtp_settings_defaults(&set);
@@ -53,8 +54,13 @@ static void analyse(struct heur_ctx *h, uint64_t id, const char *client, const s
     for (size_t i = 0; d[i].dir != SC_DIR_NONE; i++) {
         struct sc_meta m = {++frame, (sc_time)frame * 1000000};
         size_t n = strlen(d[i].bytes);
-        smtp_feed(s, d[i].dir, off[d[i].dir], (const uint8_t *)d[i].bytes, n, &m);
-        off[d[i].dir] += n;
+        if (!bytewise) {
+            smtp_feed(s, d[i].dir, off[d[i].dir], (const uint8_t *)d[i].bytes, n, &m);
+            off[d[i].dir] += n;
+            continue;
+        }
+        for (size_t k = 0; k < n; k++) /* telnet style: one byte a segment */
+            smtp_feed(s, d[i].dir, off[d[i].dir]++, (const uint8_t *)d[i].bytes + k, 1, &m);
     }
     struct sc_meta end = {++frame, (sc_time)frame * 1000000};
     smtp_close(s, &end);
@@ -73,12 +79,24 @@ static void analyse(struct heur_ctx *h, uint64_t id, const char *client, const s
     smtp_session_free(s);
 }
 
+/* The finding of a rule; a missing one fails the test (and a blank stand-in
+ * is returned so callers never see NULL). */
+static void analyse(struct heur_ctx *h, uint64_t id, const char *client, const struct step *d,
+                    const struct heur_tcp *tcp, const char *close, struct result *r)
+{
+    analyse_how(h, id, client, d, tcp, close, r, false);
+}
+
+static const char *rules(const struct result *r);
+
 static const struct heur_finding *get(const struct result *r, const char *rule)
 {
+    static const struct heur_finding missing = {.rule = "(missing)", .suspect = "(missing)"};
     for (size_t i = 0; i < r->n; i++)
         if (strcmp(r->f[i].rule, rule) == 0)
             return &r->f[i];
-    return NULL;
+    fail_msg("no %s finding", rule);
+    return &missing;
 }
 
 /* The found rule ids, sorted and blank-separated, for one assert. */
@@ -126,10 +144,16 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Runs a dialogue fed whole and again one byte at a time: the findings must
+ * not depend on how the bytes were segmented. */
 static const char *one(void **state, const struct step *d)
 {
     struct fixture *f = *state;
+    static char bytewise[512];
+    analyse_how(f->h, 1, "203.0.113.10:40000", d, NULL, "fin", &f->r, true);
+    snprintf(bytewise, sizeof(bytewise), "%s", rules(&f->r));
     analyse(f->h, 1, "203.0.113.10:40000", d, NULL, "fin", &f->r);
+    assert_string_equal(rules(&f->r), bytewise);
     return rules(&f->r);
 }
 

@@ -1,0 +1,333 @@
+/* config.c - the YAML configuration file (see config.h). */
+#include "cli/config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ascii.h"
+#include "common/jv.h"
+
+/* Loader state: the first error ends the load (longjmp back to cfg_load). */
+struct cfg_ld {
+    const char *path;
+    char *err;
+    size_t errlen;
+    jmp_buf fail;
+};
+
+static void fail(struct cfg_ld *l, const struct jv *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
+
+static void fail(struct cfg_ld *l, const struct jv *at, const char *fmt, ...)
+{
+    int n = snprintf(l->err, l->errlen, "%s:%u:%u: ", l->path, at ? at->line : 0, at ? at->col : 0);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < l->errlen)
+        vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    longjmp(l->fail, 1);
+}
+
+static void want_type(struct cfg_ld *l, const struct jv *v, enum jv_type t, const char *what)
+{
+    if (v->type != t)
+        fail(l, v, "%s", what);
+}
+
+static void known_keys(struct cfg_ld *l, const struct jv *o, const char *where,
+                       const char *const *keys)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        bool ok = false;
+        for (size_t k = 0; keys[k] && !ok; k++)
+            ok = strcmp(o->k[i], keys[k]) == 0;
+        if (!ok) {
+            char list[256] = "";
+            size_t p = 0;
+            for (size_t k = 0; keys[k] && p < sizeof(list); k++)
+                p += (size_t)snprintf(list + p, sizeof(list) - p, "%s%s", k ? ", " : "", keys[k]);
+            fail(l, o->v[i], "unknown key \"%s\" in %s (known: %s)", o->k[i], where, list);
+        }
+    }
+}
+
+static uint64_t num(struct cfg_ld *l, const struct jv *v, uint64_t lo, uint64_t hi)
+{
+    if (v->type != JV_NUM && v->type != JV_STR)
+        fail(l, v, "expected a number");
+    const char *s = jv_text(v);
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || end == s || *end || !sc_is_digit((uint8_t)s[0]) || x < lo || x > hi)
+        fail(l, v, "expected a whole number from %llu to %llu, not \"%s\"", (unsigned long long)lo,
+             (unsigned long long)hi, s);
+    return x;
+}
+
+static bool boolean(struct cfg_ld *l, const struct jv *v)
+{
+    const char *s = jv_text(v);
+    if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0)
+        return true;
+    if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0)
+        return false;
+    fail(l, v, "expected true or false, not \"%s\"", s);
+}
+
+static enum heur_sev severity(struct cfg_ld *l, const struct jv *v)
+{
+    int s = heur_sev_parse(jv_text(v));
+    if (s < 0)
+        fail(l, v, "unknown severity \"%s\" (info, low, medium or high)", jv_text(v));
+    return (enum heur_sev)s;
+}
+
+static const char *str(struct cfg_ld *l, const struct jv *v, const char *what)
+{
+    if (v->type != JV_STR && v->type != JV_NUM)
+        fail(l, v, "%s must be a string", what);
+    return jv_text(v);
+}
+
+static char *dup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        abort();
+    return d;
+}
+
+static void ld_ports(struct cfg_ld *l, const struct jv *v, struct an_options *o)
+{
+    if (v->type == JV_ARR) {
+        memset(o->cap.ports, 0, sizeof(o->cap.ports));
+        if (v->n == 0)
+            fail(l, v, "ports: the list is empty");
+        for (size_t i = 0; i < v->n; i++)
+            cap_port_set(&o->cap, (uint16_t)num(l, v->v[i], 1, 65535), true);
+        return;
+    }
+    if (!cfg_parse_ports(jv_text(v), &o->cap))
+        fail(l, v, "ports: \"%s\" is not a list of ports 1-65535 such as 25,587,2525-2530",
+             jv_text(v));
+}
+
+static void ld_rules(struct cfg_ld *l, const struct jv *v, struct heur_config *h)
+{
+    want_type(l, v, JV_OBJ, "rules must be a mapping of rule id to settings");
+    static const char *const keys[] = {"enabled", "severity", NULL};
+    const struct heur_rule_info *ri = heur_rules();
+    for (size_t i = 0; i < v->n; i++) {
+        int r = -1;
+        for (int k = 0; k < HR__COUNT; k++)
+            if (strcmp(ri[k].id, v->k[i]) == 0)
+                r = k;
+        if (r < 0)
+            fail(l, v->v[i], "unknown rule \"%s\" (smtpscope rules lists them)", v->k[i]);
+        const struct jv *s = v->v[i];
+        want_type(l, s, JV_OBJ, "a rule's settings must be a mapping (enabled, severity)");
+        known_keys(l, s, v->k[i], keys);
+        const struct jv *e = jv_get(s, "enabled");
+        if (e)
+            h->enabled[r] = boolean(l, e);
+        const struct jv *sv = jv_get(s, "severity");
+        if (sv)
+            h->severity[r] = severity(l, sv);
+    }
+}
+
+static void ld_thresholds(struct cfg_ld *l, const struct jv *v, struct heur_config *h)
+{
+    want_type(l, v, JV_OBJ, "thresholds must be a mapping");
+    static const char *const keys[] = {"cmd_line_max", "rcpt_max",     "header_line_max",
+                                       "sender_max",   "filename_max", NULL};
+    known_keys(l, v, "thresholds", keys);
+    const struct {
+        const char *k;
+        uint64_t *p;
+    } t[] = {{"cmd_line_max", &h->cmd_line_max},
+             {"rcpt_max", &h->rcpt_max},
+             {"header_line_max", &h->header_line_max},
+             {"sender_max", &h->sender_max},
+             {"filename_max", &h->filename_max}};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        const struct jv *x = jv_get(v, t[i].k);
+        if (x)
+            *t[i].p = num(l, x, 1, 1u << 30);
+    }
+}
+
+static void ld_signatures(struct cfg_ld *l, const struct jv *v, struct heur_config *h)
+{
+    want_type(l, v, JV_ARR, "signatures must be a list");
+    static const char *const keys[] = {"id", "target", "pattern", "severity", "explanation", NULL};
+    static const char *const targets[] = {"banner", "ehlo", "reply", "command", NULL};
+    for (size_t i = 0; i < v->n; i++) {
+        const struct jv *s = v->v[i];
+        want_type(l, s, JV_OBJ, "a signature must be a mapping (id, target, pattern, ...)");
+        known_keys(l, s, "a signature", keys);
+        if (h->nsig >= HEUR_MAX_SIGNATURES)
+            fail(l, s, "more than %d signatures", HEUR_MAX_SIGNATURES);
+        const struct jv *id = jv_get(s, "id"), *tg = jv_get(s, "target"),
+                        *pat = jv_get(s, "pattern");
+        if (!id || !tg || !pat)
+            fail(l, s, "a signature needs id, target and pattern");
+        const char *ids = str(l, id, "id");
+        if (!ids[0])
+            fail(l, id, "the id is empty");
+        for (int k = 0; k < HR__COUNT; k++)
+            if (strcmp(heur_rules()[k].id, ids) == 0)
+                fail(l, id, "\"%s\" is a built-in rule id; give the signature its own", ids);
+        for (size_t k = 0; k < h->nsig; k++)
+            if (strcmp(h->sig[k].id, ids) == 0)
+                fail(l, id, "signature id \"%s\" used twice", ids);
+        int t = -1;
+        for (int k = 0; targets[k]; k++)
+            if (strcmp(targets[k], jv_text(tg)) == 0)
+                t = k;
+        if (t < 0)
+            fail(l, tg, "unknown target \"%s\" (banner, ehlo, reply or command)", jv_text(tg));
+        struct heur_signature *sg = &h->sig[h->nsig];
+        memset(sg, 0, sizeof(*sg));
+        int rc = regcomp(&sg->re, str(l, pat, "pattern"), REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            char m[160];
+            regerror(rc, &sg->re, m, sizeof(m));
+            fail(l, pat, "pattern is not a POSIX extended regular expression: %s", m);
+        }
+        h->nsig++; /* owns the compiled expression from here */
+        sg->id = dup(ids);
+        sg->target = (enum heur_target)t;
+        sg->pattern = dup(jv_text(pat));
+        const struct jv *sv = jv_get(s, "severity");
+        sg->severity = sv ? severity(l, sv) : HEUR_MEDIUM;
+        const struct jv *ex = jv_get(s, "explanation");
+        sg->explanation = dup(ex ? str(l, ex, "explanation") : "A custom signature matched.");
+    }
+}
+
+static void ld_no_tls(struct cfg_ld *l, const struct jv *v, struct heur_config *h)
+{
+    want_type(l, v, JV_ARR, "no_tls_servers must be a list of addresses");
+    for (size_t i = 0; i < v->n; i++) {
+        if (h->nno_tls >= HEUR_MAX_NO_TLS)
+            fail(l, v->v[i], "more than %d servers in no_tls_servers", HEUR_MAX_NO_TLS);
+        const char *s = str(l, v->v[i], "a server");
+        if (!s[0])
+            fail(l, v->v[i], "empty server address");
+        h->no_tls[h->nno_tls++] = dup(s);
+    }
+}
+
+int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen)
+{
+    char jerr[CFG_ERR_MAX];
+    struct jv *doc = jv_load_yaml(path, jerr, sizeof(jerr));
+    if (!doc) {
+        snprintf(err, errlen, "%s", jerr);
+        return -1;
+    }
+    struct cfg_ld l;
+    memset(&l, 0, sizeof(l));
+    l.path = path;
+    l.err = err;
+    l.errlen = errlen;
+    if (setjmp(l.fail)) {
+        jv_free(doc);
+        return -1;
+    }
+    want_type(&l, doc, JV_OBJ, "the configuration must be a mapping");
+    static const char *const keys[] = {"ports",      "fail_on",        "rules",
+                                       "thresholds", "timeouts",       "limits",
+                                       "signatures", "no_tls_servers", NULL};
+    known_keys(&l, doc, "the configuration", keys);
+    const struct jv *v;
+    if ((v = jv_get(doc, "ports")))
+        ld_ports(&l, v, o);
+    if ((v = jv_get(doc, "fail_on"))) {
+        if (strcmp(jv_text(v), "never") == 0)
+            o->fail_on = HEUR_HIGH + 1;
+        else
+            o->fail_on = severity(&l, v);
+    }
+    if ((v = jv_get(doc, "rules")))
+        ld_rules(&l, v, &o->heur);
+    if ((v = jv_get(doc, "thresholds")))
+        ld_thresholds(&l, v, &o->heur);
+    if ((v = jv_get(doc, "timeouts"))) {
+        want_type(&l, v, JV_OBJ, "timeouts must be a mapping");
+        static const char *const tk[] = {"idle", NULL};
+        known_keys(&l, v, "timeouts", tk);
+        const struct jv *x = jv_get(v, "idle");
+        if (x)
+            o->cap.idle_timeout = (sc_time)num(&l, x, 1, 86400) * SC_NS_PER_SEC;
+    }
+    if ((v = jv_get(doc, "limits"))) {
+        want_type(&l, v, JV_OBJ, "limits must be a mapping");
+        static const char *const lk[] = {"max_flows", "transcript_lines", NULL};
+        known_keys(&l, v, "limits", lk);
+        const struct jv *x = jv_get(v, "max_flows");
+        if (x)
+            o->cap.max_flows = (uint32_t)num(&l, x, 16, 1u << 26);
+        x = jv_get(v, "transcript_lines");
+        if (x)
+            o->transcript_lines = (size_t)num(&l, x, 16, 10000000);
+    }
+    if ((v = jv_get(doc, "signatures")))
+        ld_signatures(&l, v, &o->heur);
+    if ((v = jv_get(doc, "no_tls_servers")))
+        ld_no_tls(&l, v, &o->heur);
+    jv_free(doc);
+    return 0;
+}
+
+bool cfg_parse_ports(const char *s, struct cap_settings *cap)
+{
+    uint8_t save[sizeof(cap->ports)];
+    memcpy(save, cap->ports, sizeof(save));
+    memset(cap->ports, 0, sizeof(cap->ports));
+    const char *p = s;
+    bool ok = *p != 0;
+    while (ok && *p) {
+        char *end;
+        errno = 0;
+        if (!sc_is_digit((uint8_t)*p)) {
+            ok = false;
+            break;
+        }
+        unsigned long lo = strtoul(p, &end, 10), hi = lo;
+        if (errno || lo < 1 || lo > 65535) {
+            ok = false;
+            break;
+        }
+        p = end;
+        if (*p == '-') {
+            p++;
+            if (!sc_is_digit((uint8_t)*p)) {
+                ok = false;
+                break;
+            }
+            hi = strtoul(p, &end, 10);
+            if (errno || hi < lo || hi > 65535) {
+                ok = false;
+                break;
+            }
+            p = end;
+        }
+        for (unsigned long port = lo; port <= hi; port++)
+            cap_port_set(cap, (uint16_t)port, true);
+        if (*p == ',')
+            p++;
+        else if (*p)
+            ok = false;
+    }
+    if (!ok)
+        memcpy(cap->ports, save, sizeof(save));
+    return ok;
+}
