@@ -236,6 +236,14 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
             enum heur_vantage vantage = HV_UNKNOWN;
             size_t nf =
                 heur_session(c->heur, &hs, c->findings, HEUR_SESSION_FINDINGS_MAX, &vantage);
+            /* Most severe first, as a reader wants them. */
+            for (size_t i = 1; i < nf; i++)
+                for (size_t k = i; k > 0 && c->findings[k - 1].severity < c->findings[k].severity;
+                     k--) {
+                    struct heur_finding t = c->findings[k];
+                    c->findings[k] = c->findings[k - 1];
+                    c->findings[k - 1] = t;
+                }
             an__count(c, c->findings, nf);
             if (nf) {
                 c->sum->sessions_flagged++;
