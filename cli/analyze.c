@@ -59,6 +59,7 @@ void an_options_defaults(struct an_options *o)
     o->smtp.keep_transcript = true;               /* the rules read it */
     o->smtp.transcript_max = AN_RULES_TRANSCRIPT_MAX;
     heur_config_defaults(&o->heur);
+    o->tls_ports[465 >> 3] |= (uint8_t)(1u << (465 & 7));
     o->fail_on = HEUR_LOW;
     o->rep.format = REP_TEXT;
     o->detect = true;
@@ -68,14 +69,17 @@ void an_options_defaults(struct an_options *o)
 static void *an__open(void *user, const struct cap_flow_info *fi)
 {
     struct an_ctx *c = user;
-    bool port = cap_port_in(&c->opt->cap, fi->side[SC_DIR_S2C].port);
+    uint16_t sport = fi->side[SC_DIR_S2C].port;
+    bool implicit = (c->opt->tls_ports[sport >> 3] >> (sport & 7)) & 1;
+    bool port = implicit || cap_port_in(&c->opt->cap, sport);
     if (!port && (!c->opt->detect || !fi->handshake))
         return NULL;
     struct an_flow *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
-    unsigned flags =
-        (port ? 0u : (unsigned)SMTP_F_PROBE) | (fi->handshake ? 0u : (unsigned)SMTP_F_MIDSTREAM);
+    unsigned flags = (port ? 0u : (unsigned)SMTP_F_PROBE) |
+                     (fi->handshake ? 0u : (unsigned)SMTP_F_MIDSTREAM) |
+                     (implicit ? (unsigned)SMTP_F_IMPLICIT_TLS : 0u);
     f->smtp = smtp_session_new(&c->opt->smtp, flags);
     if (!f->smtp) {
         free(f);
@@ -340,7 +344,11 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
             close(fd);
         return 2;
     }
-    struct cap_tracker *t = cap_tracker_new(&o->cap, &an__cb, c);
+    /* Implicit-TLS ports are server ports too. */
+    struct cap_settings cs = o->cap;
+    for (size_t i = 0; i < sizeof(cs.ports); i++)
+        cs.ports[i] |= o->tls_ports[i];
+    struct cap_tracker *t = cap_tracker_new(&cs, &an__cb, c);
     if (!t) {
         fprintf(stderr, "smtpscope: %s: out of memory\n", name);
         cap_reader_free(rd);

@@ -27,6 +27,9 @@ struct an_options {
     /* Exit status 1 when a finding is at least this severe (an enum
      * heur_sev; HEUR_HIGH + 1 for never). */
     int fail_on;
+    /* Implicit-TLS ports (RFC 8314 submissions on 465): TLS from the first
+     * byte.  They are followed in addition to cap.ports. */
+    uint8_t tls_ports[CAP_PORTS_BITMAP_BYTES];
     /* Transcript lines kept per session with --transcript. */
     size_t transcript_lines;
     /* Write every packet of every flagged session here (NULL: no). */

@@ -103,18 +103,21 @@ static char *dup(const char *s)
     return d;
 }
 
-static void ld_ports(struct cfg_ld *l, const struct jv *v, struct an_options *o)
+static void ld_ports(struct cfg_ld *l, const struct jv *v, uint8_t *bitmap, const char *key,
+                     bool allow_empty)
 {
     if (v->type == JV_ARR) {
-        memset(o->cap.ports, 0, sizeof(o->cap.ports));
-        if (v->n == 0)
-            fail(l, v, "ports: the list is empty");
-        for (size_t i = 0; i < v->n; i++)
-            cap_port_set(&o->cap, (uint16_t)num(l, v->v[i], 1, 65535), true);
+        memset(bitmap, 0, CAP_PORTS_BITMAP_BYTES);
+        if (v->n == 0 && !allow_empty)
+            fail(l, v, "%s: the list is empty", key);
+        for (size_t i = 0; i < v->n; i++) {
+            uint16_t p = (uint16_t)num(l, v->v[i], 1, 65535);
+            bitmap[p >> 3] |= (uint8_t)(1u << (p & 7));
+        }
         return;
     }
-    if (!cfg_parse_ports(jv_text(v), &o->cap))
-        fail(l, v, "ports: \"%s\" is not a list of ports 1-65535 such as 25,587,2525-2530",
+    if (!cfg_parse_ports(jv_text(v), bitmap, allow_empty))
+        fail(l, v, "%s: \"%s\" is not a list of ports 1-65535 such as 25,587,2525-2530", key,
              jv_text(v));
 }
 
@@ -249,7 +252,9 @@ int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen)
     known_keys(&l, doc, "the configuration", keys);
     const struct jv *v;
     if ((v = jv_get(doc, "ports")))
-        ld_ports(&l, v, o);
+        ld_ports(&l, v, o->cap.ports, "ports", false);
+    if ((v = jv_get(doc, "tls_ports")))
+        ld_ports(&l, v, o->tls_ports, "tls_ports", true);
     if ((v = jv_get(doc, "fail_on"))) {
         if (strcmp(jv_text(v), "never") == 0)
             o->fail_on = HEUR_HIGH + 1;
@@ -287,47 +292,38 @@ int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen)
     return 0;
 }
 
-bool cfg_parse_ports(const char *s, struct cap_settings *cap)
+bool cfg_parse_ports(const char *s, uint8_t bitmap[CAP_PORTS_BITMAP_BYTES], bool allow_empty)
 {
-    uint8_t save[sizeof(cap->ports)];
-    memcpy(save, cap->ports, sizeof(save));
-    memset(cap->ports, 0, sizeof(cap->ports));
+    uint8_t out[CAP_PORTS_BITMAP_BYTES];
+    memset(out, 0, sizeof(out));
     const char *p = s;
-    bool ok = *p != 0;
-    while (ok && *p) {
+    if (!*p && !allow_empty)
+        return false;
+    while (*p) {
         char *end;
         errno = 0;
-        if (!sc_is_digit((uint8_t)*p)) {
-            ok = false;
-            break;
-        }
+        if (!sc_is_digit((uint8_t)*p))
+            return false;
         unsigned long lo = strtoul(p, &end, 10), hi = lo;
-        if (errno || lo < 1 || lo > 65535) {
-            ok = false;
-            break;
-        }
+        if (errno || lo < 1 || lo > 65535)
+            return false;
         p = end;
         if (*p == '-') {
             p++;
-            if (!sc_is_digit((uint8_t)*p)) {
-                ok = false;
-                break;
-            }
+            if (!sc_is_digit((uint8_t)*p))
+                return false;
             hi = strtoul(p, &end, 10);
-            if (errno || hi < lo || hi > 65535) {
-                ok = false;
-                break;
-            }
+            if (errno || hi < lo || hi > 65535)
+                return false;
             p = end;
         }
         for (unsigned long port = lo; port <= hi; port++)
-            cap_port_set(cap, (uint16_t)port, true);
+            out[port >> 3] |= (uint8_t)(1u << (port & 7));
         if (*p == ',')
             p++;
         else if (*p)
-            ok = false;
+            return false;
     }
-    if (!ok)
-        memcpy(cap->ports, save, sizeof(save));
-    return ok;
+    memcpy(bitmap, out, sizeof(out));
+    return true;
 }

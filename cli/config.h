@@ -4,6 +4,7 @@
  * must not silently do nothing):
  *
  *   ports: [25, 587, 2525]            # or "25,587,2500-2510"
+ *   tls_ports: [465]                  # implicit TLS (RFC 8314); [] for none
  *   fail_on: low                      # exit 1 at this severity or above;
  *                                     # info, low, medium, high or never
  *   rules:                            # per rule id
@@ -44,7 +45,8 @@
  * or -1 with a message in err. */
 int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen);
 
-/* Parses "25,587,2000-2010" into the port bitmap; false if malformed. */
-bool cfg_parse_ports(const char *s, struct cap_settings *cap);
+/* Parses "25,587,2000-2010" into the port bitmap; false if malformed (the
+ * bitmap is then unchanged).  An empty string is allowed when allow_empty. */
+bool cfg_parse_ports(const char *s, uint8_t bitmap[CAP_PORTS_BITMAP_BYTES], bool allow_empty);
 
 #endif

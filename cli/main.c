@@ -36,7 +36,9 @@ static void usage(FILE *f)
           "  -p, --ports LIST     SMTP ports, e.g. 25,587,2525-2530 (default 25,587);\n"
           "                       other ports are followed when the handshake is in the\n"
           "                       capture and the connection speaks SMTP\n"
-          "      --no-detect      follow only the ports in --ports\n"
+          "      --tls-ports LIST implicit-TLS ports, TLS from the first byte (default\n"
+          "                       465; \"\" for none)\n"
+          "      --no-detect      follow only the ports in --ports and --tls-ports\n"
           "  -w, --write-flagged FILE.pcap\n"
           "                       write every packet of every session with a finding\n"
           "                       at or above the --fail-on severity to FILE.pcap\n"
@@ -52,13 +54,13 @@ static void usage(FILE *f)
           f);
 }
 
-enum { OPT_TRANSCRIPT = 256, OPT_NO_DETECT, OPT_FAIL_ON };
+enum { OPT_TRANSCRIPT = 256, OPT_NO_DETECT, OPT_FAIL_ON, OPT_TLS_PORTS };
 
 static int cmd_analyze(int argc, char **argv)
 {
     struct an_options o;
     an_options_defaults(&o);
-    const char *output = NULL, *config = NULL, *ports = NULL, *fail_on = NULL;
+    const char *output = NULL, *config = NULL, *ports = NULL, *fail_on = NULL, *tls_ports = NULL;
     bool transcript = false;
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'f'},
@@ -67,6 +69,7 @@ static int cmd_analyze(int argc, char **argv)
         {"ports", required_argument, NULL, 'p'},
         {"write-flagged", required_argument, NULL, 'w'},
         {"fail-on", required_argument, NULL, OPT_FAIL_ON},
+        {"tls-ports", required_argument, NULL, OPT_TLS_PORTS},
         {"transcript", no_argument, NULL, OPT_TRANSCRIPT},
         {"no-detect", no_argument, NULL, OPT_NO_DETECT},
         {"verbose", no_argument, NULL, 'v'},
@@ -103,6 +106,9 @@ static int cmd_analyze(int argc, char **argv)
         case OPT_FAIL_ON:
             fail_on = optarg;
             break;
+        case OPT_TLS_PORTS:
+            tls_ports = optarg;
+            break;
         case OPT_TRANSCRIPT:
             transcript = true;
             break;
@@ -135,11 +141,18 @@ static int cmd_analyze(int argc, char **argv)
         fprintf(stderr, "smtpscope: %s\n", err);
         goto out;
     }
-    if (ports && !cfg_parse_ports(ports, &o.cap)) {
+    if (ports && !cfg_parse_ports(ports, o.cap.ports, false)) {
         fprintf(stderr,
                 "smtpscope: --ports: \"%s\" is not a list of ports 1-65535 such as "
                 "25,587,2525-2530\n",
                 ports);
+        goto out;
+    }
+    if (tls_ports && !cfg_parse_ports(tls_ports, o.tls_ports, true)) {
+        fprintf(stderr,
+                "smtpscope: --tls-ports: \"%s\" is not a list of ports 1-65535 such as 465 "
+                "(or \"\" for none)\n",
+                tls_ports);
         goto out;
     }
     if (fail_on) {

@@ -9,7 +9,7 @@
 #include "common/ascii.h"
 #include "common/escape.h"
 #include "dissect/proxy.h"
-#include "dissect/tlsrec.h"
+#include "dissect/tls.h"
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
 #define SMTP_CMD_LINE_MAX 512
@@ -121,7 +121,7 @@ struct smtp_session {
     uint64_t bdat_left;
     uint64_t bdat_size;
     bool bdat_last;
-    struct tls_rec tls[2];
+    struct tls_conn *tls; /* created at the switch to TLS */
     bool starttls_replied;
     uint16_t starttls_code;
     bool cleartext_after;
@@ -340,6 +340,13 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     sc_events_init(&s->info.events);
     s->info.midstream = (flags & SMTP_F_MIDSTREAM) != 0;
     s->desync = s->info.midstream; /* earlier commands and replies are unknown */
+    if (flags & SMTP_F_IMPLICIT_TLS) {
+        /* Port 465 (RFC 8314): TLS from the first byte, SMTP inside it. */
+        s->info.implicit_tls = true;
+        s->cmode = CM_TLS;
+        s->smode = SM_TLS;
+        s->c_peek = s->s_peek = true;
+    }
     s->info.confidence = 1.0;
     return s;
 }
@@ -349,6 +356,7 @@ void smtp_session_free(struct smtp_session *s)
     if (!s)
         return;
     struct smtp_info *in = &s->info;
+    tls_conn_free(s->tls);
     for (size_t i = 0; i < in->n_transcript; i++)
         free(in->transcript[i].text);
     free(in->transcript);
@@ -472,7 +480,7 @@ static void smtp__release_by_content(struct smtp_session *s)
         mode = CM_BODY; /* a client that sends after DATA is sending the message */
         break;
     case SMTP_V_STARTTLS:
-        mode = (n > 0 && tls_rec_plausible_start(p[0])) ? CM_TLS : CM_CMD;
+        mode = (n > 0 && tls_plausible_start(p[0])) ? CM_TLS : CM_CMD;
         break;
     case SMTP_V_AUTH:
     case SMTP_V_AUTH_RESPONSE: {
@@ -936,7 +944,18 @@ static size_t smtp__tls(struct smtp_session *s, enum sc_dir dir, const uint8_t *
     bool *peek = dir == SC_DIR_C2S ? &s->c_peek : &s->s_peek;
     if (*peek) {
         *peek = false;
-        if (!tls_rec_plausible_start(p[0])) {
+        if (!tls_plausible_start(p[0]) && s->info.implicit_tls) {
+            /* An implicit-TLS port that speaks plain SMTP: read it as such. */
+            smtp__eventf(s, "implicit_tls_cleartext", dir, m,
+                         "%s sent 0x%02x, not a TLS record, on an implicit-TLS port",
+                         dir == SC_DIR_C2S ? "client" : "server", p[0]);
+            s->info.implicit_tls = false;
+            s->c_peek = s->s_peek = false;
+            s->cmode = CM_CMD;
+            s->smode = SM_REPLY;
+            return 0;
+        }
+        if (!tls_plausible_start(p[0])) {
             /* The detail names only the first byte: the rest of the line may
              * not have arrived yet, and the transcript shows it anyway. */
             smtp__eventf(s, "cleartext_after_starttls", dir, m,
@@ -953,11 +972,10 @@ static size_t smtp__tls(struct smtp_session *s, enum sc_dir dir, const uint8_t *
         }
         smtp__add_note(s, dir, SMTP_L_TLS, m, "[TLS from here on]");
     }
-    struct tls_rec *t = &s->tls[dir];
-    bool was = t->desync;
-    tls_rec_feed(t, p, n);
-    if (t->desync && !was)
-        smtp__event(s, "tls_malformed", dir, m, "bytes after STARTTLS are not TLS records");
+    if (!s->tls)
+        s->tls = tls_conn_new(&s->info.events);
+    if (s->tls)
+        tls_conn_feed(s->tls, dir, p, n, m);
     s->info.tls_bytes[dir] += n;
     return n;
 }
@@ -1492,7 +1510,8 @@ enum smtp_feed_result smtp_gap(struct smtp_session *s, enum sc_dir dir, uint64_t
         case CM_TLS:
             if (s->c_peek)
                 s->c_peek = false;
-            s->tls[dir].desync = true;
+            if (s->tls)
+                tls_conn_gap(s->tls, dir, len);
             in->tls_bytes[dir] += len;
             break;
         case CM_OPAQUE:
@@ -1515,7 +1534,8 @@ enum smtp_feed_result smtp_gap(struct smtp_session *s, enum sc_dir dir, uint64_t
             s->desync = true;
         } else if (s->smode == SM_TLS) {
             s->s_peek = false;
-            s->tls[dir].desync = true;
+            if (s->tls)
+                tls_conn_gap(s->tls, dir, len);
             in->tls_bytes[dir] += len;
         }
     }
@@ -1585,14 +1605,18 @@ static void smtp__finish_results(struct smtp_session *s)
         in->starttls = SMTP_TLS_REFUSED;
     } else if (s->cleartext_after) {
         in->starttls = SMTP_TLS_CLEARTEXT_AFTER_220;
-    } else if (s->tls[0].handshake && s->tls[1].handshake && s->tls[0].app_data &&
-               s->tls[1].app_data) {
+    } else if (s->tls && tls_conn_outcome(s->tls) == TLS_OUT_ESTABLISHED) {
         in->starttls = SMTP_TLS_ESTABLISHED;
     } else {
         in->starttls = SMTP_TLS_ACCEPTED;
     }
-    in->tls_records[0] = s->tls[0].records;
-    in->tls_records[1] = s->tls[1].records;
+    if (s->tls) {
+        const struct tls_info *ti = tls_conn_info(s->tls);
+        in->tls = ti;
+        in->tls_outcome = tls_conn_outcome(s->tls);
+        in->tls_records[0] = ti->records[0];
+        in->tls_records[1] = ti->records[1];
+    }
     double c = 1.0;
     if (in->midstream)
         c = 0.6;

@@ -32,6 +32,7 @@
 #include "common/buf.h"
 #include "common/event.h"
 #include "common/time.h"
+#include "dissect/tls.h"
 
 enum smtp_verb {
     SMTP_V_UNKNOWN = 0,
@@ -201,6 +202,12 @@ struct smtp_info {
     uint64_t last_command_len; /* its full length without CRLF */
     enum smtp_verb last_command_verb;
     struct sc_meta last_command_meta;
+    /* TLS after STARTTLS, or from the start on an implicit-TLS port: the
+     * handshake as read (NULL when no TLS byte was seen; valid for the
+     * session's life) and how it ended. */
+    bool implicit_tls;
+    const struct tls_info *tls;
+    enum tls_outcome tls_outcome;
     uint64_t bytes[2];     /* stream bytes seen per direction (enum sc_dir) */
     uint64_t tls_bytes[2]; /* of which after the switch to TLS */
     uint32_t tls_records[2];
@@ -218,8 +225,9 @@ struct smtp_info {
 struct smtp_session;
 
 enum smtp_mode_flags {
-    SMTP_F_PROBE = 1,     /* not known to be SMTP: give up unless it looks like it */
-    SMTP_F_MIDSTREAM = 2, /* the streams do not start at the connection's start */
+    SMTP_F_PROBE = 1,        /* not known to be SMTP: give up unless it looks like it */
+    SMTP_F_MIDSTREAM = 2,    /* the streams do not start at the connection's start */
+    SMTP_F_IMPLICIT_TLS = 4, /* TLS from the first byte (port 465, RFC 8314) */
 };
 
 /* Creates a session (settings copied).  NULL on OOM. */

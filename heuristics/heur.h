@@ -151,7 +151,7 @@ struct heur_finding {
     uint64_t frame;
     sc_time ts;
     enum sc_dir dir;
-    const char *suspect; /* cisco-asa-esmtp, cisco-pix-mailguard, smtp-proxy, unknown */
+    const char *suspect; /* cisco-asa-esmtp, cisco-pix-mailguard, smtp-proxy, tls-proxy, unknown */
     char evidence[HEUR_EVIDENCE_MAX];
     char explanation[HEUR_EXPLANATION_MAX];
 };
@@ -172,6 +172,8 @@ const char *heur_vantage_name(enum heur_vantage v);
 #define HEUR_MAX_SERVERS 4096
 /* Sessions remembered per server for cross-session rules. */
 #define HEUR_MAX_SERVER_SESSIONS 64
+/* Distinct leaf certificates remembered per server (tls_intercepted). */
+#define HEUR_MAX_SERVER_CERTS 8
 
 struct heur_ctx;
 
@@ -184,8 +186,10 @@ void heur_free(struct heur_ctx *h);
 size_t heur_session(struct heur_ctx *h, const struct heur_session *s, struct heur_finding *out,
                     size_t max, enum heur_vantage *vantage);
 
-/* Most findings one call of heur_finish returns (one server's). */
-#define HEUR_FINISH_MAX (HEUR_MAX_SERVER_SESSIONS + 1)
+/* Most findings one call of heur_finish returns (one server's):
+ * inconsistent_server, then per remembered session a deleted STARTTLS and a
+ * changed certificate. */
+#define HEUR_FINISH_MAX (2 * HEUR_MAX_SERVER_SESSIONS + 1)
 
 /* The input is over: cross-session findings (inconsistent_server, STARTTLS
  * deleted in some sessions only), one server at a time.  max must be at

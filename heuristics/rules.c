@@ -49,8 +49,9 @@ static const struct heur_rule_info heur__rules[HR__COUNT] = {
          "low (502) or info (500); a NOOP-like reply without a masked banner is info"},
     [HR_STARTTLS_FAILED] =
         {"starttls_failed", HEUR_LOW,
-         "STARTTLS got no reply, a refusal, or the connection died before TLS was up; benign "
-         "causes (no certificate, a slow server, a capture that ended) are named",
+         "STARTTLS got no reply or a refusal, or TLS after it (or on an implicit-TLS port) "
+         "did not come up: a fatal alert, a reset right after the ClientHello, no "
+         "ServerHello, no application data; benign causes are named",
          "A3-A5, O2, O4 (symptom)", "either",
          "nothing it is meant to catch; it is a symptom, reported at low severity when "
          "nothing stronger explains it"},
@@ -95,9 +96,12 @@ static const struct heur_rule_info heur__rules[HR__COUNT] = {
          "balancer in front of differently configured servers triggers it legitimately"},
     [HR_TLS_INTERCEPTED] =
         {"tls_intercepted", HEUR_HIGH,
-         "the server certificate changes for the same server: TLS interception", "O3", "either",
-         "everything today: certificates are not parsed yet, so this rule never fires (the "
-         "compare mode and TLS handshake parsing bring it)"},
+         "the same server presents a different leaf certificate in some sessions of the "
+         "capture than in most: a device terminates TLS with its own certificate",
+         "O3 (cross-session)", "outside",
+         "TLS 1.3 sessions (the certificate is encrypted); captures with one TLS session per "
+         "server; an interception device that copies the server's certificate; a renewal "
+         "or differently configured servers behind one address trigger it legitimately"},
     [HR_INJECTED_RESET] =
         {"injected_reset", HEUR_MEDIUM,
          "a RST whose TTL does not fit the packets its claimed sender sent before, or "
@@ -186,6 +190,22 @@ struct heur__server {
      * of the same traffic is not a second session. */
     uint64_t seen[HEUR_MAX_SERVER_SESSIONS];
     uint32_t nseen;
+    /* Leaf certificates the server presented (tls_intercepted). */
+    struct {
+        char sha256[65];
+        char subject[96], issuer[96];
+        bool self_signed;
+        uint32_t count;
+    } cert[HEUR_MAX_SERVER_CERTS];
+    uint32_t ncert;
+    struct {
+        uint64_t id;
+        uint8_t cert;
+        struct sc_meta meta;
+        char client[48];
+    } cert_sess[HEUR_MAX_SERVER_SESSIONS];
+    uint32_t ncert_sess;
+    uint64_t hash;
 };
 
 /* FNV-1a of a string. */
@@ -201,6 +221,8 @@ struct heur_ctx {
     const struct heur_config *cfg;
     struct heur__server *srv;
     size_t nsrv;
+    uint32_t *index; /* open addressing on heur__server.hash: slot -> srv index + 1 */
+    size_t index_size;
     size_t finish_pos; /* heur_finish progress */
 };
 
@@ -218,6 +240,7 @@ void heur_free(struct heur_ctx *h)
     if (!h)
         return;
     free(h->srv);
+    free(h->index);
     free(h);
 }
 
@@ -604,6 +627,80 @@ static void r_keywords(struct heur__out *o, enum heur_vantage *v)
                 : "");
 }
 
+/* STARTTLS accepted (or port 465 opened) and no TLS session came of it:
+ * say how the handshake ended, from what the TLS reader saw. */
+static void tls_failed(struct heur__out *o, const struct sc_meta *at, bool implicit)
+{
+    const struct smtp_info *in = o->s->smtp;
+    const struct tls_info *t = in->tls;
+    bool rst = strcmp(o->s->close, "rst") == 0;
+    bool fin = strcmp(o->s->close, "fin") == 0;
+    char ev[HEUR_EVIDENCE_MAX];
+    const char *why;
+    double conf = 0.4;
+    const struct sc_meta *m = at;
+    enum sc_dir dir = SC_DIR_S2C;
+    enum tls_outcome oc = t ? in->tls_outcome : TLS_OUT_NONE;
+    switch (oc) {
+    case TLS_OUT_ALERT: {
+        const char *an = tls_alert_name(t->alert_desc);
+        snprintf(ev, sizeof(ev), "handshake failed: fatal alert %s (%u) from the %s", an ? an : "?",
+                 t->alert_desc, t->alert_dir == SC_DIR_C2S ? "client" : "server");
+        why = "the two sides could not agree (protocol versions, ciphers) or one rejected the "
+              "other's certificate; a TLS-intercepting device with an old or untrusted "
+              "certificate causes the same";
+        m = &t->alert_meta;
+        dir = t->alert_dir;
+        conf = 0.5;
+        break;
+    }
+    case TLS_OUT_NO_SERVER_HELLO:
+        snprintf(ev, sizeof(ev), "handshake failed: %s after the ClientHello",
+                 rst ? "reset" : "no ServerHello");
+        why = rst ? "something reset the connection right after the ClientHello: a server that "
+                    "refuses every offered version or cipher, or a device in the path that "
+                    "blocks TLS"
+                  : "the server never answered the ClientHello (a stalled server, a device "
+                    "that swallows TLS, or the capture ended)";
+        m = &t->client_hello_meta;
+        dir = SC_DIR_C2S;
+        conf = rst ? 0.5 : 0.4;
+        break;
+    case TLS_OUT_NO_CLIENT_HELLO:
+    case TLS_OUT_NONE:
+        if (fin && oc == TLS_OUT_NONE && !implicit) {
+            snprintf(ev, sizeof(ev), "no TLS record after the 220");
+            why = "the client closed without starting the handshake (it may have disliked the "
+                  "220, or been told to stop)";
+        } else {
+            snprintf(ev, sizeof(ev), "handshake never started: no ClientHello");
+            why = "the client never sent a ClientHello (a client giving up, or the capture "
+                  "ended)";
+        }
+        break;
+    case TLS_OUT_INCOMPLETE:
+        snprintf(ev, sizeof(ev), "handshake %s: hellos exchanged, no application data both ways",
+                 fin ? "abandoned" : "cut");
+        why = "the handshake began but no mail flowed inside it: most often the client rejected "
+              "the server's certificate (TLS 1.3 hides the alert that says so), or the "
+              "connection was cut";
+        break;
+    default:
+        return;
+    }
+    if (!rst && !fin && oc == TLS_OUT_NONE)
+        return; /* the capture just ended: no evidence either way */
+    struct heur_finding *f = add(o, HR_STARTTLS_FAILED, conf, "unknown", dir, m);
+    if (f)
+        snprintf(f->evidence, sizeof(f->evidence), "%s", ev);
+    explain(f,
+            "%s, but no TLS session came of it: %s. Mail in this session was not delivered "
+            "encrypted (the client may retry in cleartext).",
+            implicit ? "The client connected to the implicit-TLS port"
+                     : "The server accepted STARTTLS",
+            why);
+}
+
 /* The STARTTLS command and what followed it. */
 static void r_starttls(struct heur__out *o, enum heur_vantage *v)
 {
@@ -673,17 +770,8 @@ static void r_starttls(struct heur__out *o, enum heur_vantage *v)
         return;
     }
     case SMTP_TLS_ACCEPTED:
-        if (strcmp(o->s->close, "fin") != 0 && !explained) {
-            struct heur_finding *f = add(o, HR_STARTTLS_FAILED, 0.4, "unknown", SC_DIR_S2C,
-                                         rep ? &rep->meta : &cmd->meta);
-            if (rep)
-                evidence(f, rep->text, rep->text_len);
-            explain(f,
-                    "The server accepted STARTTLS but no TLS session followed before the "
-                    "connection %s: the handshake failed or was cut (certificate or protocol "
-                    "mismatch, a reset in the path, or the capture ended).",
-                    strcmp(o->s->close, "rst") == 0 ? "was reset" : "ended");
-        }
+        if (!explained)
+            tls_failed(o, rep ? &rep->meta : &cmd->meta, false);
         return;
     default:
         return;
@@ -1153,26 +1241,95 @@ static bool no_tls_server(const struct heur_config *c, const char *server)
     return false;
 }
 
+/* The server's memory, created on first sight; NULL past HEUR_MAX_SERVERS
+ * or without memory. */
+static struct heur__server *find_server(struct heur_ctx *h, const char *addr)
+{
+    uint64_t hash = heur__hash(addr);
+    if (h->index_size) {
+        for (size_t k = hash & (h->index_size - 1);; k = (k + 1) & (h->index_size - 1)) {
+            uint32_t i = h->index[k];
+            if (i == 0)
+                break;
+            if (h->srv[i - 1].hash == hash && strcmp(h->srv[i - 1].addr, addr) == 0)
+                return &h->srv[i - 1];
+        }
+    }
+    if (h->nsrv >= HEUR_MAX_SERVERS)
+        return NULL;
+    if (2 * (h->nsrv + 1) > h->index_size) {
+        /* Grow the index (kept at most half full) and the array. */
+        size_t size = h->index_size ? h->index_size * 2 : 64;
+        uint32_t *ix = calloc(size, sizeof(*ix));
+        struct heur__server *v = realloc(h->srv, size / 2 * sizeof(*v));
+        if (!ix || !v) {
+            free(ix);
+            if (v)
+                h->srv = v;
+            return NULL;
+        }
+        h->srv = v;
+        for (size_t i = 0; i < h->nsrv; i++) {
+            size_t k = h->srv[i].hash & (size - 1);
+            while (ix[k])
+                k = (k + 1) & (size - 1);
+            ix[k] = (uint32_t)i + 1;
+        }
+        free(h->index);
+        h->index = ix;
+        h->index_size = size;
+    }
+    struct heur__server *sv = &h->srv[h->nsrv];
+    memset(sv, 0, sizeof(*sv));
+    snprintf(sv->addr, sizeof(sv->addr), "%s", addr);
+    sv->hash = hash;
+    size_t k = hash & (h->index_size - 1);
+    while (h->index[k])
+        k = (k + 1) & (h->index_size - 1);
+    h->index[k] = (uint32_t)++h->nsrv;
+    return sv;
+}
+
+/* The leaf certificate of a TLS session, for tls_intercepted. */
+static void remember_cert(struct heur__server *sv, const struct heur_session *s)
+{
+    const struct tls_info *t = s->smtp->tls;
+    if (!t || t->n_chain == 0 || !t->chain[0].sha256[0])
+        return;
+    const struct tls_cert *c = &t->chain[0];
+    uint32_t k = 0;
+    while (k < sv->ncert && strcmp(sv->cert[k].sha256, c->sha256) != 0)
+        k++;
+    if (k == sv->ncert) {
+        if (sv->ncert >= HEUR_MAX_SERVER_CERTS)
+            return;
+        sv->ncert++;
+        snprintf(sv->cert[k].sha256, sizeof(sv->cert[k].sha256), "%s", c->sha256);
+        /* Names are kept cut to 95 bytes: enough to tell two certificates apart. */
+        snprintf(sv->cert[k].subject, sizeof(sv->cert[k].subject), "%.95s",
+                 c->parsed ? c->subject : "(not X.509)");
+        snprintf(sv->cert[k].issuer, sizeof(sv->cert[k].issuer), "%.95s",
+                 c->parsed ? c->issuer : "(not X.509)");
+        sv->cert[k].self_signed = c->self_signed;
+        sv->cert[k].count = 0;
+    }
+    sv->cert[k].count++;
+    if (sv->ncert_sess < HEUR_MAX_SERVER_SESSIONS) {
+        sv->cert_sess[sv->ncert_sess].id = s->id;
+        sv->cert_sess[sv->ncert_sess].cert = (uint8_t)k;
+        sv->cert_sess[sv->ncert_sess].meta = t->cert_meta;
+        snprintf(sv->cert_sess[sv->ncert_sess].client, sizeof(sv->cert_sess[0].client), "%s",
+                 s->client);
+        sv->ncert_sess++;
+    }
+}
+
 static void remember(struct heur_ctx *h, const struct heur_session *s, bool banner_masked,
                      bool keywords_seen, bool tls_offered, bool tls_masked)
 {
-    struct heur__server *sv = NULL;
-    for (size_t i = 0; i < h->nsrv && !sv; i++)
-        if (strcmp(h->srv[i].addr, s->server) == 0)
-            sv = &h->srv[i];
-    if (!sv) {
-        if (h->nsrv >= HEUR_MAX_SERVERS)
-            return;
-        if (h->nsrv % 64 == 0) {
-            struct heur__server *v = realloc(h->srv, (h->nsrv + 64) * sizeof(*v));
-            if (!v)
-                return;
-            h->srv = v;
-        }
-        sv = &h->srv[h->nsrv++];
-        memset(sv, 0, sizeof(*sv));
-        snprintf(sv->addr, sizeof(sv->addr), "%s", s->server);
-    }
+    struct heur__server *sv = find_server(h, s->server);
+    if (!sv)
+        return;
     uint64_t ch = heur__hash(s->client);
     for (uint32_t i = 0; i < sv->nseen; i++)
         if (sv->seen[i] == ch)
@@ -1180,6 +1337,7 @@ static void remember(struct heur_ctx *h, const struct heur_session *s, bool bann
     if (sv->nseen < HEUR_MAX_SERVER_SESSIONS)
         sv->seen[sv->nseen++] = ch;
     sv->sessions++;
+    remember_cert(sv, s);
     if (s->smtp->banner.len) {
         if (banner_masked) {
             sv->banner_masked++;
@@ -1219,6 +1377,8 @@ size_t heur_session(struct heur_ctx *h, const struct heur_session *s, struct heu
     r_keywords(&o, &v);
     r_commands(&o, &v);
     r_starttls(&o, &v);
+    if (s->smtp->implicit_tls && s->smtp->tls_outcome != TLS_OUT_ESTABLISHED)
+        tls_failed(&o, s->smtp->tls ? &s->smtp->tls->client_hello_meta : NULL, true);
     r_ehlo_downgraded(&o, &v);
     r_exchange(&o);
     r_limit_drop(&o);
@@ -1244,6 +1404,52 @@ size_t heur_session(struct heur_ctx *h, const struct heur_session *s, struct heu
     if (vantage)
         *vantage = v;
     return o.n;
+}
+
+/* Several leaf certificates for one server: the sessions that did not get
+ * the one most sessions got (the first seen, on a tie) are flagged.  Writes
+ * at most HEUR_MAX_SERVER_SESSIONS findings. */
+static size_t intercepted(const struct heur_config *c, const struct heur__server *sv,
+                          struct heur_finding *out)
+{
+    uint32_t ref = 0;
+    for (uint32_t k = 1; k < sv->ncert; k++)
+        if (sv->cert[k].count > sv->cert[ref].count)
+            ref = k;
+    size_t n = 0;
+    for (uint32_t i = 0; i < sv->ncert_sess; i++) {
+        uint32_t k = sv->cert_sess[i].cert;
+        if (k == ref)
+            continue;
+        bool other_issuer = strcmp(sv->cert[k].issuer, sv->cert[ref].issuer) != 0;
+        struct heur_finding *f = &out[n++];
+        memset(f, 0, sizeof(*f));
+        f->rule = heur__rules[HR_TLS_INTERCEPTED].id;
+        f->severity = c->severity[HR_TLS_INTERCEPTED];
+        f->confidence = other_issuer ? 0.8 : 0.55;
+        f->session = sv->cert_sess[i].id;
+        f->frame = sv->cert_sess[i].meta.frame;
+        f->ts = sv->cert_sess[i].meta.ts;
+        snprintf(f->server, sizeof(f->server), "%s", sv->addr);
+        snprintf(f->client, sizeof(f->client), "%s", sv->cert_sess[i].client);
+        f->suspect = "tls-proxy";
+        f->dir = SC_DIR_S2C;
+        snprintf(f->evidence, sizeof(f->evidence),
+                 "certificate sha256 %.16s... (%s, issuer %s%s); %u other session%s got "
+                 "%.16s... (issuer %s)",
+                 sv->cert[k].sha256, sv->cert[k].subject, sv->cert[k].issuer,
+                 sv->cert[k].self_signed ? ", self-signed" : "", sv->cert[ref].count,
+                 sv->cert[ref].count == 1 ? "" : "s", sv->cert[ref].sha256, sv->cert[ref].issuer);
+        snprintf(f->explanation, sizeof(f->explanation),
+                 "Server %s presented a different certificate in this session than in %u "
+                 "other%s%s: a device in the path that terminates TLS (an SMTP or TLS "
+                 "inspection proxy) shows its own certificate; a certificate renewal or servers "
+                 "with different certificates behind one address would too. Compare the "
+                 "certificate with the one installed on the server.",
+                 sv->addr, sv->cert[ref].count, sv->cert[ref].count == 1 ? "" : "s",
+                 other_issuer ? ", and from another issuer" : "");
+    }
+    return n;
 }
 
 size_t heur_finish(struct heur_ctx *h, struct heur_finding *out, size_t max)
@@ -1289,6 +1495,8 @@ size_t heur_finish(struct heur_ctx *h, struct heur_finding *out, size_t max)
                      tls_mixed ? "STARTTLS offered in some, missing in others"
                                : "banner normal in some, masked in others");
         }
+        if (sv->ncert >= 2 && c->enabled[HR_TLS_INTERCEPTED])
+            n += intercepted(c, sv, out + n);
         if (!tls_mixed || !c->enabled[HR_STARTTLS_STRIPPED])
             continue;
         /* STARTTLS deleted: one finding per session that lacked it. */

@@ -699,6 +699,10 @@ transcript_to_yaml() {
             # MAIL/RCPT/DATA happened inside TLS: invisible on the wire, so
             # mail_from, rcpt_count and messages are deliberately omitted.
             print "    # TLS: " tls_cipher "; MAIL/RCPT/DATA were encrypted, so mail_from, rcpt_count and messages are omitted"
+            # swaks: "TLSv1.2:ECDHE-RSA-AES256-GCM-SHA384:256"; the cipher IANA
+            # name and the certificate are filled in by finish_swaks_case.
+            split(tls_cipher, tc, ":")
+            print "    tls: {handshake: established, version: " tc[1] ", cipher: @TLSCIPHER@" tc[2] "@, @TLSCERT@}"
         } else {
             if (mail_from != "") print "    mail_from: " q(mail_from)
             print "    rcpt_count: " rcpt_count + 0
@@ -861,12 +865,35 @@ Golden capture $case for smtpscope.
     fi
 }
 
+# fill_tls_expectation CASE BODY: the cipher swaks names (OpenSSL's name)
+# becomes its IANA name through `openssl ciphers -stdname`; the certificate
+# is the SHA-256 of the DER of $EXPECT_CERT_PEM (what Postfix was given), or,
+# without one, hidden (TLS 1.3 encrypts it).
+fill_tls_expectation() {
+    local case=$1 body=$2 name std cert
+    grep -q '@TLSCIPHER@' "$body" || return 0
+    name=$(sed -n 's/.*@TLSCIPHER@\([^@]*\)@.*/\1/p' "$body")
+    if [[ $name == TLS_* ]]; then
+        std=$name
+    else
+        std=$(openssl ciphers -stdname -V "$name" 2>/dev/null | awk -v n="$name" '$5 == n { print $3; exit }')
+    fi
+    [[ -n $std ]] || die "$case: openssl does not know the cipher '$name'"
+    if [[ -n ${EXPECT_CERT_PEM:-} ]]; then
+        cert="cert_sha256: \"$(openssl x509 -in "$EXPECT_CERT_PEM" -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1)\""
+    else
+        cert="cert_hidden: true, cert_sha256: null"
+    fi
+    sed -i "s|@TLSCIPHER@[^@]*@|$std|; s|@TLSCERT@|$cert|" "$body"
+}
+
 # finish_swaks_case CASE DESCRIPTION SERVER CLIENT CLIENT_IP
 finish_swaks_case() {
     local case=$1 desc=$2 server=$3 client=$4 client_ip=$5
     local body=$WORK/run/$case.yaml
     transcript_to_yaml <"$WORK/run/$case.swaks" >"$body" ||
         die "$case: the swaks transcript does not show an established TLS session"
+    fill_tls_expectation "$case" "$body"
     write_expect "$case" "$desc" "$server" "$client" \
         "$(generator_line "swaks $SWAKS_VERSION")" "$body"
     check_postfix_log "$case" "$OUT_DIR/$case.expect.yaml" "$client_ip"
@@ -942,7 +969,7 @@ case_postfix_starttls_tls12() {
     openssl x509 -in "$PF_ETC/golden.crt" -out "$OUT_DIR/postfix-starttls.cert.pem"
     chmod 0644 "$OUT_DIR/postfix-starttls.cert.pem"
     check_certificate_on_wire $c "$OUT_DIR/$c.pcap" "$OUT_DIR/postfix-starttls.cert.pem"
-    finish_swaks_case $c "EHLO, STARTTLS answered 220, then a TLS 1.2 handshake (server certificate for golden.test, see postfix-starttls.cert.pem, visible in cleartext) and the rest of the session (EHLO, one message, QUIT) encrypted." \
+    EXPECT_CERT_PEM=$OUT_DIR/postfix-starttls.cert.pem finish_swaks_case $c "EHLO, STARTTLS answered 220, then a TLS 1.2 handshake (server certificate for golden.test, see postfix-starttls.cert.pem, visible in cleartext) and the rest of the session (EHLO, one message, QUIT) encrypted." \
         "$S4" "$C4" "$CLI4"
     local fp
     fp=$(openssl x509 -in "$OUT_DIR/postfix-starttls.cert.pem" -noout -fingerprint -sha256 | cut -d= -f2)

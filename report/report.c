@@ -194,6 +194,114 @@ static void rep__json_finding(struct rep_writer *w, const struct heur_finding *f
     rep__emit(w);
 }
 
+/* A string the TLS reader already escaped to ASCII, or null when empty. */
+static void rep__jstr_or_null(struct rep_writer *w, const char *name, const char *v)
+{
+    rep__jfield(w, name);
+    if (v && v[0])
+        rep__jstr(w, v);
+    else
+        sc_buf_puts(&w->b, "null");
+}
+
+static void rep__json_cert(struct rep_writer *w, const struct tls_cert *c)
+{
+    struct sc_buf *b = &w->b;
+    sc_buf_printf(b, "{\"sha256\":\"%s\",\"der_len\":%u,\"parsed\":%s", c->sha256, c->der_len,
+                  c->parsed ? "true" : "false");
+    if (c->parsed) {
+        rep__jfield(w, "subject");
+        rep__jstr(w, c->subject);
+        rep__jfield(w, "issuer");
+        rep__jstr(w, c->issuer);
+        sc_buf_printf(b, ",\"not_before\":\"%s\",\"not_after\":\"%s\",\"self_signed\":%s",
+                      c->not_before, c->not_after, c->self_signed ? "true" : "false");
+    }
+    sc_buf_putc(b, '}');
+}
+
+/* The session's "tls" object (DESIGN.md), null when no TLS was seen. */
+static void rep__json_tls(struct rep_writer *w, const struct smtp_info *in)
+{
+    struct sc_buf *b = &w->b;
+    const struct tls_info *t = in->tls;
+    rep__jfield(w, "tls");
+    if (!t) {
+        sc_buf_puts(b, "null");
+        return;
+    }
+    char v[16];
+    sc_buf_printf(b, "{\"handshake\":\"%s\"", tls_outcome_name(in->tls_outcome));
+    if (t->server_hello) {
+        tls_version_str(v, sizeof(v), t->version);
+        const char *cn = tls_cipher_name(t->cipher);
+        sc_buf_printf(b, ",\"version\":\"%s\",\"cipher\":", v);
+        if (cn)
+            sc_buf_printf(b, "\"%s\"", cn);
+        else
+            sc_buf_printf(b, "\"0x%04x\"", t->cipher);
+        sc_buf_printf(b, ",\"cipher_id\":%u", t->cipher);
+    } else {
+        sc_buf_puts(b, ",\"version\":null,\"cipher\":null,\"cipher_id\":null");
+    }
+    rep__jstr_or_null(w, "sni", t->sni);
+    const struct tls_cert *leaf = t->n_chain ? &t->chain[0] : NULL;
+    rep__jstr_or_null(w, "cert_sha256", leaf ? leaf->sha256 : NULL);
+    rep__jstr_or_null(w, "cert_subject", leaf && leaf->parsed ? leaf->subject : NULL);
+    rep__jstr_or_null(w, "cert_issuer", leaf && leaf->parsed ? leaf->issuer : NULL);
+    sc_buf_printf(b, ",\"cert_hidden\":%s", t->cert_hidden ? "true" : "false");
+    if (t->client_hello) {
+        tls_version_str(v, sizeof(v), t->client_version);
+        sc_buf_printf(b, ",\"client_hello\":{\"frame\":%" PRIu64 ",\"legacy_version\":\"%s\"",
+                      t->client_hello_meta.frame, v);
+        sc_buf_puts(b, ",\"versions\":[");
+        for (uint8_t i = 0; i < t->n_offered_versions; i++) {
+            tls_version_str(v, sizeof(v), t->offered_versions[i]);
+            sc_buf_printf(b, "%s\"%s\"", i ? "," : "", v);
+        }
+        sc_buf_printf(b, "],\"ciphers\":%u", t->n_ciphers);
+        rep__jstr_or_null(w, "alpn", t->alpn);
+        rep__jstr_or_null(w, "ja3", t->ja3);
+        rep__jstr_or_null(w, "ja3_md5", t->ja3_md5);
+        sc_buf_putc(b, '}');
+    } else {
+        sc_buf_puts(b, ",\"client_hello\":null");
+    }
+    if (t->server_hello)
+        sc_buf_printf(b, ",\"server_hello_frame\":%" PRIu64, t->server_hello_meta.frame);
+    sc_buf_printf(b, ",\"hello_retry\":%s", t->hello_retry ? "true" : "false");
+    sc_buf_puts(b, ",\"chain\":[");
+    for (uint8_t i = 0; i < t->n_chain; i++) {
+        if (i)
+            sc_buf_putc(b, ',');
+        rep__json_cert(w, &t->chain[i]);
+    }
+    sc_buf_printf(b, "],\"chain_length\":%u", t->chain_total);
+    if (t->alert) {
+        const char *an = tls_alert_name(t->alert_desc);
+        sc_buf_printf(
+            b, ",\"alert\":{\"dir\":\"%s\",\"frame\":%" PRIu64 ",\"level\":\"%s\",\"description\":",
+            sc_dir_name(t->alert_dir), t->alert_meta.frame,
+            t->alert_level == 2 ? "fatal" : "warning");
+        if (an)
+            sc_buf_printf(b, "\"%s\"", an);
+        else
+            sc_buf_printf(b, "\"%u\"", t->alert_desc);
+        sc_buf_putc(b, '}');
+    } else {
+        sc_buf_puts(b, ",\"alert\":null");
+    }
+    sc_buf_puts(b, ",\"first_app_data\":{");
+    for (int d = 0; d < 2; d++) {
+        sc_buf_printf(b, "%s\"%s\":", d ? "," : "", sc_dir_name((enum sc_dir)d));
+        if (t->app_data[d])
+            sc_buf_printf(b, "%" PRIu64, t->first_app_data[d].frame);
+        else
+            sc_buf_puts(b, "null");
+    }
+    sc_buf_printf(b, "},\"records\":{\"c2s\":%u,\"s2c\":%u}}", t->records[0], t->records[1]);
+}
+
 static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
 {
     const struct smtp_info *in = s->smtp;
@@ -228,6 +336,8 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
     sc_buf_printf(b, ",\"starttls\":{\"offered\":%s,\"attempted\":%s,\"result\":\"%s\"}",
                   in->starttls_offered ? "true" : "false",
                   in->starttls_attempted ? "true" : "false", smtp_starttls_name(in->starttls));
+    sc_buf_printf(b, ",\"implicit_tls\":%s", in->implicit_tls ? "true" : "false");
+    rep__json_tls(w, in);
     rep__jbuf_or_null(w, "auth", &in->auth_mech);
     if (in->auth_mech.len)
         sc_buf_printf(b, ",\"auth_success\":%s", in->auth_success ? "true" : "false");
@@ -449,6 +559,46 @@ static void rep__text_finding(struct rep_writer *w, const struct heur_finding *f
     rep__wrap(b, f->explanation, strlen(pad) + 9);
 }
 
+static void rep__text_tls(struct rep_writer *w, const struct smtp_info *in)
+{
+    struct sc_buf *b = &w->b;
+    const struct tls_info *t = in->tls;
+    char v[16];
+    sc_buf_printf(b, "  tls       %s", tls_outcome_name(in->tls_outcome));
+    if (t->server_hello) {
+        tls_version_str(v, sizeof(v), t->version);
+        const char *cn = tls_cipher_name(t->cipher);
+        if (cn)
+            sc_buf_printf(b, ", %s %s", v, cn);
+        else
+            sc_buf_printf(b, ", %s cipher 0x%04x", v, t->cipher);
+    }
+    if (t->sni[0])
+        sc_buf_printf(b, ", SNI %s", t->sni);
+    if (t->alert) {
+        const char *an = tls_alert_name(t->alert_desc);
+        sc_buf_printf(b, ", %s alert %s from the %s (frame %" PRIu64 ")",
+                      t->alert_level == 2 ? "fatal" : "warning", an ? an : "?",
+                      t->alert_dir == SC_DIR_C2S ? "client" : "server", t->alert_meta.frame);
+    }
+    sc_buf_putc(b, '\n');
+    if (t->cert_hidden) {
+        sc_buf_puts(b, "  cert      encrypted in TLS 1.3, not visible in a capture\n");
+    } else if (t->n_chain) {
+        const struct tls_cert *c = &t->chain[0];
+        if (c->parsed)
+            sc_buf_printf(b, "  cert      %s, issuer %s%s, %s to %s\n", c->subject, c->issuer,
+                          c->self_signed ? " (self-signed)" : "", c->not_before, c->not_after);
+        else
+            sc_buf_puts(b, "  cert      (not DER X.509)\n");
+        sc_buf_printf(b, "            sha256 %s%s\n", c->sha256, t->chain_total > 1 ? "" : "");
+        if (t->chain_total > 1)
+            sc_buf_printf(b, "            chain of %u certificates\n", t->chain_total);
+    }
+    if (w->opt.verbose && t->client_hello)
+        sc_buf_printf(b, "  ja3       %s %s\n", t->ja3_md5, t->ja3);
+}
+
 static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
 {
     const struct smtp_info *in = s->smtp;
@@ -469,7 +619,9 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
     if (in->proxy.len)
         sc_buf_printf(b, "  proxy     %s\n", sc_buf_str(&in->proxy));
     sc_buf_puts(b, "  banner    ");
-    if (in->banner.len) {
+    if (in->implicit_tls && !in->banner.len) {
+        sc_buf_puts(b, "(inside TLS)");
+    } else if (in->banner.len) {
         rep__tbytes(w, in->banner.data, in->banner.len);
         if (in->banner_lines > 1)
             sc_buf_printf(b, "  (+%u more lines)", in->banner_lines - 1);
@@ -477,7 +629,9 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
         sc_buf_puts(b, "(none seen)");
     }
     sc_buf_puts(b, "\n  helo      ");
-    if (in->helo.len)
+    if (in->implicit_tls && !in->helo.len)
+        sc_buf_puts(b, "(inside TLS)");
+    else if (in->helo.len)
         rep__tbytes(w, in->helo.data, in->helo.len);
     else
         sc_buf_puts(b, "(none seen)");
@@ -493,9 +647,15 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
         }
         sc_buf_putc(b, '\n');
     }
-    sc_buf_printf(b, "  starttls  %s, %s -> %s\n", in->starttls_offered ? "offered" : "not offered",
-                  in->starttls_attempted ? "attempted" : "not attempted",
-                  smtp_starttls_name(in->starttls));
+    if (in->implicit_tls)
+        sc_buf_puts(b, "  starttls  n/a: implicit TLS from the first byte\n");
+    else
+        sc_buf_printf(b, "  starttls  %s, %s -> %s\n",
+                      in->starttls_offered ? "offered" : "not offered",
+                      in->starttls_attempted ? "attempted" : "not attempted",
+                      smtp_starttls_name(in->starttls));
+    if (in->tls)
+        rep__text_tls(w, in);
     if (in->auth_mech.len) {
         sc_buf_puts(b, "  auth      ");
         rep__tbytes(w, in->auth_mech.data, in->auth_mech.len);
@@ -503,8 +663,8 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
     }
     sc_buf_puts(b, "  envelope  ");
     if (in->mail_from.len == 0 && in->rcpt_count == 0 && in->messages == 0 &&
-        in->starttls == SMTP_TLS_ESTABLISHED) {
-        sc_buf_puts(b, "(after STARTTLS, inside TLS)\n");
+        (in->starttls == SMTP_TLS_ESTABLISHED || in->implicit_tls)) {
+        sc_buf_puts(b, in->implicit_tls ? "(inside TLS)\n" : "(after STARTTLS, inside TLS)\n");
     } else {
         rep__text_envelope(w, in);
     }

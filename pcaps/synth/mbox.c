@@ -12,8 +12,8 @@
 #define MS (1000000LL)
 
 static const char *const mb_names[MB__COUNT] = {
-    "none",       "asa-default",  "asa-allow-tls",     "pix-noop",      "pix44",
-    "alg-delete", "striptls-454", "striptls-502-ehlo", "tls-intercept",
+    "none",      "asa-default", "asa-allow-tls", "pix-noop",          "pix44",
+    "tls-reset", "alg-delete",  "striptls-454",  "striptls-502-ehlo", "tls-intercept",
 };
 
 int mb_model_parse(const char *name)
@@ -41,6 +41,7 @@ void mb_cfg_defaults(struct mb_cfg *c, enum mb_model m)
     c->sender_max = 320;
     c->filename_max = 255;
     c->special_character = m == MB_ASA_DEFAULT || m == MB_ASA_ALLOW_TLS;
+    c->reset_on_drop = m == MB_TLS_RESET;
     c->p3_window = 5000 * MS;
     c->delay = MS / 10;
     c->ttl = 255;
@@ -132,6 +133,8 @@ static bool verb_allowed(const struct mb_insp *in, const char *v)
                                       "NOOP", "QUIT", "AUTH", "ETRN", "HELP", "SAML",
                                       "SEND", "SOML", "VRFY", NULL};
     static const char *const pix[] = {"HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", NULL};
+    if (!is_asa(&in->cfg) && !is_pix(&in->cfg))
+        return true; /* other inline models filter no verbs */
     const char *const *set = is_pix(&in->cfg) ? pix : asa;
     for (int i = 0; set[i]; i++)
         if (strcmp(set[i], v) == 0)
@@ -489,6 +492,12 @@ enum mb_verdict mb_insp_segment(struct mb_insp *in, enum sc_dir dir, uint8_t *p,
 {
     if (dir == SC_DIR_C2S && in->p3_dead)
         return MB_DROP_PACKET; /* P3: the stalled end of data and its retransmissions */
+    if (in->cfg.model == MB_TLS_RESET && in->tls && dir == SC_DIR_C2S && n > 0 && p[0] == 0x16) {
+        /* O2: a policy that forbids encryption kills the handshake. */
+        in->reason = "TLS blocked (O2)";
+        in->actions |= MB_ACT_TLS_BLOCK | MB_ACT_RESET;
+        return MB_DROP_CONN;
+    }
     if (in->tls || in->cfg.model == MB_NONE || n == 0)
         return MB_FORWARD;
     enum mb_verdict v = dir == SC_DIR_C2S ? c2s(in, p, n, t) : s2c(in, p, n);

@@ -9,7 +9,7 @@
  *    frame is written), optionally with NAT and an ISN offset on the inside;
  *    at a length limit the connection is dropped.  Retransmissions get the
  *    same rewriting as the original bytes.  Models: none, asa-default,
- *    asa-allow-tls, pix-noop, pix44.
+ *    asa-allow-tls, pix-noop, pix44, tls-reset.
  *  - Full proxies (ALGs, downgrade tools, TLS interception): the middlebox
  *    terminates TCP on both sides with its own endpoints and relays SMTP
  *    line by line, deleting, answering or re-encrypting as the model says.
@@ -35,6 +35,7 @@ enum mb_model {
     MB_ASA_ALLOW_TLS,
     MB_PIX_NOOP,
     MB_PIX44,
+    MB_TLS_RESET, /* inline: resets the connection at the client's first TLS record (O2) */
     MB_ALG_DELETE,
     MB_STRIPTLS_454,
     MB_STRIPTLS_502_EHLO,
@@ -104,6 +105,7 @@ enum mb_action {
     MB_ACT_TLS_INTERCEPT = 1u << 15, /* O3: TLS terminated with the device's certificate */
     MB_ACT_SPECIAL_CHAR = 1u << 16,  /* A8: '|' in an address rewritten */
     MB_ACT_VERB_PIECE = 1u << 17,    /* A6: a verb typed in pieces, each piece masked */
+    MB_ACT_TLS_BLOCK = 1u << 18,     /* O2: the ClientHello after STARTTLS answered with RSTs */
 };
 
 /* ---- the inline rewriting rules, on bytes ---- */

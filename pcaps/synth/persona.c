@@ -727,6 +727,8 @@ static void srv_plain(struct sim *s, struct syn_server *sv, const uint8_t *p, si
     }
 }
 
+static void srv_greet(struct sim *s, struct syn_server *sv);
+
 static void srv_data(struct sim *s, struct sim_ep *e, void *app, const uint8_t *p, size_t n)
 {
     (void)e;
@@ -744,13 +746,13 @@ static void srv_data(struct sim *s, struct sim_ep *e, void *app, const uint8_t *
     if (sv->io.tls && !sv->io.tls_up && tlsgen_established(sv->io.tls)) {
         sv->io.tls_up = true;
         sv->view.tls = true;
+        if (sv->cfg.implicit_tls)
+            srv_greet(s, sv);
     }
 }
 
-static void srv_connected(struct sim *s, struct sim_ep *e, void *app)
+static void srv_greet(struct sim *s, struct syn_server *sv)
 {
-    (void)e;
-    struct syn_server *sv = app;
     char banner[400];
     const char *text =
         sv->cfg.banner ? sv->cfg.banner : srv_default_banner(sv, banner, sizeof(banner));
@@ -764,6 +766,20 @@ static void srv_connected(struct sim *s, struct sim_ep *e, void *app)
     }
     srv_flush(s, sv);
     srv_touch(s, sv);
+}
+
+static void srv_connected(struct sim *s, struct sim_ep *e, void *app)
+{
+    (void)e;
+    struct syn_server *sv = app;
+    if (sv->cfg.implicit_tls && sv->cfg.tls) {
+        /* Port 465: the handshake first, the greeting inside TLS. */
+        sv->io.tls = tlsgen_server(sv->cfg.tls);
+        sv->io.tls_up = false;
+        srv_touch(s, sv);
+        return;
+    }
+    srv_greet(s, sv);
 }
 
 static void srv_fin(struct sim *s, struct sim_ep *e, void *app)
@@ -1332,7 +1348,10 @@ static void cli_data(struct sim *s, struct sim_ep *e, void *app, const uint8_t *
         c->view.tls = true;
         c->helo_only = false;
         sc_buf_reset(&c->io.line);
-        cli_hello(s, c); /* RFC 3207 4.2: start over with EHLO */
+        if (c->cfg.implicit_tls && !c->res.greeted)
+            c->ph = PH_BANNER; /* the greeting comes inside TLS */
+        else
+            cli_hello(s, c); /* RFC 3207 4.2: start over with EHLO */
     }
     if (c->ph == PH_HANDSHAKE && c->io.tls && tlsgen_failed(c->io.tls)) {
         c->ph = PH_DONE;
@@ -1345,9 +1364,17 @@ static void cli_data(struct sim *s, struct sim_ep *e, void *app, const uint8_t *
 
 static void cli_connected(struct sim *s, struct sim_ep *e, void *app)
 {
-    (void)s;
     (void)e;
-    (void)app;
+    struct syn_client *c = app;
+    if (!c->cfg.implicit_tls || !c->cfg.tls)
+        return;
+    /* Port 465: the handshake before anything else. */
+    c->ph = PH_HANDSHAKE;
+    c->io.tls = tlsgen_client(c->cfg.tls);
+    c->io.tls_up = false;
+    sc_buf_reset(&c->io.out);
+    tlsgen_start(c->io.tls, &c->io.out);
+    sim_ep_write(s, c->io.ep, c->io.out.data, c->io.out.len);
 }
 
 static void cli_fin(struct sim *s, struct sim_ep *e, void *app)

@@ -48,6 +48,7 @@ struct syn_server_cfg {
     struct tlsgen_ctx *tls; /* server side of STARTTLS (not owned) */
     sc_time think;          /* time to answer a command */
     sc_time idle_timeout;   /* no client data for this long: 421 and close */
+    bool implicit_tls;      /* TLS from the first byte, the greeting inside it (port 465) */
 };
 
 enum syn_client_kind {
@@ -86,6 +87,7 @@ struct syn_client_cfg {
     const char *const *script; /* raw: lines to send */
     size_t nscript;
     enum syn_client_end end;
+    bool implicit_tls;      /* start TLS on connect, before the greeting (port 465) */
     bool rst_after_quit;    /* after the 221, abort with RST instead of closing (swaks
                              * over TLS does: it leaves the server's close_notify unread) */
     struct tlsgen_ctx *tls; /* client side of STARTTLS (not owned) */

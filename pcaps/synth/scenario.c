@@ -15,6 +15,8 @@
 #include "pcaps/synth/oracle.h"
 
 #define MS (1000000LL)
+/* Distinct certificates (servers and middleboxes) in one scenario. */
+#define SYN_TLS_CACHE 16
 #define SEC (1000000000LL)
 
 /* ---- loading ---- */
@@ -204,14 +206,14 @@ static void ld_session(struct ld *l, struct syn_scenario *sc, const struct jv *o
 {
     static const char *const keys[] = {"count", "at", "every", "bypass", "client", "server", NULL};
     static const char *const ckeys[] = {
-        "persona",    "helo",      "from",           "to",        "rcpts",
-        "messages",   "size",      "long_header",    "long_line", "filename_len",
-        "attachment", "starttls",  "pipelining",     "auth",      "require_exchange_auth",
-        "script",     "end",       "reply_timeout",  "think",     "keystroke",
-        "subject",    "dot_delay", "rst_after_quit", NULL};
-    static const char *const skeys[] = {"persona",  "hostname",     "banner",   "banner_lines",
-                                        "starttls", "auth",         "keywords", "reject",
-                                        "tls",      "idle_timeout", "think",    NULL};
+        "persona",    "helo",      "from",           "to",           "rcpts",
+        "messages",   "size",      "long_header",    "long_line",    "filename_len",
+        "attachment", "starttls",  "pipelining",     "auth",         "require_exchange_auth",
+        "script",     "end",       "reply_timeout",  "think",        "keystroke",
+        "subject",    "dot_delay", "rst_after_quit", "implicit_tls", NULL};
+    static const char *const skeys[] = {
+        "persona", "hostname", "banner",       "banner_lines", "starttls",     "auth", "keywords",
+        "reject",  "tls",      "idle_timeout", "think",        "implicit_tls", NULL};
     static const char *const tkeys[] = {"version", "cn", "issuer", "ec", NULL};
     static const char *const akeys[] = {"mech", "user", "pass", NULL};
     static const char *const cli_names[] = {"postfix", "exchange", "swaks", "telnet", "raw", NULL};
@@ -275,6 +277,7 @@ static void ld_session(struct ld *l, struct syn_scenario *sc, const struct jv *o
     cc->keystroke = secs(ld_num(l, c, "keystroke", 0.12));
     cc->dot_delay = secs(ld_num(l, c, "dot_delay", 0));
     cc->rst_after_quit = ld_bool(l, c, "rst_after_quit", false);
+    cc->implicit_tls = ld_bool(l, c, "implicit_tls", false);
 
     const struct jv *s = jv_get(o, "server");
     ld_keys(l, s, skeys);
@@ -290,6 +293,7 @@ static void ld_session(struct ld *l, struct syn_scenario *sc, const struct jv *o
     sv->nreject = ld_list(l, s, "reject", ss->reject);
     sv->reject = ss->reject;
     sv->idle_timeout = secs(ld_num(l, s, "idle_timeout", 300));
+    sv->implicit_tls = ld_bool(l, s, "implicit_tls", false);
     sv->think = secs(ld_num(l, s, "think", 0.0003));
     const struct jv *t = jv_get(s, "tls");
     ld_keys(l, t, tkeys);
@@ -377,7 +381,7 @@ struct syn_scenario *syn_scenario_load(const char *path, char *err, size_t errle
     sc->mbox.mask_spaces = ld_bool(&l, mb, "mask_spaces", sc->mbox.mask_spaces);
     sc->mbox.no_space_after_code = ld_bool(&l, mb, "no_space_after_code", false);
     sc->mbox.mask_vrfy = ld_bool(&l, mb, "mask_vrfy", true);
-    sc->mbox.reset_on_drop = ld_bool(&l, mb, "reset", false);
+    sc->mbox.reset_on_drop = ld_bool(&l, mb, "reset", sc->mbox.reset_on_drop);
     sc->mbox.special_character = ld_bool(&l, mb, "special_character", sc->mbox.special_character);
     sc->mbox.ttl = (uint8_t)ld_num(&l, mb, "ttl", sc->mbox.ttl);
     sc->mbox.mss = (uint16_t)ld_num(&l, mb, "mss", sc->mbox.mss);
@@ -452,6 +456,17 @@ struct run {
     struct bg_flow *bg;
     size_t nbg;
     bool logs; /* record the streams for the oracle */
+    /* One TLS context per certificate: a server (or the intercepting
+     * middlebox) presents the same certificate in every session, as a real
+     * one does.  The contexts' generators advance from session to session,
+     * so handshakes still differ. */
+    struct {
+        int version;
+        bool ec;
+        const char *cn, *issuer;
+        struct tlsgen_ctx *ctx;
+    } tls_cache[SYN_TLS_CACHE];
+    size_t ntls;
 };
 
 static void link_init(struct run *r, struct sim_link *l, struct sim_vantage *v,
@@ -522,6 +537,34 @@ static struct tlsgen_ctx *make_tls(const struct syn_scenario *sc, const struct s
     return tlsgen_ctx_new(&to);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The run's context for this certificate, created on first use. */
+static struct tlsgen_ctx *tls_for(struct run *r, const struct syn_session_cfg *ss, const char *cn,
+                                  const char *issuer, uint64_t seed)
+{
+    for (size_t i = 0; i < r->ntls; i++)
+        if (r->tls_cache[i].version == ss->tls_version && r->tls_cache[i].ec == ss->tls_ec &&
+            same_str(r->tls_cache[i].cn, cn) && same_str(r->tls_cache[i].issuer, issuer))
+            return r->tls_cache[i].ctx;
+    if (r->ntls >= SYN_TLS_CACHE) {
+        fprintf(stderr, "smtpscope-synth: more than %d TLS configurations\n", SYN_TLS_CACHE);
+        return NULL;
+    }
+    struct tlsgen_ctx *c = make_tls(r->sc, ss, cn, issuer, seed);
+    if (c) {
+        r->tls_cache[r->ntls].version = ss->tls_version;
+        r->tls_cache[r->ntls].ec = ss->tls_ec;
+        r->tls_cache[r->ntls].cn = cn;
+        r->tls_cache[r->ntls].issuer = issuer;
+        r->tls_cache[r->ntls++].ctx = c;
+    }
+    return c;
+}
+
 static int session_setup(struct run *r, const struct syn_session_cfg *ss, size_t idx, sc_time at)
 {
     const struct syn_scenario *sc = r->sc;
@@ -561,12 +604,12 @@ static int session_setup(struct run *r, const struct syn_session_cfg *ss, size_t
     struct syn_client_cfg clc = ss->client;
     uint64_t tseed = sc->seed * 0x9e3779b97f4a7c15ull + idx + 1;
     if (svc.starttls || mc.model == MB_TLS_INTERCEPT) {
-        rs->tls = make_tls(sc, ss, ss->tls_cn, ss->tls_issuer, tseed);
+        rs->tls = tls_for(r, ss, ss->tls_cn, ss->tls_issuer, tseed);
         if (!rs->tls)
             return -1;
     }
     if (mc.model == MB_TLS_INTERCEPT) {
-        rs->mtls = make_tls(sc, ss, sc->mbox_cn, "Middlebox Inspection CA", tseed ^ 0xf00d);
+        rs->mtls = tls_for(r, ss, sc->mbox_cn, "Middlebox Inspection CA", tseed ^ 0xf00d);
         if (!rs->mtls)
             return -1;
         mc.own_tls = rs->mtls;
@@ -846,7 +889,7 @@ static const char *view_starttls(const struct syn_view *v)
 }
 
 static void write_view(FILE *f, const struct syn_view *v, const char *client, const char *server,
-                       bool full, const char *const *rules, size_t nrules)
+                       bool full, bool implicit, const char *const *rules, size_t nrules)
 {
     fprintf(f, "  - server: \"%s\"\n    client: \"%s\"\n", server, client);
     /* With capture loss the evidence may be gone: then the findings may
@@ -878,6 +921,8 @@ static void write_view(FILE *f, const struct syn_view *v, const char *client, co
         }
         fputs("]\n", f);
     }
+    if (implicit)
+        fputs("    implicit_tls: true\n", f);
     fprintf(f, "    starttls: {offered: %s, attempted: %s, result: %s}\n",
             v->offered ? "true" : "false", v->attempted ? "true" : "false", view_starttls(v));
     if (v->mail_from.len) {
@@ -1016,6 +1061,33 @@ static int write_expect(const struct run *r, const char *path, bool inside, cons
     }
     bool tls_mixed = offered > 0 && missing > 0;
     bool inconsistent = tls_mixed || (masked > 0 && normal > 0);
+    /* tls_intercepted: sessions whose visible certificate is not the one
+     * most sessions show (the first seen on a tie).  Outside, an
+     * intercepted session shows the middlebox's certificate; every other
+     * TLS 1.2 session shows the server's. */
+    size_t with_cert[2] = {0, 0}, first_kind = 2;
+    for (size_t i = 0; i < r->nsess; i++) {
+        const struct syn_view *v =
+            inside ? syn_server_view(r->sess[i].sv) : syn_client_view(r->sess[i].cl);
+        if (!v->tls || r->sess[i].cfg->tls_version == 13)
+            continue;
+        bool mbox = !inside && (mb_box_actions(r->sess[i].mb) & MB_ACT_TLS_INTERCEPT);
+        with_cert[mbox]++;
+        if (first_kind == 2)
+            first_kind = mbox;
+    }
+    if (with_cert[0] && with_cert[1]) {
+        size_t ref = with_cert[1] > with_cert[0] ? 1 : with_cert[0] > with_cert[1] ? 0 : first_kind;
+        for (size_t i = 0; i < r->nsess; i++) {
+            const struct syn_view *v =
+                inside ? syn_server_view(r->sess[i].sv) : syn_client_view(r->sess[i].cl);
+            if (!v->tls || r->sess[i].cfg->tls_version == 13)
+                continue;
+            size_t kind = !inside && (mb_box_actions(r->sess[i].mb) & MB_ACT_TLS_INTERCEPT);
+            if (kind != ref)
+                er_add(&er[i], "tls_intercepted");
+        }
+    }
     for (size_t i = 0; i < r->nsess && tls_mixed; i++) {
         if (!miss[i])
             continue;
@@ -1043,7 +1115,7 @@ static int write_expect(const struct run *r, const char *path, bool inside, cons
         cap_endpoint_str(cl, sizeof(cl), nat ? &sc->mbox.nat_addr : &sc->client,
                          nat ? (uint16_t)(30000 + i % 30000) : cport);
         write_view(f, inside ? syn_server_view(rs->sv) : syn_client_view(rs->cl), cl, sv, full,
-                   er[i].v, er[i].n);
+                   rs->cfg->client.implicit_tls && rs->cfg->server.implicit_tls, er[i].v, er[i].n);
     }
     free(er);
     free(miss);
@@ -1117,8 +1189,7 @@ int syn_scenario_run_expect(const struct syn_scenario *sc, const char *out_path,
         syn_client_free(rs->cl);
         syn_server_free(rs->sv);
         mb_box_free(rs->mb);
-        tlsgen_ctx_free(rs->tls);
-        tlsgen_ctx_free(rs->mtls);
+
         if (r.logs)
             for (int k = 0; k < 4; k++)
                 sc_buf_free(&rs->log[k]);
@@ -1129,6 +1200,8 @@ int syn_scenario_run_expect(const struct syn_scenario *sc, const char *out_path,
         mb_box_free(r.bg[i].mb);
     }
     free(r.bg);
+    for (size_t i = 0; i < r.ntls; i++)
+        tlsgen_ctx_free(r.tls_cache[i].ctx);
     free(r.sess);
     sim_free(r.sim);
     st->packets[0] = r.w[0] ? syn_writer_count(r.w[0]) : 0;

@@ -6,7 +6,7 @@
  * frame numbers always differ; message bodies and queue ids are not
  * reproduced byte for byte, so byte counts differ too).
  *
- * Usage: mirror SMTPSCOPE REAL.pcap SYNTH.pcap [IGNORED_KEY...]
+ * Usage: mirror SMTPSCOPE REAL.pcap SYNTH.pcap [IGNORED_KEY_OR_PATH...]
  * Exit: 0 same, 1 different, 2 error.
  */
 #include <stdbool.h>
@@ -40,9 +40,25 @@ static struct jv *first_session(const char *bin, const char *file)
 }
 
 static int diffs;
+static char **ignored;
+static int nignored;
+
+/* A key on the command line names a field ("tcp") or a path into one
+ * ("tls.chain"): it and everything under it are skipped. */
+static bool is_ignored(const char *path)
+{
+    for (int k = 0; k < nignored; k++) {
+        size_t n = strlen(ignored[k]);
+        if (strncmp(path, ignored[k], n) == 0 && (path[n] == 0 || path[n] == '.' || path[n] == '['))
+            return true;
+    }
+    return false;
+}
 
 static void cmp(const char *path, const struct jv *a, const struct jv *b)
 {
+    if (is_ignored(path))
+        return;
     if (!a || !b || a->type != b->type) {
         printf("  %s: %s vs %s\n", path, jv_text(a), jv_text(b));
         diffs++;
@@ -82,12 +98,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "mirror: no session record in %s\n", a ? argv[3] : argv[2]);
         return 2;
     }
+    ignored = argv + 4;
+    nignored = argc - 4;
     size_t compared = 0;
     for (size_t i = 0; i < a->n; i++) {
-        bool ignored = false;
-        for (int k = 4; k < argc; k++)
-            ignored = ignored || strcmp(argv[k], a->k[i]) == 0;
-        if (ignored)
+        if (is_ignored(a->k[i]))
             continue;
         cmp(a->k[i], a->v[i], jv_get(b, a->k[i]));
         compared++;
