@@ -609,6 +609,7 @@ void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
             f->isn[se] = pkt->seq;
             sd->syn_seen = true;
             sd->syn_opts = pkt->opts;
+            sd->isn = pkt->seq;
             if (!f->st[se].init)
                 cap_stream_set_base(&f->st[se], pkt->seq + 1);
         }

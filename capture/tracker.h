@@ -97,6 +97,7 @@ struct cap_side {
     uint16_t port;
     bool syn_seen;               /* sent a SYN (or SYN-ACK) */
     struct cap_tcpopts syn_opts; /* options of that SYN */
+    uint32_t isn;                /* its sequence number */
     uint8_t first_ttl;
     uint8_t ttl_min, ttl_max; /* over the side's packets other than RSTs */
     uint64_t packets;

@@ -225,6 +225,15 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
                     .ttl = sd->first_ttl,
                     .retransmits = sd->stream ? sd->stream->retransmits : 0,
                     .overlaps_diff = sd->stream ? sd->stream->overlaps_diff : 0,
+                    .isn = sd->isn,
+                    .ttl_min = sd->ttl_min,
+                    .ttl_max = sd->ttl_max,
+                    .ipid_zero = sd->ipid_zero,
+                    .ipid_small = sd->ipid_small,
+                    .ipid_big = sd->ipid_big,
+                    .rst = sd->rst,
+                    .rst_ttl = sd->rst_ttl,
+                    .rst_frame = sd->rst_frame,
                 };
             }
             struct heur_session hs = {
@@ -273,7 +282,10 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
                 .n_findings = nf,
                 .vantage = heur_vantage_name(vantage),
             };
-            rep_session(c->rep, &rs);
+            if (!c->opt->silent)
+                rep_session(c->rep, &rs);
+            if (c->opt->on_session)
+                c->opt->on_session(c->opt->user, &rs);
             c->sessions++;
         }
     }
@@ -600,8 +612,11 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
     size_t nf;
     while ((nf = heur_finish(c.heur, c.findings, HEUR_FINISH_MAX)) > 0) {
         an__count(&c, c.findings, nf);
-        for (size_t i = 0; i < nf; i++)
+        for (size_t i = 0; i < nf && !o->silent; i++)
             rep_finding(w, &c.findings[i]);
+        if (o->on_finding)
+            for (size_t i = 0; i < nf; i++)
+                o->on_finding(o->user, &c.findings[i]);
     }
     heur_free(c.heur);
     free(c.findings);
@@ -619,7 +634,10 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
     sum.sessions = c.sessions;
     sum.empty_connections = c.empty;
     sum.elapsed = an__now() - t0;
-    rep_summary(w, &sum);
+    if (o->summary_out)
+        *o->summary_out = sum;
+    if (!o->silent)
+        rep_summary(w, &sum);
     if (rep_free(w) != 0) {
         fprintf(stderr, "smtpscope: error writing output: %s\n", strerror(errno));
         return 2;

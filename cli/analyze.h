@@ -34,6 +34,15 @@ struct an_options {
     size_t transcript_lines;
     /* Write every packet of every flagged session here (NULL: no). */
     const char *write_flagged;
+    /* For compare: called with every session as it is reported (its
+     * findings included) and with every cross-session finding; with
+     * `silent` nothing is written to the output, and the summary goes to
+     * *summary_out when set. */
+    void (*on_session)(void *user, const struct rep_session *s);
+    void (*on_finding)(void *user, const struct heur_finding *f);
+    void *user;
+    bool silent;
+    struct rep_summary *summary_out;
     /* Follow connections on other ports too when their handshake is in the
      * capture and they turn out to speak SMTP (greeting 220, then HELO/EHLO). */
     bool detect;

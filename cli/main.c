@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/analyze.h"
+#include "cli/compare.h"
 #include "cli/config.h"
 #include "common/ascii.h"
 
@@ -18,6 +19,7 @@
 static void usage(FILE *f)
 {
     fputs("Usage: smtpscope analyze [OPTIONS] FILE...\n"
+          "       smtpscope compare [OPTIONS] OUTSIDE INSIDE   (see compare --help)\n"
           "       smtpscope rules [-f text|json|markdown] [-c FILE.yaml]\n"
           "       smtpscope --help | --version\n"
           "\n"
@@ -274,6 +276,8 @@ int main(int argc, char **argv)
         return cmd_analyze(argc - 1, argv + 1);
     if (strcmp(cmd, "rules") == 0)
         return cmd_rules(argc - 1, argv + 1);
+    if (strcmp(cmd, "compare") == 0)
+        return cli_compare(argc - 1, argv + 1);
     fprintf(stderr, "smtpscope: unknown command \"%s\"\n", cmd);
     fputs("Try 'smtpscope --help' for more information.\n", stderr);
     return EXIT_USAGE;

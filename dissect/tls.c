@@ -325,7 +325,8 @@ static void tls__client_hello(struct tls_conn *t, const uint8_t *p, size_t n,
                 exts[ne++] = type;
             switch (type) {
             case TLS_EXT_SERVER_NAME: {
-                struct sc_wire l = sc_wire_init(x.pos, sc_wire_u16(&x));
+                uint16_t ll = sc_wire_u16(&x);
+                struct sc_wire l = sc_wire_init(x.pos, sc_wire_need(&x, ll) ? ll : 0);
                 while (sc_wire_left(&l) >= 3 && !sni[0]) {
                     uint8_t nt = sc_wire_u8(&l);
                     uint16_t hl = sc_wire_u16(&l);

@@ -6,6 +6,8 @@
 #   pcaps/synth-NAME-inside.expect.yaml  what the server saw
 #   pcaps/synth-NAME.streams.yaml      two-sided scenarios: each stream's bytes at
 #                                      each vantage (checked against tshark)
+#   pcaps/synth-NAME.compare.yaml      two-sided scenarios: the differences
+#                                      `smtpscope compare` must find
 # Output is byte-identical on every run (the scenarios carry their seeds);
 # tests/synth/check_regen.sh checks that.
 #
@@ -25,7 +27,7 @@ for sc in "$here"/scenarios/*.yaml; do
     args=(-q -o "$out/synth-$name.$ext" --expect "$out/synth-$name.expect.yaml")
     if grep -qE 'inside:' "$sc"; then
         args+=(-i "$out/synth-$name-inside.$ext" --expect-inside "$out/synth-$name-inside.expect.yaml"
-               --streams "$out/synth-$name.streams.yaml")
+               --streams "$out/synth-$name.streams.yaml" --compare "$out/synth-$name.compare.yaml")
     fi
     "$synth" "${args[@]}" "$sc"
 done

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "common/time.h"
+#include "compare/cmp.h"
 #include "dissect/smtp.h"
 #include "heuristics/heur.h"
 
@@ -39,6 +40,15 @@ struct rep_tcp_side {
     uint8_t ttl; /* of its first packet */
     uint32_t retransmits;
     uint32_t overlaps_diff; /* retransmissions whose bytes differed */
+    /* For compare: the SYN's sequence number, the TTL range, the IP id
+     * pattern (counts of ids that were 0, that followed the previous by a
+     * small step, that jumped) and the side's first RST. */
+    uint32_t isn;
+    uint8_t ttl_min, ttl_max;
+    uint32_t ipid_zero, ipid_small, ipid_big;
+    bool rst;
+    uint8_t rst_ttl;
+    uint64_t rst_frame;
 };
 
 /* One SMTP session as reported: connection facts from the capture layer
@@ -138,6 +148,32 @@ enum rep_rules_format {
 /* Lists the built-in rules (with cfg's enabled flags and severities) and
  * cfg's custom signatures.  Returns 0, or -1 if writing failed. */
 int rep_rules(FILE *out, enum rep_rules_format fmt, const struct heur_config *cfg);
+
+/* ---- compare ---- */
+
+enum rep_cmp_dialogue {
+    REP_CMP_DIALOGUE_CHANGED = 0, /* side by side for pairs with differences */
+    REP_CMP_DIALOGUE_ALL,
+    REP_CMP_DIALOGUE_NONE,
+};
+
+struct rep_cmp_options {
+    enum rep_format format;
+    const char *names[2]; /* labels of the outside and inside captures */
+    const char *files[2]; /* their files */
+    enum rep_cmp_dialogue dialogue;
+};
+
+/* Writes a comparison: text (per pair, the differences then the two
+ * dialogues side by side in 80 columns) or JSON Lines (session records with
+ * "side" and "pair", "pair" records, "diff" records, a summary).  Returns 0,
+ * or -1 if writing failed. */
+int rep_compare(FILE *out, const struct rep_cmp_options *o, const struct cmp_capture *outside,
+                const struct cmp_capture *inside, const struct cmp_result *r);
+
+/* Writes the comparison as one self-contained HTML page. */
+int rep_compare_html(FILE *out, const struct rep_cmp_options *o, const struct cmp_capture *outside,
+                     const struct cmp_capture *inside, const struct cmp_result *r);
 
 /* Formats t as seconds since the epoch with microseconds ("1254722767.492342"). */
 void rep_fmt_epoch(char *out, size_t outlen, sc_time t);

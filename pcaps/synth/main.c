@@ -21,6 +21,7 @@ static void usage(FILE *f)
           "      --expect FILE    write what the client saw, as an .expect.yaml for -o\n"
           "      --expect-inside FILE  write what the server saw, for -i\n"
           "      --streams FILE   write each stream's length and SHA-256 at each vantage\n"
+          "      --compare FILE   write the differences compare must find (two-sided)\n"
           "  -q, --quiet          no summary on standard error\n"
           "  -h, --help           this help\n"
           "The same scenario always produces byte-identical captures.\n",
@@ -30,18 +31,14 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"outside", required_argument, NULL, 'o'},
-        {"inside", required_argument, NULL, 'i'},
-        {"cert", required_argument, NULL, 'c'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"expect", required_argument, NULL, 'e'},
-        {"expect-inside", required_argument, NULL, 'E'},
-        {"streams", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"outside", required_argument, NULL, 'o'}, {"inside", required_argument, NULL, 'i'},
+        {"cert", required_argument, NULL, 'c'},    {"quiet", no_argument, NULL, 'q'},
+        {"expect", required_argument, NULL, 'e'},  {"expect-inside", required_argument, NULL, 'E'},
+        {"streams", required_argument, NULL, 's'}, {"compare", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     const char *out = NULL, *in = NULL, *cert = NULL;
-    struct syn_expect_paths ex = {NULL, NULL, NULL, NULL};
+    struct syn_expect_paths ex = {NULL, NULL, NULL, NULL, NULL};
     int quiet = 0, c;
     while ((c = getopt_long(argc, argv, "o:i:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -65,6 +62,9 @@ int main(int argc, char **argv)
             break;
         case 's':
             ex.streams = optarg;
+            break;
+        case 'C':
+            ex.compare = optarg;
             break;
         case 'h':
             usage(stdout);

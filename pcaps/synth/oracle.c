@@ -150,3 +150,84 @@ void syn_oracle_seen(const struct syn_oracle_in *in, struct syn_oracle_seen *out
     for (size_t i = 0; i < n; i++)
         out->tls_masked = out->tls_masked || strcmp(rules[i], "starttls_stripped") == 0;
 }
+
+/* ---- compare ---- */
+
+static void dput(struct syn_oracle_diff *v, size_t *n, size_t max, const char *kind,
+                 const char *rule)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(v[i].kind, kind) == 0 && strcmp(v[i].rule, rule) == 0)
+            return;
+    if (*n < max)
+        v[(*n)++] = (struct syn_oracle_diff){kind, rule};
+}
+
+/* What each action leaves between the two captures, by SIGNATURES.md row:
+ *   A1/P2 banner masked          masked      banner_masked
+ *   A2 continuation lines        masked      multiline_banner_broken
+ *   A3 / A4 keyword masks        masked      starttls_stripped / ehlo_keyword_masked
+ *   A5 verb masks                masked      starttls_stripped / command_masked
+ *   A6 typed pieces              masked      command_masked
+ *   P1 EHLO as NOOP              rewritten   ehlo_downgraded
+ *   A7 drop                      cut         limit_drop (the reset action: also
+ *                                            cut/injected_reset for its RSTs)
+ *   A8 '|' in addresses          rewritten   -
+ *   P3 split end of data         cut         dot_split_drop
+ *   O1 keyword lines deleted     removed     starttls_stripped / ehlo_keyword_masked,
+ *                                rewritten   - (the new last line's "250 ")
+ *   O4 454 / 502                 removed+inserted  starttls_stripped / ehlo_downgraded
+ *   O3 interception              tls_changed tls_intercepted
+ *   O2 TLS reset                 cut         starttls_failed, cut/injected_reset */
+size_t syn_oracle_compare(unsigned a, struct syn_oracle_diff *v, size_t max)
+{
+    size_t n = 0;
+    if (a & MB_ACT_BANNER_MASKED)
+        dput(v, &n, max, "masked", "banner_masked");
+    if (a & MB_ACT_BANNER_MULTI)
+        dput(v, &n, max, "masked", "multiline_banner_broken");
+    if (a & (MB_ACT_KW_STARTTLS | MB_ACT_VERB_STARTTLS))
+        dput(v, &n, max, "masked", "starttls_stripped");
+    if (a & MB_ACT_KW_OTHER)
+        dput(v, &n, max, "masked", "ehlo_keyword_masked");
+    if (a & (MB_ACT_VERB_OTHER | MB_ACT_VERB_PIECE))
+        dput(v, &n, max, "masked", "command_masked");
+    if (a & MB_ACT_VERB_NOOP)
+        dput(v, &n, max, "rewritten", "ehlo_downgraded");
+    if (a & MB_ACT_DROP)
+        dput(v, &n, max, "cut", "limit_drop");
+    if (a & MB_ACT_RESET)
+        dput(v, &n, max, "cut", "injected_reset");
+    if (a & MB_ACT_SPECIAL_CHAR)
+        dput(v, &n, max, "rewritten", "-");
+    if (a & MB_ACT_P3)
+        dput(v, &n, max, "cut", "dot_split_drop");
+    if (a & MB_ACT_DEL_STARTTLS)
+        dput(v, &n, max, "removed", "starttls_stripped");
+    if (a & MB_ACT_DEL_OTHER)
+        dput(v, &n, max, "removed", "ehlo_keyword_masked");
+    if (a & (MB_ACT_DEL_STARTTLS | MB_ACT_DEL_OTHER))
+        dput(v, &n, max, "rewritten", "-");
+    if (a & MB_ACT_STARTTLS_454) {
+        dput(v, &n, max, "inserted", "starttls_stripped");
+        dput(v, &n, max, "removed", "starttls_stripped");
+    }
+    if (a & MB_ACT_EHLO_502) {
+        dput(v, &n, max, "inserted", "ehlo_downgraded");
+        dput(v, &n, max, "removed", "ehlo_downgraded");
+    }
+    if (a & MB_ACT_TLS_INTERCEPT)
+        dput(v, &n, max, "tls_changed", "tls_intercepted");
+    if (a & MB_ACT_TLS_BLOCK)
+        dput(v, &n, max, "cut", "starttls_failed");
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0; k--) {
+            int c = strcmp(v[k - 1].kind, v[k].kind);
+            if (c < 0 || (c == 0 && strcmp(v[k - 1].rule, v[k].rule) <= 0))
+                break;
+            struct syn_oracle_diff t = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = t;
+        }
+    return n;
+}

@@ -46,4 +46,14 @@ struct syn_oracle_seen {
 };
 void syn_oracle_seen(const struct syn_oracle_in *in, struct syn_oracle_seen *out);
 
+/* The differences compare must find for one session: (kind, rule) pairs,
+ * rule "-" for none, sorted and unique.  Differences of severity info (TTL,
+ * ISN, capture gaps, RSTs not passed on) are not listed: they depend on the
+ * path, not on the device's rules. */
+#define SYN_ORACLE_DIFFS_MAX 16
+struct syn_oracle_diff {
+    const char *kind, *rule;
+};
+size_t syn_oracle_compare(unsigned actions, struct syn_oracle_diff *out, size_t max);
+
 #endif

@@ -109,6 +109,9 @@ struct syn_expect_paths {
     /* What each vantage must show of each direction's TCP stream (length and
      * SHA-256 of the bytes), for checking captures with another tool. */
     const char *streams;
+    /* The differences `smtpscope compare` must find between the two
+     * captures, per session (two-sided scenarios). */
+    const char *compare;
 };
 int syn_scenario_run_expect(const struct syn_scenario *sc, const char *out_path,
                             const char *in_path, const char *cert_path,
