@@ -291,6 +291,9 @@ static enum cap_status cap__ethernet(struct cap_packet *pkt, const uint8_t *p, s
 {
     if (len < ETH_HDR_LEN)
         return pkt->status = CAP_ST_MALFORMED;
+    pkt->has_mac = true;
+    memcpy(pkt->mac_dst, p, 6);
+    memcpy(pkt->mac_src, p + 6, 6);
     uint16_t type = sc_load_be16(p + 12);
     p += ETH_HDR_LEN;
     len -= ETH_HDR_LEN;
@@ -347,6 +350,7 @@ enum cap_status cap_decode(struct cap_packet *pkt, uint32_t linktype, const uint
     pkt->ipver = 0;
     pkt->ttl = 0;
     pkt->nvlan = 0;
+    pkt->has_mac = false;
     pkt->frag_first = false;
     pkt->ipid = 0;
     pkt->sport = pkt->dport = 0;

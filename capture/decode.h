@@ -91,6 +91,8 @@ struct cap_packet {
     uint16_t vlan[CAP_MAX_VLAN_TAGS];
     uint32_t ipid; /* IPv4 identification; IPv6: the fragment header's identification
                     * when there is one, else the flow label */
+    bool has_mac;  /* Ethernet: the frame's addresses */
+    uint8_t mac_dst[6], mac_src[6];
     struct cap_addr src;
     struct cap_addr dst;
     uint16_t sport;

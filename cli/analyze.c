@@ -36,6 +36,7 @@ struct an_ctx {
     size_t nsess, sess_alloc;
     uint32_t file_index;
     bool sess_oom;
+    void *user; /* for on_session / on_finding */
     const char *file;
     uint64_t next_id;
     uint64_t sessions;
@@ -285,7 +286,7 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
             if (!c->opt->silent)
                 rep_session(c->rep, &rs);
             if (c->opt->on_session)
-                c->opt->on_session(c->opt->user, &rs);
+                c->opt->on_session(c->user, &rs);
             c->sessions++;
         }
     }
@@ -585,7 +586,7 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
     }
     struct rep_summary sum;
     memset(&sum, 0, sizeof(sum));
-    struct an_ctx c = {.opt = o, .rep = w, .sum = &sum};
+    struct an_ctx c = {.opt = o, .rep = w, .sum = &sum, .user = o->user};
     c.heur = heur_new(&o->heur);
     c.findings = calloc(HEUR_FINISH_MAX > HEUR_SESSION_FINDINGS_MAX ? HEUR_FINISH_MAX
                                                                     : HEUR_SESSION_FINDINGS_MAX,
@@ -644,5 +645,79 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
     }
     if (status == 0 && c.failed)
         status = 1;
+    return status;
+}
+
+/* ---- one capture, two vantages ---- */
+
+int an_split(const struct an_options *o, const char *name, an_split_fn side_of, void *split_user,
+             void *users[2], uint64_t *unassigned)
+{
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "smtpscope: %s: %s\n", name, strerror(errno));
+        return 2;
+    }
+    struct cap_reader *rd = NULL;
+    int rc = cap_reader_open_fd(&rd, fd, &o->reader);
+    if (rc < 0) {
+        fprintf(stderr, "smtpscope: %s: %s\n", name,
+                rd && cap_reader_errmsg(rd)[0] ? cap_reader_errmsg(rd) : sc_strerror(rc));
+        cap_reader_free(rd);
+        close(fd);
+        return 2;
+    }
+    struct rep_summary sum[2];
+    memset(sum, 0, sizeof(sum));
+    struct an_ctx c[2];
+    struct cap_tracker *t[2] = {NULL, NULL};
+    struct cap_settings cs = o->cap;
+    for (size_t i = 0; i < sizeof(cs.ports); i++)
+        cs.ports[i] |= o->tls_ports[i];
+    int status = 0;
+    for (int side = 0; side < 2; side++) {
+        c[side] = (struct an_ctx){.opt = o, .sum = &sum[side], .user = users[side], .file = name};
+        c[side].heur = heur_new(&o->heur);
+        c[side].findings =
+            calloc(HEUR_FINISH_MAX > HEUR_SESSION_FINDINGS_MAX ? HEUR_FINISH_MAX
+                                                               : HEUR_SESSION_FINDINGS_MAX,
+                   sizeof(*c[side].findings));
+        t[side] = cap_tracker_new(&cs, &an__cb, &c[side]);
+        if (!c[side].heur || !c[side].findings || !t[side])
+            status = 2;
+    }
+    struct cap_record rec;
+    struct cap_packet pkt;
+    while (status == 0 && (rc = cap_reader_next(rd, &rec)) > 0) {
+        pkt.frame = rec.frame;
+        pkt.ts = rec.ts;
+        pkt.caplen = rec.caplen;
+        pkt.wirelen = rec.wirelen;
+        cap_decode(&pkt, rec.linktype, rec.data, rec.caplen);
+        int side = side_of(split_user, &pkt);
+        if (side < 0 || side > 1) {
+            (*unassigned)++;
+            continue;
+        }
+        cap_tracker_packet(t[side], &pkt);
+    }
+    if (status == 0 && rc < 0) {
+        fprintf(stderr, "smtpscope: %s: %s; results cover the packets before it\n", name,
+                cap_reader_errmsg(rd)[0] ? cap_reader_errmsg(rd) : sc_strerror(rc));
+        status = 2;
+    }
+    if (status == 2 && rc >= 0)
+        fprintf(stderr, "smtpscope: %s: out of memory\n", name);
+    for (int side = 0; side < 2; side++) {
+        if (t[side]) {
+            cap_tracker_finish(t[side]);
+            cap_tracker_free(t[side]);
+        }
+        heur_free(c[side].heur);
+        free(c[side].findings);
+        free(c[side].sess);
+    }
+    cap_reader_free(rd);
+    close(fd);
     return status;
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "capture/decode.h"
 #include "capture/pcapfile.h"
 #include "capture/tracker.h"
 #include "dissect/smtp.h"
@@ -67,5 +68,16 @@ void an_options_defaults(struct an_options *o);
  * any input could not be read completely (what was found before the problem
  * is still reported). */
 int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out);
+
+/* Which vantage a packet belongs to when one capture holds both legs of a
+ * device: 0, 1, or -1 for neither. */
+typedef int (*an_split_fn)(void *user, const struct cap_packet *pkt);
+
+/* Reads one capture file and analyses it as two captures: each packet goes
+ * to the side side_of gives it, and each side's sessions to
+ * o->on_session with users[side].  Packets of no side are counted in
+ * *unassigned.  Returns 0, or 2 if the file could not be read completely. */
+int an_split(const struct an_options *o, const char *name, an_split_fn side_of, void *split_user,
+             void *users[2], uint64_t *unassigned);
 
 #endif

@@ -3,10 +3,12 @@
 #include "cli/compare.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "capture/decode.h"
 #include "cli/analyze.h"
@@ -115,9 +117,288 @@ static int cmpc__load(const struct an_options *base, char *file, struct cmp_capt
     return rc == 2 ? 2 : 0;
 }
 
+/* ---- --split: one capture holding both legs ---- */
+
+enum cmpc_split { SPLIT_NONE = 0, SPLIT_VLAN, SPLIT_MAC, SPLIT_TTL };
+
+/* Distinct MAC addresses and 4-tuples tracked by the first pass; a capture
+ * with more is split on what fits (the rest of its packets are dropped and
+ * counted). */
+#define CMPC_MACS_MAX 65536
+#define CMPC_TUPLES_MAX (1u << 20)
+
+struct cmpc_splitter {
+    enum cmpc_split mode;
+    const struct an_options *o;
+    /* vlan: the two busiest outer VLAN ids (4096: untagged) */
+    uint64_t vlan_count[4097];
+    int vlan[2];
+    /* mac: a table of addresses and a union-find over them; the two
+     * largest groups of addresses that talk to each other are the legs */
+    uint64_t *mac; /* key: the 48-bit address + 1 (0 = empty) */
+    uint32_t *parent;
+    uint64_t *weight; /* packets per group root */
+    size_t nmac;
+    uint32_t leg[2];
+    /* ttl: per direction 4-tuple, the lowest and highest TTL seen */
+    struct cmpc_tuple {
+        uint8_t key[36];
+        uint8_t lo, hi;
+        bool used;
+    } * tuple;
+};
+
+static uint64_t cmpc__mac_key(const uint8_t m[6])
+{
+    uint64_t k = 0;
+    for (int i = 0; i < 6; i++)
+        k = k << 8 | m[i];
+    return k + 1;
+}
+
+static long cmpc__mac_slot(struct cmpc_splitter *sp, const uint8_t m[6], bool add)
+{
+    uint64_t k = cmpc__mac_key(m);
+    size_t h = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 48) & (CMPC_MACS_MAX - 1);
+    for (size_t n = 0; n < CMPC_MACS_MAX; n++, h = (h + 1) & (CMPC_MACS_MAX - 1)) {
+        if (sp->mac[h] == k)
+            return (long)h;
+        if (sp->mac[h] == 0) {
+            if (!add || sp->nmac >= CMPC_MACS_MAX / 2)
+                return -1;
+            sp->mac[h] = k;
+            sp->parent[h] = (uint32_t)h;
+            sp->nmac++;
+            return (long)h;
+        }
+    }
+    return -1;
+}
+
+static uint32_t cmpc__root(struct cmpc_splitter *sp, uint32_t x)
+{
+    while (sp->parent[x] != x) {
+        sp->parent[x] = sp->parent[sp->parent[x]];
+        x = sp->parent[x];
+    }
+    return x;
+}
+
+static void cmpc__tuple_key(uint8_t key[36], const struct cap_packet *p)
+{
+    memcpy(key, p->src.b, 16);
+    memcpy(key + 16, p->dst.b, 16);
+    key[32] = (uint8_t)(p->sport >> 8);
+    key[33] = (uint8_t)p->sport;
+    key[34] = (uint8_t)(p->dport >> 8);
+    key[35] = (uint8_t)p->dport;
+}
+
+static struct cmpc_tuple *cmpc__tuple(struct cmpc_splitter *sp, const struct cap_packet *p,
+                                      bool add)
+{
+    uint8_t key[36];
+    cmpc__tuple_key(key, p);
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < 36; i++)
+        h = (h ^ key[i]) * 1099511628211ull;
+    size_t i = (size_t)h & (CMPC_TUPLES_MAX - 1);
+    for (size_t n = 0; n < CMPC_TUPLES_MAX / 2; n++, i = (i + 1) & (CMPC_TUPLES_MAX - 1)) {
+        struct cmpc_tuple *t = &sp->tuple[i];
+        if (t->used && memcmp(t->key, key, 36) == 0)
+            return t;
+        if (!t->used) {
+            if (!add)
+                return NULL;
+            memcpy(t->key, key, 36);
+            t->used = true;
+            t->lo = t->hi = p->ttl;
+            return t;
+        }
+    }
+    return NULL;
+}
+
+static bool cmpc__server_port(const struct an_options *o, uint16_t port)
+{
+    return cap_port_in(&o->cap, port) || ((o->tls_ports[port >> 3] >> (port & 7)) & 1);
+}
+
+/* First pass: what tells the legs apart. */
+static int cmpc__split_learn(struct cmpc_splitter *sp, const char *file)
+{
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "smtpscope: %s: %s\n", file, strerror(errno));
+        return 2;
+    }
+    struct cap_reader *rd = NULL;
+    if (cap_reader_open_fd(&rd, fd, &sp->o->reader) < 0) {
+        fprintf(stderr, "smtpscope: %s: %s\n", file, rd ? cap_reader_errmsg(rd) : "out of memory");
+        cap_reader_free(rd);
+        close(fd);
+        return 2;
+    }
+    struct cap_record rec;
+    struct cap_packet pkt;
+    while (cap_reader_next(rd, &rec) > 0) {
+        if (cap_decode(&pkt, rec.linktype, rec.data, rec.caplen) != CAP_ST_TCP)
+            continue;
+        if (sp->mode == SPLIT_VLAN) {
+            sp->vlan_count[pkt.nvlan ? pkt.vlan[0] & 0xfff : 4096]++;
+        } else if (sp->mode == SPLIT_MAC && pkt.has_mac) {
+            long a = cmpc__mac_slot(sp, pkt.mac_src, true),
+                 b = cmpc__mac_slot(sp, pkt.mac_dst, true);
+            if (a < 0 || b < 0)
+                continue;
+            uint32_t ra = cmpc__root(sp, (uint32_t)a), rb = cmpc__root(sp, (uint32_t)b);
+            if (ra != rb) {
+                sp->parent[ra] = rb;
+                sp->weight[rb] += sp->weight[ra];
+            }
+            sp->weight[rb]++;
+        } else if (sp->mode == SPLIT_TTL && pkt.ttl) {
+            struct cmpc_tuple *t = cmpc__tuple(sp, &pkt, true);
+            if (t) {
+                t->lo = pkt.ttl < t->lo ? pkt.ttl : t->lo;
+                t->hi = pkt.ttl > t->hi ? pkt.ttl : t->hi;
+            }
+        }
+    }
+    cap_reader_free(rd);
+    close(fd);
+    if (sp->mode == SPLIT_VLAN) {
+        sp->vlan[0] = sp->vlan[1] = -1;
+        for (int v = 0; v <= 4096; v++) {
+            if (!sp->vlan_count[v])
+                continue;
+            if (sp->vlan[0] < 0 || sp->vlan_count[v] > sp->vlan_count[sp->vlan[0]]) {
+                sp->vlan[1] = sp->vlan[0];
+                sp->vlan[0] = v;
+            } else if (sp->vlan[1] < 0 || sp->vlan_count[v] > sp->vlan_count[sp->vlan[1]]) {
+                sp->vlan[1] = v;
+            }
+        }
+        if (sp->vlan[1] < 0) {
+            fprintf(stderr, "smtpscope: %s: --split vlan needs two VLANs, the capture has %s\n",
+                    file, sp->vlan[0] < 0 ? "no TCP" : "one");
+            return 2;
+        }
+    } else if (sp->mode == SPLIT_MAC) {
+        uint64_t best[2] = {0, 0};
+        bool have[2] = {false, false};
+        for (size_t i = 0; i < CMPC_MACS_MAX; i++) {
+            if (!sp->mac[i] || sp->parent[i] != i)
+                continue;
+            if (!have[0] || sp->weight[i] > best[0]) {
+                best[1] = best[0];
+                sp->leg[1] = sp->leg[0];
+                have[1] = have[0];
+                best[0] = sp->weight[i];
+                sp->leg[0] = (uint32_t)i;
+                have[0] = true;
+            } else if (!have[1] || sp->weight[i] > best[1]) {
+                best[1] = sp->weight[i];
+                sp->leg[1] = (uint32_t)i;
+                have[1] = true;
+            }
+        }
+        if (!have[1]) {
+            fprintf(stderr,
+                    "smtpscope: %s: --split mac needs two sets of MAC addresses that never talk "
+                    "to each other (the device's two interfaces); all hosts here are one set\n",
+                    file);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static int cmpc__side_of(void *user, const struct cap_packet *p)
+{
+    struct cmpc_splitter *sp = user;
+    if (p->status != CAP_ST_TCP)
+        return -1;
+    switch (sp->mode) {
+    case SPLIT_VLAN: {
+        int v = p->nvlan ? p->vlan[0] & 0xfff : 4096;
+        return v == sp->vlan[0] ? 0 : v == sp->vlan[1] ? 1 : -1;
+    }
+    case SPLIT_MAC: {
+        if (!p->has_mac)
+            return -1;
+        long a = cmpc__mac_slot(sp, p->mac_src, false);
+        if (a < 0)
+            return -1;
+        uint32_t r = cmpc__root(sp, (uint32_t)a);
+        return r == sp->leg[0] ? 0 : r == sp->leg[1] ? 1 : -1;
+    }
+    case SPLIT_TTL: {
+        const struct cmpc_tuple *t = cmpc__tuple(sp, p, false);
+        if (!t || t->lo == t->hi)
+            return -1; /* seen on one leg only (NAT changes the 4-tuple): cannot tell */
+        bool upstream = p->ttl == t->hi;
+        bool c2s = cmpc__server_port(sp->o, p->dport);
+        /* The client's packets are upstream outside, the server's inside. */
+        return c2s ? (upstream ? 0 : 1) : (upstream ? 1 : 0);
+    }
+    default:
+        return -1;
+    }
+}
+
+/* --split: learns the legs, then analyses the file as two captures. */
+static int cmpc__split_load(const struct an_options *base, enum cmpc_split mode, const char *file,
+                            struct cmp_capture cap[2], uint64_t *unassigned)
+{
+    struct an_options o = *base;
+    struct cmpc_splitter *sp = calloc(1, sizeof(*sp));
+    int rc = 2;
+    if (!sp)
+        goto out;
+    sp->mode = mode;
+    sp->o = &o;
+    if (mode == SPLIT_MAC) {
+        sp->mac = calloc(CMPC_MACS_MAX, sizeof(*sp->mac));
+        sp->parent = calloc(CMPC_MACS_MAX, sizeof(*sp->parent));
+        sp->weight = calloc(CMPC_MACS_MAX, sizeof(*sp->weight));
+        if (!sp->mac || !sp->parent || !sp->weight)
+            goto out;
+    } else if (mode == SPLIT_TTL) {
+        sp->tuple = calloc(CMPC_TUPLES_MAX, sizeof(*sp->tuple));
+        if (!sp->tuple)
+            goto out;
+    }
+    if (cmpc__split_learn(sp, file) != 0)
+        goto out;
+    struct cmpc_collect col[2] = {{&cap[0], file, false}, {&cap[1], file, false}};
+    void *users[2] = {&col[0], &col[1]};
+    o.silent = true;
+    o.on_session = cmpc__session;
+    o.write_flagged = NULL;
+    o.smtp.transcript_max = o.transcript_lines;
+    rc = an_split(&o, file, cmpc__side_of, sp, users, unassigned);
+    if (col[0].oom || col[1].oom) {
+        fprintf(stderr, "smtpscope: %s: out of memory keeping the sessions\n", file);
+        rc = 2;
+    }
+out:
+    if (sp) {
+        free(sp->mac);
+        free(sp->parent);
+        free(sp->weight);
+        free(sp->tuple);
+        free(sp);
+    }
+    if (rc == 2 && !sp)
+        fprintf(stderr, "smtpscope: %s: out of memory\n", file);
+    return rc;
+}
+
 static void cmpc__usage(FILE *f)
 {
     fputs("Usage: smtpscope compare [OPTIONS] OUTSIDE INSIDE\n"
+          "       smtpscope compare [OPTIONS] --split vlan|mac|ttl FILE\n"
           "\n"
           "Pairs the SMTP sessions of two captures taken on either side of a firewall\n"
           "or VPN (NAT, new sequence numbers and resegmentation are fine) and shows,\n"
@@ -130,6 +411,12 @@ static void cmpc__usage(FILE *f)
           "  -o, --output FILE    write to FILE instead of standard output\n"
           "      --html FILE      also write one self-contained HTML report to FILE\n"
           "      --names A,B      labels for the two captures (default outside,inside)\n"
+          "      --split HOW      FILE is one span capture that saw both legs of the\n"
+          "                       device: split it by outer VLAN (the two busiest),\n"
+          "                       by MAC (the two groups of hosts that never talk to\n"
+          "                       each other: the device's two interfaces), or by TTL\n"
+          "                       (the same segment seen twice, one hop apart; not\n"
+          "                       through NAT)\n"
           "  -v, --verbose        show every pair's dialogues side by side (default:\n"
           "                       only pairs with differences)\n"
           "  -c, --config FILE    YAML configuration (ports, limits, thresholds)\n"
@@ -143,7 +430,7 @@ static void cmpc__usage(FILE *f)
           f);
 }
 
-enum { OPT_NAMES = 300, OPT_HTML, OPT_TLS_PORTS2, OPT_NO_DETECT2 };
+enum { OPT_NAMES = 300, OPT_HTML, OPT_TLS_PORTS2, OPT_NO_DETECT2, OPT_SPLIT };
 
 int cli_compare(int argc, char **argv)
 {
@@ -152,6 +439,7 @@ int cli_compare(int argc, char **argv)
     o.quiet = true;
     const char *output = NULL, *html = NULL, *config = NULL, *ports = NULL, *tls_ports = NULL;
     char names_buf[256] = "";
+    enum cmpc_split split = SPLIT_NONE;
     const char *names[2] = {"outside", "inside"};
     struct rep_cmp_options ro = {REP_TEXT, {NULL, NULL}, {NULL, NULL}, REP_CMP_DIALOGUE_CHANGED};
     static const struct option longopts[] = {
@@ -159,6 +447,7 @@ int cli_compare(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"html", required_argument, NULL, OPT_HTML},
         {"names", required_argument, NULL, OPT_NAMES},
+        {"split", required_argument, NULL, OPT_SPLIT},
         {"config", required_argument, NULL, 'c'},
         {"ports", required_argument, NULL, 'p'},
         {"tls-ports", required_argument, NULL, OPT_TLS_PORTS2},
@@ -209,6 +498,17 @@ int cli_compare(int argc, char **argv)
         case 'p':
             ports = optarg;
             break;
+        case OPT_SPLIT:
+            split = strcmp(optarg, "vlan") == 0  ? SPLIT_VLAN
+                    : strcmp(optarg, "mac") == 0 ? SPLIT_MAC
+                    : strcmp(optarg, "ttl") == 0 ? SPLIT_TTL
+                                                 : SPLIT_NONE;
+            if (split == SPLIT_NONE) {
+                fprintf(stderr, "smtpscope: --split: \"%s\" is not one of vlan, mac, ttl\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case OPT_TLS_PORTS2:
             tls_ports = optarg;
             break;
@@ -229,8 +529,10 @@ int cli_compare(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (argc - optind != 2) {
-        fputs("smtpscope: compare needs two capture files: OUTSIDE INSIDE\n", stderr);
+    if (argc - optind != (split ? 1 : 2)) {
+        fputs(split ? "smtpscope: compare --split needs one capture file\n"
+                    : "smtpscope: compare needs two capture files: OUTSIDE INSIDE\n",
+              stderr);
         fputs("Try 'smtpscope compare --help' for more information.\n", stderr);
         return EXIT_USAGE;
     }
@@ -255,15 +557,23 @@ int cli_compare(int argc, char **argv)
                 tls_ports);
         goto done;
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < (split ? 1 : 2); i++) {
         if (strcmp(argv[optind + i], "-") == 0) {
             fputs("smtpscope: compare reads files, not standard input\n", stderr);
             goto done;
         }
     }
-    /* Both files are read even when the first fails, so every problem is told. */
-    int st0 = cmpc__load(&o, argv[optind], &cap[0]);
-    int st1 = cmpc__load(&o, argv[optind + 1], &cap[1]);
+    int st0 = 0, st1 = 0;
+    uint64_t unassigned = 0;
+    if (split) {
+        st0 = cmpc__split_load(&o, split, argv[optind], cap, &unassigned);
+        if (st0 == 2 && cap[0].n == 0 && cap[1].n == 0)
+            goto done;
+    } else {
+        /* Both files are read even when the first fails, so every problem is told. */
+        st0 = cmpc__load(&o, argv[optind], &cap[0]);
+        st1 = cmpc__load(&o, argv[optind + 1], &cap[1]);
+    }
     if (cmp_run(&cap[0], &cap[1], &res) != 0) {
         fprintf(stderr, "smtpscope: out of memory comparing the captures\n");
         goto done;
@@ -272,8 +582,15 @@ int cli_compare(int argc, char **argv)
      * gave stay with their files, the default ones name the roles. */
     ro.names[0] = names_buf[0] ? cap[0].name : "outside";
     ro.names[1] = names_buf[0] ? cap[1].name : "inside";
-    ro.files[0] = argv[optind + (res.swapped ? 1 : 0)];
-    ro.files[1] = argv[optind + (res.swapped ? 0 : 1)];
+    if (split) {
+        ro.files[0] = ro.files[1] = argv[optind];
+    } else {
+        ro.files[0] = argv[optind + (res.swapped ? 1 : 0)];
+        ro.files[1] = argv[optind + (res.swapped ? 0 : 1)];
+    }
+    if (split && unassigned)
+        fprintf(stderr, "smtpscope: %s: %llu TCP packets belong to neither leg and were left out\n",
+                argv[optind], (unsigned long long)unassigned);
     if (output && strcmp(output, "-") != 0) {
         out = fopen(output, "w");
         if (!out) {

@@ -401,12 +401,17 @@ int rep_compare_html(FILE *out, const struct rep_cmp_options *o, const struct cm
     for (int k = 0; k < CMP__KIND_COUNT; k++)
         total += r->ndiffs[k];
     sc_buf_puts(&b, "<section id=\"summary\"><h2>Summary</h2><table>");
-    sc_buf_puts(&b, "<tr><th>outside</th><td>");
-    rep__hs(&b, o->names[0]);
-    sc_buf_printf(&b, " (%zu sessions, %zu only here)</td></tr>", cap[0]->n, r->only[0]);
-    sc_buf_puts(&b, "<tr><th>inside</th><td>");
-    rep__hs(&b, o->names[1]);
-    sc_buf_printf(&b, " (%zu sessions, %zu only here)</td></tr>", cap[1]->n, r->only[1]);
+    for (int side = 0; side < 2; side++) {
+        sc_buf_printf(&b, "<tr><th>%s</th><td id=\"capture-%s\">", side ? "inside" : "outside",
+                      rep__side_names[side]);
+        rep__hs(&b, o->names[side]);
+        if (o->files[side]) {
+            sc_buf_puts(&b, ": ");
+            rep__hs(&b, o->files[side]);
+        }
+        sc_buf_printf(&b, " (%zu %s, %zu only here)</td></tr>", cap[side]->n,
+                      cap[side]->n == 1 ? "session" : "sessions", r->only[side]);
+    }
     sc_buf_printf(&b,
                   "<tr><th>pairs</th><td id=\"pairs\">%zu</td></tr>"
                   "<tr><th>differences</th><td id=\"differences\">%zu</td></tr>"

@@ -490,9 +490,12 @@ static void link_init(struct run *r, struct sim_link *l, struct sim_vantage *v,
         v->link.type = sc->link;
         v->link.nvlan = vc->nvlan;
         memcpy(v->link.vlan, vc->vlan, sizeof(v->link.vlan));
-        /* Locally administered MACs: the vantage's two neighbours. */
-        static const uint8_t a[6] = {0x02, 0x00, 0x5e, 0x10, 0x00, 0x01};
-        static const uint8_t b[6] = {0x02, 0x00, 0x5e, 0x10, 0x00, 0x02};
+        /* Locally administered MACs: the vantage's two neighbours, the
+         * middlebox with one address per interface (outside ..:02, inside
+         * ..:03), so the two legs never share an address. */
+        bool in = vc == &sc->inside;
+        uint8_t a[6] = {0x02, 0x00, 0x5e, 0x10, 0x00, (uint8_t)(in ? 0x03 : 0x01)};
+        uint8_t b[6] = {0x02, 0x00, 0x5e, 0x10, 0x00, (uint8_t)(in ? 0x04 : 0x02)};
         memcpy(v->link.src_mac, a, 6);
         memcpy(v->link.dst_mac, b, 6);
         v->position = vc->position;
