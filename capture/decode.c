@@ -389,3 +389,16 @@ enum cap_status cap_decode(struct cap_packet *pkt, uint32_t linktype, const uint
         return pkt->status = CAP_ST_LINK_UNSUPPORTED;
     }
 }
+
+bool cap_addr_parse(struct cap_addr *a, const char *s)
+{
+    uint8_t v4[4];
+    memset(a, 0, sizeof(*a));
+    if (inet_pton(AF_INET, s, v4) == 1) {
+        a->b[10] = 0xff;
+        a->b[11] = 0xff;
+        memcpy(a->b + 12, v4, 4);
+        return true;
+    }
+    return inet_pton(AF_INET6, s, a->b) == 1;
+}

@@ -116,6 +116,9 @@ enum cap_status cap_decode(struct cap_packet *pkt, uint32_t linktype, const uint
 /* Returns true for the IPv4-mapped form used for IPv4 addresses. */
 bool cap_addr_is_v4(const struct cap_addr *a);
 
+/* Parses a numeric IPv4 or IPv6 address into a; false if it is neither. */
+bool cap_addr_parse(struct cap_addr *a, const char *s);
+
 /* Formats "a.b.c.d:port" or "[v6]:port" into out (at least 64 bytes). */
 void cap_endpoint_str(char *out, size_t outlen, const struct cap_addr *a, uint16_t port);
 

@@ -685,6 +685,14 @@ static int cap__cmp_seq(const void *a, const void *b)
     return x->seq_no < y->seq_no ? -1 : x->seq_no > y->seq_no;
 }
 
+void cap_tracker_advance(struct cap_tracker *t, sc_time now)
+{
+    if (now > t->now) {
+        t->now = now;
+        cap__expire(t);
+    }
+}
+
 void cap_tracker_finish(struct cap_tracker *t)
 {
     size_t n = 0;

@@ -187,6 +187,10 @@ void cap_tracker_finish(struct cap_tracker *t);
 
 const struct cap_tracker_stats *cap_tracker_stats(const struct cap_tracker *t);
 
+/* Time passes without packets (live capture): flows idle for longer than
+ * idle_timeout as of `now` are closed as timeouts.  Time never goes back. */
+void cap_tracker_advance(struct cap_tracker *t, sc_time now);
+
 /* Flows currently in the table (open, ignored and tombstones). */
 size_t cap_tracker_flow_count(const struct cap_tracker *t);
 

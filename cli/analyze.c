@@ -721,3 +721,118 @@ int an_split(const struct an_options *o, const char *name, an_split_fn side_of, 
     close(fd);
     return status;
 }
+
+/* ---- one running analysis fed packet by packet (live capture) ---- */
+
+struct an_stream {
+    struct an_ctx c;
+    struct rep_writer *w;
+    struct rep_summary sum;
+    struct cap_tracker *t;
+    double t0;
+};
+
+struct an_stream *an_stream_new(const struct an_options *o, FILE *out, const char *label)
+{
+    struct an_stream *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->w = rep_new(out, &o->rep);
+    s->c = (struct an_ctx){.opt = o, .rep = s->w, .sum = &s->sum, .user = o->user, .file = label};
+    s->c.heur = heur_new(&o->heur);
+    s->c.findings = calloc(HEUR_FINISH_MAX > HEUR_SESSION_FINDINGS_MAX ? HEUR_FINISH_MAX
+                                                                       : HEUR_SESSION_FINDINGS_MAX,
+                           sizeof(*s->c.findings));
+    struct cap_settings cs = o->cap;
+    for (size_t i = 0; i < sizeof(cs.ports); i++)
+        cs.ports[i] |= o->tls_ports[i];
+    s->t = cap_tracker_new(&cs, &an__cb, &s->c);
+    s->t0 = an__now();
+    if (!s->w || !s->c.heur || !s->c.findings || !s->t) {
+        an_stream_free(s);
+        return NULL;
+    }
+    s->sum.files = 1;
+    return s;
+}
+
+void an_stream_packet(struct an_stream *s, const struct cap_record *rec,
+                      const struct cap_packet *pkt)
+{
+    if (pkt->status == CAP_ST_LINK_UNSUPPORTED)
+        an__note_linktype(&s->sum, rec->linktype);
+    s->sum.bytes += rec->caplen;
+    cap_tracker_packet(s->t, pkt);
+}
+
+void an_stream_write_stats(struct an_stream *s, const struct rep_stats *st)
+{
+    if (!s->c.opt->silent)
+        rep_stats(s->w, st);
+}
+
+void an_stream_tick(struct an_stream *s, sc_time now)
+{
+    cap_tracker_advance(s->t, now);
+}
+
+void an_stream_set_output(struct an_stream *s, FILE *out)
+{
+    rep_set_output(s->w, out);
+}
+
+void an_stream_counts(const struct an_stream *s, struct an_stream_counts *out)
+{
+    const struct cap_tracker_stats *ts = cap_tracker_stats(s->t);
+    memset(out, 0, sizeof(*out));
+    out->packets = ts->packets;
+    out->bytes = s->sum.bytes;
+    out->sessions_open = cap_tracker_flow_count(s->t);
+    out->sessions = s->c.sessions;
+    for (int i = 0; i <= HEUR_HIGH; i++)
+        out->findings += s->sum.by_severity[i];
+    out->failed = s->c.failed;
+}
+
+int an_stream_finish(struct an_stream *s, uint64_t drops)
+{
+    cap_tracker_finish(s->t);
+    size_t nf;
+    while ((nf = heur_finish(s->c.heur, s->c.findings, HEUR_FINISH_MAX)) > 0) {
+        an__count(&s->c, s->c.findings, nf);
+        for (size_t i = 0; i < nf && !s->c.opt->silent; i++)
+            rep_finding(s->w, &s->c.findings[i]);
+    }
+    const struct cap_tracker_stats *ts = cap_tracker_stats(s->t);
+    struct rep_summary *sum = &s->sum;
+    sum->packets = ts->packets;
+    sum->tcp_flows = ts->flows;
+    sum->not_ip = ts->by_status[CAP_ST_NOT_IP];
+    sum->not_tcp = ts->by_status[CAP_ST_NOT_TCP];
+    sum->ip_fragments = ts->by_status[CAP_ST_FRAGMENT];
+    sum->malformed = ts->by_status[CAP_ST_MALFORMED];
+    sum->link_unsupported = ts->by_status[CAP_ST_LINK_UNSUPPORTED];
+    sum->evicted = ts->evicted;
+    sum->ts_backwards = ts->ts_backwards;
+    sum->sessions = s->c.sessions;
+    sum->empty_connections = s->c.empty;
+    sum->elapsed = an__now() - s->t0;
+    sum->live = true;
+    sum->drops = drops;
+    if (!s->c.opt->silent)
+        rep_summary(s->w, sum);
+    return s->c.failed ? 1 : 0;
+}
+
+void an_stream_free(struct an_stream *s)
+{
+    if (!s)
+        return;
+    cap_tracker_free(s->t);
+    heur_free(s->c.heur);
+    free(s->c.findings);
+    free(s->c.sess);
+    if (s->w)
+        rep_free(s->w);
+    free(s);
+}

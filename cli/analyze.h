@@ -69,6 +69,36 @@ void an_options_defaults(struct an_options *o);
  * is still reported). */
 int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out);
 
+/* One analysis fed packet by packet (live capture).  Sessions and their
+ * findings are written to `out` as they end, the summary at the finish. */
+struct an_stream;
+
+struct an_stream_counts {
+    uint64_t packets, bytes;
+    uint64_t sessions_open; /* connections tracked now */
+    uint64_t sessions;      /* SMTP sessions reported */
+    uint64_t findings;
+    bool failed; /* a finding reached fail_on */
+};
+
+/* label names the input in records ("eth0"); NULL on OOM. */
+struct an_stream *an_stream_new(const struct an_options *o, FILE *out, const char *label);
+/* Feeds one packet, decoded by the caller with cap_decode (the caller may
+ * need it first: -w keeps packets). */
+void an_stream_packet(struct an_stream *s, const struct cap_record *rec,
+                      const struct cap_packet *pkt);
+/* Writes a stats record to the output (JSON only). */
+void an_stream_write_stats(struct an_stream *s, const struct rep_stats *st);
+/* Wall-clock time passed: idle sessions expire. */
+void an_stream_tick(struct an_stream *s, sc_time now);
+/* Writes from now on to `out` (the old stream is flushed, not closed). */
+void an_stream_set_output(struct an_stream *s, FILE *out);
+void an_stream_counts(const struct an_stream *s, struct an_stream_counts *out);
+/* Closes the open sessions as eof, reports the cross-session findings and
+ * the summary (with the kernel's drop count); returns 0 or 1 (findings). */
+int an_stream_finish(struct an_stream *s, uint64_t drops);
+void an_stream_free(struct an_stream *s);
+
 /* Which vantage a packet belongs to when one capture holds both legs of a
  * device: 0, 1, or -1 for neither. */
 typedef int (*an_split_fn)(void *user, const struct cap_packet *pkt);

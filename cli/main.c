@@ -12,6 +12,7 @@
 #include "cli/analyze.h"
 #include "cli/compare.h"
 #include "cli/config.h"
+#include "cli/live.h"
 #include "common/ascii.h"
 
 #define EXIT_USAGE 2
@@ -19,6 +20,7 @@
 static void usage(FILE *f)
 {
     fputs("Usage: smtpscope analyze [OPTIONS] FILE...\n"
+          "       smtpscope live -i IFACE [OPTIONS]            (see live --help)\n"
           "       smtpscope compare [OPTIONS] OUTSIDE INSIDE   (see compare --help)\n"
           "       smtpscope rules [-f text|json|markdown] [-c FILE.yaml]\n"
           "       smtpscope --help | --version\n"
@@ -278,6 +280,8 @@ int main(int argc, char **argv)
         return cmd_rules(argc - 1, argv + 1);
     if (strcmp(cmd, "compare") == 0)
         return cli_compare(argc - 1, argv + 1);
+    if (strcmp(cmd, "live") == 0)
+        return cli_live(argc - 1, argv + 1);
     fprintf(stderr, "smtpscope: unknown command \"%s\"\n", cmd);
     fputs("Try 'smtpscope --help' for more information.\n", stderr);
     return EXIT_USAGE;

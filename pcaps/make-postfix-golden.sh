@@ -13,12 +13,23 @@
 #
 #   (VLAN 100 uses kernel 802.1Q subinterfaces ssg-c0.100/ssg-s0.100 where the
 #   kernel has them, and otherwise a small userspace tagger: see setup_vlan.)
+#
+#   The postfix-routed case takes a second path through a plain IPv4 router
+#   (a third namespace with ip_forward=1, no NAT, no filtering):
+#
+#       netns ssg-cli          netns ssg-rtr                    netns ssg-srv
+#       ssg-c1 10.99.2.2 <--> ssg-r1 10.99.2.254 | ssg-r2 10.99.3.254 <--> ssg-s1 10.99.3.1
+#
+#   and captures on both router interfaces at once: ssg-r1 is the "outside"
+#   vantage, ssg-r2 the "inside" one (see setup_router, case_postfix_routed).
+#
 #   Checksum/segmentation offloads are switched off on every veth (ethtool),
 #   so the captures hold valid TCP checksums and MTU-sized segments, like
 #   frames seen on a real wire.
 #
 #   Each case is captured with tcpdump in the CLIENT namespace and written to
-#   pcaps/<case>.pcap, together with pcaps/<case>.expect.yaml.
+#   pcaps/<case>.pcap, together with pcaps/<case>.expect.yaml (postfix-routed:
+#   in the ROUTER namespace, plus pcaps/postfix-routed-inside.{pcap,expect.yaml}).
 #
 # Where the expectations come from (the "oracle")
 #   NEVER from smtpscope.  For swaks cases they are derived from swaks's own
@@ -38,7 +49,7 @@
 # It needs root (network namespaces, Postfix, tcpdump).  It installs nothing;
 # it never touches the system Postfix (private config/queue/data directories
 # under a mktemp -d directory, started with `postfix -c DIR`); and it sends
-# traffic only inside the two namespaces it creates.  Everything it started is
+# traffic only inside the three namespaces it creates.  Everything it started is
 # stopped and removed again on exit (trap ... EXIT).
 
 set -euo pipefail
@@ -62,6 +73,20 @@ SRV_VLAN_IF=            # set by setup_vlan()
 CLI_VLAN_IF=
 SRV_VLAN4=10.99.100.1
 CLI_VLAN4=10.99.100.2
+# The routed path (postfix-routed): client -- router -- server, two new
+# subnets that clash with none of the above.  Server .1 and client .2 as on
+# the direct link; the router is .254 on both sides.
+RTR_NS=ssg-rtr          # router network namespace (ip_forward=1)
+CLI_RT_IF=ssg-c1        # client end of the client--router veth
+RTR_CLI_IF=ssg-r1       # router end facing the client: the "outside" capture
+RTR_SRV_IF=ssg-r2       # router end facing the server: the "inside" capture
+SRV_RT_IF=ssg-s1        # server end of the router--server veth
+CLI_RT4=10.99.2.2
+RTR_CLI4=10.99.2.254
+RTR_SRV4=10.99.3.254
+SRV_RT4=10.99.3.1
+CLI_RT_NET=10.99.2.0/24
+SRV_RT_NET=10.99.3.0/24
 
 DOMAIN=golden.test               # Postfix's myhostname / mydestination
 HELO_NAME=client.test            # what the clients say in HELO/EHLO
@@ -85,6 +110,7 @@ ALL_CASES=(
     postfix-ipv6
     postfix-vlan
     postfix-any
+    postfix-routed
 )
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -137,7 +163,7 @@ check_prerequisites() {
     fi
     [[ $EUID -eq 0 ]] || die "must run as root (network namespaces, Postfix, tcpdump)"
     local ns
-    for ns in "$SRV_NS" "$CLI_NS"; do
+    for ns in "$SRV_NS" "$CLI_NS" "$RTR_NS"; do
         if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
             die "network namespace $ns already exists (another run, or a leftover: 'ip netns del $ns')"
         fi
@@ -148,14 +174,15 @@ check_prerequisites() {
 # Cleanup: runs on every exit.
 # ----------------------------------------------------------------------------
 WORK=
-TCPDUMP_PID=
+TCPDUMP_PIDS=()         # running captures (two at once in postfix-routed)
+TCPDUMP_ERRS=()         # their stderr files, same order
 cleanup() {
     local rc=$? ns pid
     set +e
-    if [[ -n $TCPDUMP_PID ]]; then
-        kill -INT "$TCPDUMP_PID" 2>/dev/null
-        wait "$TCPDUMP_PID" 2>/dev/null
-    fi
+    for pid in "${TCPDUMP_PIDS[@]}"; do
+        kill -INT "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
     for pid in "${VLAN_TAGGER_PIDS[@]}"; do
         kill "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
@@ -166,7 +193,7 @@ cleanup() {
         ip netns exec "$SRV_NS" postfix -c "$WORK/etc" status >/dev/null 2>&1 &&
             ip netns exec "$SRV_NS" postfix -c "$WORK/etc" stop >/dev/null 2>&1
     fi
-    for ns in "$CLI_NS" "$SRV_NS"; do
+    for ns in "$CLI_NS" "$RTR_NS" "$SRV_NS"; do
         ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$ns" || continue
         # Any process still inside one of OUR namespaces was started by us.
         for pid in $(ip netns pids "$ns" 2>/dev/null); do
@@ -233,24 +260,83 @@ setup_network() {
     no_offload "$SRV_NS" "$SRV_IF"
     no_offload "$CLI_NS" "$CLI_IF"
     setup_vlan
+    setup_router
     local ns dev
-    for ns in "$SRV_NS" "$CLI_NS"; do
+    for ns in "$SRV_NS" "$CLI_NS" "$RTR_NS"; do
         for dev in $(ip -n "$ns" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
             ip -n "$ns" link set "$dev" up
         done
     done
     # Wait until every veth end reports carrier (state UP); with nodad the
     # IPv6 addresses are usable at once.
-    local i
+    local i up=no
     for i in $(seq 50); do
-        if ! ip -n "$CLI_NS" -o link show | grep -v ' lo:' | grep -qv 'state UP' &&
-           ! ip -n "$SRV_NS" -o link show | grep -v ' lo:' | grep -qv 'state UP'; then
-            [[ $VLAN_MODE == userspace ]] && start_vlan_taggers
-            return 0
-        fi
+        up=yes
+        for ns in "$CLI_NS" "$SRV_NS" "$RTR_NS"; do
+            ip -n "$ns" -o link show | grep -v ' lo:' | grep -qv 'state UP' && up=no
+        done
+        [[ $up == yes ]] && break
         sleep 0.1
     done
-    die "veth link between the namespaces did not come up"
+    [[ $up == yes ]] || die "veth links between the namespaces did not come up"
+    [[ $VLAN_MODE == userspace ]] && start_vlan_taggers
+    setup_routes
+}
+
+# ----------------------------------------------------------------------------
+# The routed path (postfix-routed): a plain IPv4 router between client and
+# server, so that one session can be captured on both sides of a device that
+# changes nothing but the TTL (and the Ethernet addresses).  The server keeps
+# its direct link for the other cases; the client reaches 10.99.3.0/24 only
+# through the router, and the server answers 10.99.2.0/24 only through it.
+# ----------------------------------------------------------------------------
+setup_router() {
+    log "creating router namespace $RTR_NS ($CLI_RT_NET <-> $SRV_RT_NET)"
+    ip netns add "$RTR_NS"
+    ip -n "$RTR_NS" link set lo up
+    # Both veth pairs are created with one end already in the router.
+    ip -n "$CLI_NS" link add "$CLI_RT_IF" type veth peer name "$RTR_CLI_IF" netns "$RTR_NS"
+    ip -n "$SRV_NS" link add "$SRV_RT_IF" type veth peer name "$RTR_SRV_IF" netns "$RTR_NS"
+    local ns dev
+    for ns in "$CLI_NS" "$RTR_NS" "$SRV_NS"; do
+        for dev in "$CLI_RT_IF" "$RTR_CLI_IF" "$RTR_SRV_IF" "$SRV_RT_IF"; do
+            ip -n "$ns" link show "$dev" >/dev/null 2>&1 || continue
+            # Valid checksums and MTU-sized segments on the router's wires
+            # too; and, as on the VLAN, only IPv4 and ARP: no IPv6 chatter.
+            no_offload "$ns" "$dev"
+            ns_sysctl "$ns" "net.ipv6.conf.$dev.disable_ipv6" 1
+        done
+    done
+    ip -n "$CLI_NS" addr add "$CLI_RT4/24" dev "$CLI_RT_IF"
+    ip -n "$RTR_NS" addr add "$RTR_CLI4/24" dev "$RTR_CLI_IF"
+    ip -n "$RTR_NS" addr add "$RTR_SRV4/24" dev "$RTR_SRV_IF"
+    ip -n "$SRV_NS" addr add "$SRV_RT4/24" dev "$SRV_RT_IF"
+    # Forwarding is per namespace and off in a new one.  Read it back: a
+    # kernel that refuses it would otherwise only show up as a swaks timeout.
+    ns_sysctl "$RTR_NS" net.ipv4.ip_forward 1 ||
+        die "cannot set net.ipv4.ip_forward=1 in namespace $RTR_NS"
+    [[ $(ip netns exec "$RTR_NS" cat /proc/sys/net/ipv4/ip_forward) == 1 ]] ||
+        die "net.ipv4.ip_forward is not 1 in namespace $RTR_NS"
+}
+
+# setup_routes: once the links are up (a gateway must be on a connected
+# route, which exists only on an up interface), the two routes through the
+# router.  `ip route get` then confirms, without sending anything, that each
+# end would use the router and its routed address (ping is not among the
+# prerequisites; the swaks session itself proves the path).
+setup_routes() {
+    ip -n "$CLI_NS" route add "$SRV_RT_NET" via "$RTR_CLI4" dev "$CLI_RT_IF"
+    ip -n "$SRV_NS" route add "$CLI_RT_NET" via "$RTR_SRV4" dev "$SRV_RT_IF"
+    local got
+    got=$(ip -n "$CLI_NS" -o route get "$SRV_RT4")
+    [[ $got == *" via $RTR_CLI4 dev $CLI_RT_IF "* && $got == *" src $CLI_RT4 "* ]] ||
+        die "client would not route $SRV_RT4 through the router: $got"
+    got=$(ip -n "$SRV_NS" -o route get "$CLI_RT4")
+    [[ $got == *" via $RTR_SRV4 dev $SRV_RT_IF "* && $got == *" src $SRV_RT4 "* ]] ||
+        die "server would not route $CLI_RT4 back through the router: $got"
+    got=$(ip -n "$RTR_NS" -o route get "$SRV_RT4")
+    [[ $got == *" dev $RTR_SRV_IF "* ]] || die "router would not forward to $SRV_RT4 on $RTR_SRV_IF: $got"
+    log "routed path: $CLI_RT4 -> $RTR_CLI4 [$RTR_NS, ip_forward=1] $RTR_SRV4 -> $SRV_RT4"
 }
 
 # ----------------------------------------------------------------------------
@@ -412,7 +498,7 @@ mydomain = $DOMAIN
 myorigin = \$mydomain
 mydestination = \$myhostname, localhost
 mynetworks = 127.0.0.0/8 [::1]/128
-inet_interfaces = $SRV4, [$SRV6], $SRV_VLAN4
+inet_interfaces = $SRV4, [$SRV6], $SRV_VLAN4, $SRV_RT4
 inet_protocols = all
 smtpd_banner = \$myhostname ESMTP smtpscope-golden
 biff = no
@@ -514,11 +600,11 @@ configure_server() {
         tail -n 5 "$WORK/maillog" >&2 2>/dev/null || true
         die "postfix start failed"
     fi
-    # Wait until smtpd's listening sockets exist on all three addresses.
+    # Wait until smtpd's listening sockets exist on all four addresses.
     local i n
     for i in $(seq 100); do
         n=$(ip netns exec "$SRV_NS" ss -Hltn 'sport = :25' | wc -l)
-        ((n >= 3)) && { SERVER_PROFILE="$tls/$sasl"; return 0; }
+        ((n >= 4)) && { SERVER_PROFILE="$tls/$sasl"; return 0; }
         sleep 0.1
     done
     die "Postfix did not start listening on port 25"
@@ -539,29 +625,38 @@ stop_server() {
 # ----------------------------------------------------------------------------
 # Capture.
 # ----------------------------------------------------------------------------
-# start_capture IFACE FILE FILTER: tcpdump in the client namespace.
+# start_capture IFACE FILE FILTER [NAMESPACE]: tcpdump in the client
+# namespace, or in NAMESPACE.  Several captures may run at once (the routed
+# case records both router interfaces); stop_capture stops them all.
 start_capture() {
-    local iface=$1 file=$2 filter=$3
-    : >"$WORK/tcpdump.err"
-    ip netns exec "$CLI_NS" tcpdump -i "$iface" -w "$file" -U --immediate-mode -s 0 -Z root \
-        "$filter" 2>"$WORK/tcpdump.err" &
-    TCPDUMP_PID=$!
+    local iface=$1 file=$2 filter=$3 ns=${4:-$CLI_NS}
+    local err=$WORK/tcpdump.${#TCPDUMP_PIDS[@]}.err pid
+    : >"$err"
+    ip netns exec "$ns" tcpdump -i "$iface" -w "$file" -U --immediate-mode -s 0 -Z root \
+        "$filter" 2>"$err" &
+    pid=$!
+    TCPDUMP_PIDS+=("$pid")
+    TCPDUMP_ERRS+=("$err")
     local i
     for i in $(seq 100); do
-        grep -q 'listening on' "$WORK/tcpdump.err" && return 0
-        kill -0 "$TCPDUMP_PID" 2>/dev/null || break
+        grep -q 'listening on' "$err" && return 0
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    cat "$WORK/tcpdump.err" >&2
-    die "tcpdump did not start"
+    cat "$err" >&2
+    die "tcpdump did not start on $iface in $ns"
 }
 
-# wait_closed: until no TCP connection to/from port 25 in the client namespace
-# is still in a state that will send or expect a FIN/ACK.
+# wait_closed: until no TCP connection to/from port 25 in the client
+# namespace, nor in the server namespace, is still in a state that will send
+# or expect a FIN/ACK.  (With a router in between, the server's side can lag
+# behind the client's by one forwarded segment.)
 wait_closed() {
     local i
     for i in $(seq 100); do
         if ! ip netns exec "$CLI_NS" ss -Htn state connected '( dport = :25 )' |
+                grep -qv TIME-WAIT &&
+           ! ip netns exec "$SRV_NS" ss -Htn state connected '( sport = :25 )' |
                 grep -qv TIME-WAIT; then
             break
         fi
@@ -570,14 +665,23 @@ wait_closed() {
     sleep 0.5   # let the last ACK reach the capture
 }
 
-# stop_capture: SIGINT tcpdump, wait for it, insist that it dropped nothing.
+# stop_capture: SIGINT every running tcpdump, wait for each, insist that none
+# dropped anything.
 stop_capture() {
     wait_closed
-    kill -INT "$TCPDUMP_PID"
-    wait "$TCPDUMP_PID" || true
-    TCPDUMP_PID=
-    grep -q '^0 packets dropped by kernel' "$WORK/tcpdump.err" ||
-        { cat "$WORK/tcpdump.err" >&2; die "tcpdump dropped packets"; }
+    local pid err
+    for pid in "${TCPDUMP_PIDS[@]}"; do
+        kill -INT "$pid"
+    done
+    for pid in "${TCPDUMP_PIDS[@]}"; do
+        wait "$pid" || true
+    done
+    TCPDUMP_PIDS=()
+    for err in "${TCPDUMP_ERRS[@]}"; do
+        grep -q '^0 packets dropped by kernel' "$err" ||
+            { cat "$err" >&2; die "tcpdump dropped packets"; }
+    done
+    TCPDUMP_ERRS=()
 }
 
 # ----------------------------------------------------------------------------
@@ -590,6 +694,13 @@ pcap_linktype() {   # e.g. EN10MB, LINUX_SLL2
 
 # pcap_text FILE: one line per packet, numeric, with link-level header.
 pcap_text() { tcpdump -nn -e -r "$1" 2>/dev/null; }
+
+# pcap_ttls FILE SRC: the distinct IPv4 TTLs of the packets from SRC, each
+# followed by a blank ("64 ").
+pcap_ttls() {
+    tcpdump -nn -v -r "$1" "src host $2" 2>/dev/null |
+        sed -n 's/.*(tos [^ ]* ttl \([0-9]*\),.*/\1/p' | sort -u | tr '\n' ' '
+}
 
 # check_capture FILE: insists on exactly one TCP connection (one SYN without
 # ACK) and prints how it ended: "fin" when a FIN went in both directions,
@@ -795,9 +906,11 @@ POSTFIX_VERSION=
 SWAKS_VERSION=
 DEBIAN_MAJOR=
 
+# CAPTURE_SETUP (set by a case for its finish_swaks_case call) says where
+# the capture was taken when that is not the client namespace.
 generator_line() {   # generator_line CLIENT_PROGRAM
-    printf 'Postfix %s / %s on Debian %s, veth in netns, tcpdump on client side' \
-        "$POSTFIX_VERSION" "$1" "$DEBIAN_MAJOR"
+    printf 'Postfix %s / %s on Debian %s, %s' \
+        "$POSTFIX_VERSION" "$1" "$DEBIAN_MAJOR" "${CAPTURE_SETUP:-veth in netns, tcpdump on client side}"
 }
 
 # write_expect CASE DESCRIPTION SERVER CLIENT GENERATOR SESSION_YAML_FILE
@@ -839,6 +952,18 @@ write_expect() {
 swaks_case() {
     local case=$1 iface=$2 filter=$3 server=$4
     shift 5
+    start_capture "$iface" "$WORK/cap/$case.pcap" "$filter"
+    swaks_run "$case" "$server" "$@"
+    save_capture "$case" "$case"
+    swaks_status "$case"
+}
+
+# swaks_run CASE SERVER_ADDR SWAKS_ARGS...: one swaks session while the
+# captures already started run, then stop_capture.  The transcript goes to
+# $WORK/run/CASE.swaks and swaks's exit status to SWAKS_RC.
+swaks_run() {
+    local case=$1 server=$2
+    shift 2
     local msg=$WORK/run/$case.msg tr=$WORK/run/$case.swaks rc=0
     SWAKS_RC=0
     # A small fixed message (swaks turns LF into CRLF and does dot-stuffing).
@@ -852,16 +977,24 @@ Date: Thu, 01 Jan 2026 00:00:00 +0000
 
 Golden capture $case for smtpscope.
 .leading dot (dot-stuffed on the wire)" >"$msg"
-    start_capture "$iface" "$WORK/cap/$case.pcap" "$filter"
     in_cli swaks --server "$server" --port 25 --ehlo "$HELO_NAME" \
         --from "$SENDER" --data - --timeout 20 --output-file "$tr" "$@" <"$msg" || rc=$?
     stop_capture
-    cp "$WORK/cap/$case.pcap" "$OUT_DIR/$case.pcap"
-    chmod 0644 "$OUT_DIR/$case.pcap"
-    sed 's/^/   | /' "$tr" >&2
     SWAKS_RC=$rc
-    if [[ $rc != 0 && ${ALLOW_SWAKS_FAILURE:-0} != 1 ]]; then
-        die "$case: swaks exited with status $rc"
+}
+
+# save_capture CAPTURE CASE: $WORK/cap/CAPTURE.pcap becomes pcaps/CASE.pcap.
+save_capture() {
+    cp "$WORK/cap/$1.pcap" "$OUT_DIR/$2.pcap"
+    chmod 0644 "$OUT_DIR/$2.pcap"
+}
+
+# swaks_status CASE: show the transcript; a failed swaks aborts unless the
+# case expects it (ALLOW_SWAKS_FAILURE=1).
+swaks_status() {
+    sed 's/^/   | /' "$WORK/run/$1.swaks" >&2
+    if [[ $SWAKS_RC != 0 && ${ALLOW_SWAKS_FAILURE:-0} != 1 ]]; then
+        die "$1: swaks exited with status $SWAKS_RC"
     fi
 }
 
@@ -1120,6 +1253,46 @@ case_postfix_any() {
     swaks_case $c any "$V4_FILTER" "$SRV4" -- --to "alice@$DOMAIN"
     finish_swaks_case $c "Like postfix-plain but captured with tcpdump -i any in the client namespace (Linux cooked capture): EHLO, one message to alice@golden.test, QUIT." \
         "$S4" "$C4" "$CLI4"
+}
+
+case_postfix_routed() {
+    local c=postfix-routed ci=postfix-routed-inside
+    configure_server no no
+    # One session, two vantages: tcpdump on both router interfaces at once.
+    # ssg-r1 (facing the client) is the outside capture, ssg-r2 (facing the
+    # server) the inside one.  The router neither translates nor filters, so
+    # both see the same addresses, ports, sequence numbers and payload; the
+    # IP TTL is one lower on the far side of the router, and the Ethernet
+    # addresses are those of each link.
+    start_capture "$RTR_CLI_IF" "$WORK/cap/$c.pcap" "$V4_FILTER" "$RTR_NS"
+    start_capture "$RTR_SRV_IF" "$WORK/cap/$ci.pcap" "$V4_FILTER" "$RTR_NS"
+    swaks_run $c "$SRV_RT4" --to "alice@$DOMAIN"
+    save_capture $c $c
+    save_capture $ci $ci
+    swaks_status $c
+    # The router must have forwarded the session, not merely seen it: the
+    # same number of packets on both interfaces, the client's packets one hop
+    # older on the inside, the server's one hop older on the outside.
+    local n_out n_in ttl_c_out ttl_c_in ttl_s_out ttl_s_in
+    n_out=$(pcap_text "$OUT_DIR/$c.pcap" | grep -c . || true)
+    n_in=$(pcap_text "$OUT_DIR/$ci.pcap" | grep -c . || true)
+    ((n_out > 0 && n_out == n_in)) || die "$c: $n_out packets outside, $n_in inside"
+    ttl_c_out=$(pcap_ttls "$OUT_DIR/$c.pcap" "$CLI_RT4")
+    ttl_c_in=$(pcap_ttls "$OUT_DIR/$ci.pcap" "$CLI_RT4")
+    ttl_s_out=$(pcap_ttls "$OUT_DIR/$c.pcap" "$SRV_RT4")
+    ttl_s_in=$(pcap_ttls "$OUT_DIR/$ci.pcap" "$SRV_RT4")
+    [[ $ttl_c_out == "64 " && $ttl_c_in == "63 " && $ttl_s_in == "64 " && $ttl_s_out == "63 " ]] ||
+        die "$c: TTLs client->server outside '$ttl_c_out' inside '$ttl_c_in', server->client inside '$ttl_s_in' outside '$ttl_s_out'"
+    log "$c: $n_out packets on each side; TTL 64 -> 63 through the router in both directions"
+    # Both expect files come from the same transcript: the dialogue is the
+    # same on both sides.  No NAT, so the client is $CLI_RT4 on both.
+    cp "$WORK/run/$c.swaks" "$WORK/run/$ci.swaks"
+    CAPTURE_SETUP="veths through a router netns (ip_forward=1, no NAT), tcpdump on the router's client-facing veth (outside)" \
+        finish_swaks_case $c "Like postfix-plain but routed: swaks in the client namespace ($CLI_RT4) reaches Postfix ($SRV_RT4:25) through a plain IPv4 router namespace (ip_forward=1, no NAT, no filtering). This is the OUTSIDE capture, taken on the router's client-facing veth; postfix-routed-inside.pcap is the same session on the server-facing veth, taken at the same time. EHLO, one message to alice@golden.test, QUIT." \
+        "$SRV_RT4:25" "$CLI_RT4:*" "$CLI_RT4"
+    CAPTURE_SETUP="veths through a router netns (ip_forward=1, no NAT), tcpdump on the router's server-facing veth (inside)" \
+        finish_swaks_case $ci "The INSIDE capture of postfix-routed: the same session taken at the same time on the router's server-facing veth. No NAT, so the client is $CLI_RT4 here too; only the IP TTL and the Ethernet addresses differ from the outside capture (the client's packets have passed the router here, TTL 63 instead of 64; the server's have not yet, TTL 64 instead of 63). EHLO, one message to alice@golden.test, QUIT." \
+        "$SRV_RT4:25" "$CLI_RT4:*" "$CLI_RT4"
 }
 
 # ----------------------------------------------------------------------------

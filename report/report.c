@@ -469,7 +469,11 @@ static void rep__json_summary(struct rep_writer *w, const struct rep_summary *s)
     for (uint32_t i = 0; i < s->n_unsupported; i++)
         sc_buf_printf(b, "%s\"%u\":%" PRIu64, i ? "," : "", s->unsupported_linktypes[i],
                       s->unsupported_counts[i]);
-    sc_buf_printf(b, "},\"evicted\":%" PRIu64 ",\"ts_backwards\":%" PRIu64 ",\"elapsed\":%.3f}\n",
+    if (s->live)
+        sc_buf_printf(b, "},\"drops\":%" PRIu64, s->drops);
+    else
+        sc_buf_puts(b, "},\"drops\":null");
+    sc_buf_printf(b, ",\"evicted\":%" PRIu64 ",\"ts_backwards\":%" PRIu64 ",\"elapsed\":%.3f}\n",
                   s->evicted, s->ts_backwards, s->elapsed);
     rep__emit(w);
 }
@@ -747,11 +751,12 @@ static void rep__text_summary(struct rep_writer *w, const struct rep_summary *s)
     for (int i = 0; i <= HEUR_HIGH; i++)
         nf += s->by_severity[i];
     sc_buf_printf(b,
-                  "summary: %" PRIu64 " SMTP %s in %" PRIu64 " %s (%s) from %" PRIu64
-                  " %s, %" PRIu64 " %s, %.2f s\n",
+                  "summary: %" PRIu64 " SMTP %s in %" PRIu64 " %s (%s) %s%" PRIu64 " %s, %" PRIu64
+                  " %s, %.2f s\n",
                   s->sessions, rep__plural(s->sessions, "session", "sessions"), s->packets,
-                  rep__plural(s->packets, "packet", "packets"), sz, s->files,
-                  rep__plural(s->files, "file", "files"), nf,
+                  rep__plural(s->packets, "packet", "packets"), sz, s->live ? "live, " : "from ",
+                  s->live ? (uint64_t)1 : s->files,
+                  s->live ? "interface" : rep__plural(s->files, "file", "files"), nf,
                   rep__plural(nf, "finding", "findings"), s->elapsed);
     if (nf) {
         sc_buf_puts(b, "  findings ");
@@ -779,6 +784,11 @@ static void rep__text_summary(struct rep_writer *w, const struct rep_summary *s)
                       "  vantage   %" PRIu64 " %s place this capture inside the device "
                       "(between it and the server)\n",
                       s->vantage_inside, rep__plural(s->vantage_inside, "session", "sessions"));
+    if (s->live && s->drops)
+        sc_buf_printf(b,
+                      "  WARNING: %" PRIu64 " packets were dropped by the kernel or the interface: "
+                      "sessions may be incomplete (a larger -B buffer, or a narrower --bpf)\n",
+                      s->drops);
     if (s->files_failed)
         sc_buf_printf(b, "  %" PRIu64 " %s could not be read completely (see the errors above)\n",
                       s->files_failed, rep__plural(s->files_failed, "file", "files"));
@@ -927,4 +937,26 @@ int rep_rules(FILE *out, enum rep_rules_format fmt, const struct heur_config *cf
     bool ok = fwrite(b.data, 1, b.len, out) == b.len;
     sc_buf_free(&b);
     return ok && fflush(out) == 0 ? 0 : -1;
+}
+
+void rep_set_output(struct rep_writer *w, FILE *out)
+{
+    if (fflush(w->out) != 0)
+        w->failed = true;
+    w->out = out;
+}
+
+void rep_stats(struct rep_writer *w, const struct rep_stats *st)
+{
+    if (w->opt.format != REP_JSON)
+        return; /* text: the caller prints the line on stderr */
+    sc_buf_printf(&w->b,
+                  "{\"type\":\"stats\",\"schema\":%d,\"uptime\":%.3f,\"packets\":%" PRIu64
+                  ",\"bytes\":%" PRIu64 ",\"flows_tracked\":%" PRIu64 ",\"sessions\":%" PRIu64
+                  ",\"findings\":%" PRIu64 ",\"received\":%" PRIu64 ",\"dropped\":%" PRIu64
+                  ",\"if_dropped\":%" PRIu64 ",\"rss\":%" PRIu64 "}\n",
+                  REP_SCHEMA, st->uptime, st->packets, st->bytes, st->sessions_open, st->sessions,
+                  st->findings, st->received, st->dropped, st->if_dropped, st->rss);
+    rep__emit(w);
+    fflush(w->out);
 }

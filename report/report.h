@@ -106,6 +106,8 @@ struct rep_summary {
     uint64_t by_severity[HEUR_HIGH + 1];
     uint64_t sessions_flagged;
     const char *write_flagged; /* -w file, or NULL */
+    bool live;                 /* from a live capture: drops are counted */
+    uint64_t drops;            /* packets the kernel or the interface dropped */
     uint64_t packets_written;  /* to it */
     /* Sessions whose evidence places the capture outside (client side) or
      * inside (server side) of the device. */
@@ -132,6 +134,18 @@ void rep_session(struct rep_writer *w, const struct rep_session *s);
 /* Writes a finding that belongs to no single session record: the
  * cross-session ones, reported once the input is over. */
 void rep_finding(struct rep_writer *w, const struct heur_finding *f);
+
+/* Writes a live capture's periodic statistics (JSON: a "stats" record). */
+struct rep_stats {
+    double uptime;
+    uint64_t packets, bytes, sessions_open, sessions, findings;
+    uint64_t received, dropped, if_dropped; /* pcap_stats */
+    uint64_t rss;                           /* bytes */
+};
+void rep_stats(struct rep_writer *w, const struct rep_stats *st);
+
+/* Flushes and switches the writer to `out` (log rotation). */
+void rep_set_output(struct rep_writer *w, FILE *out);
 
 /* Writes the summary record. */
 void rep_summary(struct rep_writer *w, const struct rep_summary *s);

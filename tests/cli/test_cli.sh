@@ -150,6 +150,17 @@ for side in "" "-inside"; do
     done
 done
 
+# compare on the real two-sided capture through a plain router: one pair,
+# nothing but the TTL (one hop) differs, exit 0.
+if [ -f "$pcaps/postfix-routed.pcap" ]; then
+    run compare-routed 0 compare -q -f json "$pcaps/postfix-routed.pcap" "$pcaps/postfix-routed-inside.pcap"
+    count out '"type":"pair"' 1 compare-routed
+    count out '"type":"diff"' 2 compare-routed
+    count out '"kind":"tcp_changed"' 2 compare-routed
+    has out 'client TTL 64 outside, 63 inside' compare-routed
+    has out '"worst":"info"' compare-routed
+fi
+
 if [ "$fails" -ne 0 ]; then
     echo "test_cli: $fails failures"
     exit 1
