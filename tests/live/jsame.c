@@ -133,5 +133,11 @@ int main(int argc, char **argv)
     }
     if (rc == 0)
         printf("jsame: %zu records, the same\n", na);
+    for (size_t i = 0; i < na; i++)
+        free(a[i]);
+    for (size_t i = 0; i < nb; i++)
+        free(b[i]);
+    free(a);
+    free(b);
     return rc;
 }
