@@ -794,14 +794,21 @@ static void smtp__body_bytes(struct smtp_session *s, const uint8_t *p, size_t n)
 /* Length of a filename="..." (or filename=token) parameter at p, or 0. */
 static uint64_t smtp__filename_len(const uint8_t *pre, size_t kept, uint64_t total)
 {
-    static const char key[] = "filename=";
-    for (size_t i = 0; i + sizeof(key) - 1 <= kept; i++) {
-        size_t k = 0;
-        while (k < sizeof(key) - 1 && sc_to_upper(pre[i + k]) == sc_to_upper((uint8_t)key[k]))
-            k++;
-        if (k < sizeof(key) - 1)
+    static const char key[] = "FILENAME";
+    const size_t kl = sizeof(key) - 1;
+    /* Every '=' is a candidate (memchr keeps base64 lines cheap): is it
+     * preceded by "filename"? */
+    for (const uint8_t *eq = memchr(pre, '=', kept); eq;
+         eq = memchr(eq + 1, '=', kept - (size_t)(eq + 1 - pre))) {
+        size_t at = (size_t)(eq - pre);
+        if (at < kl)
             continue;
-        size_t v = i + k;
+        size_t k = 0;
+        while (k < kl && sc_to_upper(pre[at - kl + k]) == (uint8_t)key[k])
+            k++;
+        if (k < kl)
+            continue;
+        size_t v = at + 1;
         bool quoted = v < kept && pre[v] == '"';
         /* The value runs to the closing quote, or to the line's end when it is
          * longer than what was kept. */
