@@ -350,8 +350,7 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
     struct cap_reader *rd = NULL;
     int rc = cap_reader_open_fd(&rd, fd, &o->reader);
     if (rc < 0) {
-        fprintf(stderr, "smtpscope: %s: %s\n", name,
-                rd && cap_reader_errmsg(rd)[0] ? cap_reader_errmsg(rd) : sc_strerror(rc));
+        an_read_error(name, rd, rc, (uint64_t)-1);
         cap_reader_free(rd);
         if (!is_stdin)
             close(fd);
@@ -403,9 +402,7 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
         fprintf(stderr, "\r%*s\r", 72, "");
     if (rc < 0) {
         /* Report what was found before the problem, then say what it was. */
-        fprintf(stderr, "smtpscope: %s: %s; results cover the %" PRIu64 " packets before it\n",
-                name, cap_reader_errmsg(rd)[0] ? cap_reader_errmsg(rd) : sc_strerror(rc),
-                cap_tracker_stats(t)->packets);
+        an_read_error(name, rd, rc, cap_tracker_stats(t)->packets);
         status = 2;
     }
     cap_tracker_finish(t);
@@ -640,12 +637,44 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
     if (!o->silent)
         rep_summary(w, &sum);
     if (rep_free(w) != 0) {
-        fprintf(stderr, "smtpscope: error writing output: %s\n", strerror(errno));
+        fprintf(stderr, "smtpscope: %s: write error: %s\n",
+                o->output_name ? o->output_name : "standard output", strerror(errno));
         return 2;
     }
     if (status == 0 && c.failed)
         status = 1;
     return status;
+}
+
+void an_read_error(const char *file, const struct cap_reader *rd, int rc, uint64_t packets)
+{
+    const char *msg = rd && cap_reader_errmsg(rd)[0] ? cap_reader_errmsg(rd) : sc_strerror(rc);
+    if (packets == (uint64_t)-1)
+        fprintf(stderr, "smtpscope: %s: %s\n", file, msg);
+    else
+        fprintf(stderr, "smtpscope: %s: %s; results cover the %" PRIu64 " packets before it\n",
+                file, msg, packets);
+    const char *hint = NULL;
+    switch (rc) {
+    case SC_EFORMAT:
+    case SC_EUNSUPP:
+        hint = "smtpscope reads pcap and pcapng as tcpdump -w, tshark -w and dumpcap write "
+               "them; convert other formats with editcap -F pcap (Wireshark)";
+        break;
+    case SC_ETRUNC:
+        hint = "the file was cut short: a capture still being written, or an incomplete copy; "
+               "stop the capture (or copy it again) and re-run";
+        break;
+    case SC_ECORRUPT:
+    case SC_ELIMIT:
+        hint = "the file is damaged at that point; pcapfix (Debian package pcapfix) may "
+               "recover the packets after it";
+        break;
+    default:
+        break;
+    }
+    if (hint)
+        fprintf(stderr, "smtpscope: %s: hint: %s\n", file, hint);
 }
 
 /* ---- one capture, two vantages ---- */
@@ -661,8 +690,7 @@ int an_split(const struct an_options *o, const char *name, an_split_fn side_of, 
     struct cap_reader *rd = NULL;
     int rc = cap_reader_open_fd(&rd, fd, &o->reader);
     if (rc < 0) {
-        fprintf(stderr, "smtpscope: %s: %s\n", name,
-                rd && cap_reader_errmsg(rd)[0] ? cap_reader_errmsg(rd) : sc_strerror(rc));
+        an_read_error(name, rd, rc, (uint64_t)-1);
         cap_reader_free(rd);
         close(fd);
         return 2;
@@ -688,7 +716,9 @@ int an_split(const struct an_options *o, const char *name, an_split_fn side_of, 
     }
     struct cap_record rec;
     struct cap_packet pkt;
+    uint64_t npackets = 0;
     while (status == 0 && (rc = cap_reader_next(rd, &rec)) > 0) {
+        npackets++;
         pkt.frame = rec.frame;
         pkt.ts = rec.ts;
         pkt.caplen = rec.caplen;
@@ -702,8 +732,7 @@ int an_split(const struct an_options *o, const char *name, an_split_fn side_of, 
         cap_tracker_packet(t[side], &pkt);
     }
     if (status == 0 && rc < 0) {
-        fprintf(stderr, "smtpscope: %s: %s; results cover the packets before it\n", name,
-                cap_reader_errmsg(rd)[0] ? cap_reader_errmsg(rd) : sc_strerror(rc));
+        an_read_error(name, rd, rc, npackets);
         status = 2;
     }
     if (status == 2 && rc >= 0)

@@ -33,6 +33,8 @@ struct an_options {
     uint8_t tls_ports[CAP_PORTS_BITMAP_BYTES];
     /* Transcript lines kept per session with --transcript. */
     size_t transcript_lines;
+    /* The output's name for error messages ("standard output" or -o FILE). */
+    const char *output_name;
     /* Write every packet of every flagged session here (NULL: no). */
     const char *write_flagged;
     /* For compare: called with every session as it is reported (its
@@ -109,5 +111,16 @@ typedef int (*an_split_fn)(void *user, const struct cap_packet *pkt);
  * *unassigned.  Returns 0, or 2 if the file could not be read completely. */
 int an_split(const struct an_options *o, const char *name, an_split_fn side_of, void *split_user,
              void *users[2], uint64_t *unassigned);
+
+/* Said after an error in the configuration file. */
+#define AN_CONFIG_HINT                                                                             \
+    "smtpscope: hint: the configuration file is described in docs/USAGE.md (installed as "         \
+    "/usr/share/doc/smtpscope/USAGE.md) and `smtpscope rules` lists the rule ids\n"
+
+/* Prints "smtpscope: FILE: what went wrong[; results cover N packets before
+ * it]" and, on a second line, what to do about it, for an error rc of the
+ * capture reader rd (NULL if it could not be created).  `packets` is
+ * (uint64_t)-1 when the file could not be opened as a capture at all. */
+void an_read_error(const char *file, const struct cap_reader *rd, int rc, uint64_t packets);
 
 #endif

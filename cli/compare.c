@@ -233,8 +233,9 @@ static int cmpc__split_learn(struct cmpc_splitter *sp, const char *file)
         return 2;
     }
     struct cap_reader *rd = NULL;
-    if (cap_reader_open_fd(&rd, fd, &sp->o->reader) < 0) {
-        fprintf(stderr, "smtpscope: %s: %s\n", file, rd ? cap_reader_errmsg(rd) : "out of memory");
+    int rc = cap_reader_open_fd(&rd, fd, &sp->o->reader);
+    if (rc < 0) {
+        an_read_error(file, rd, rc, (uint64_t)-1);
         cap_reader_free(rd);
         close(fd);
         return 2;
@@ -407,7 +408,7 @@ static void cmpc__usage(FILE *f)
           "does not matter: masks show which side is which.\n"
           "\n"
           "Options:\n"
-          "  -f, --format FMT     text (default) or json (JSON Lines)\n"
+          "  -f, --format FMT     text (default), json (JSON Lines) or yaml\n"
           "  -o, --output FILE    write to FILE instead of standard output\n"
           "      --html FILE      also write one self-contained HTML report to FILE\n"
           "      --names A,B      labels for the two captures (default outside,inside)\n"
@@ -424,6 +425,7 @@ static void cmpc__usage(FILE *f)
           "      --tls-ports LIST implicit-TLS ports (default 465)\n"
           "      --no-detect      follow only the ports given\n"
           "  -q, --quiet          no progress line\n"
+          "  -h, --help           show this help\n"
           "\n"
           "Exit status: 0 no difference beyond info, 1 differences, 2 usage error or\n"
           "unreadable input.\n",
@@ -466,8 +468,11 @@ int cli_compare(int argc, char **argv)
                 ro.format = REP_TEXT;
             } else if (strcmp(optarg, "json") == 0) {
                 ro.format = REP_JSON;
+            } else if (strcmp(optarg, "yaml") == 0) {
+                ro.format = REP_YAML;
             } else {
-                fprintf(stderr, "smtpscope: --format: \"%s\" is not one of text, json\n", optarg);
+                fprintf(stderr, "smtpscope: --format: \"%s\" is not one of text, json, yaml\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -545,7 +550,7 @@ int cli_compare(int argc, char **argv)
     memset(&res, 0, sizeof(res));
     FILE *out = stdout;
     if (config && cfg_load(config, &o, err, sizeof(err)) != 0) {
-        fprintf(stderr, "smtpscope: %s\n", err);
+        fprintf(stderr, "smtpscope: %s\n" AN_CONFIG_HINT, err);
         goto done;
     }
     if (ports && !cfg_parse_ports(ports, o.cap.ports, false)) {
@@ -600,7 +605,8 @@ int cli_compare(int argc, char **argv)
         }
     }
     if (rep_compare(out, &ro, &cap[0], &cap[1], &res) != 0) {
-        fprintf(stderr, "smtpscope: error writing output: %s\n", strerror(errno));
+        fprintf(stderr, "smtpscope: %s: write error: %s\n",
+                out == stdout ? "standard output" : output, strerror(errno));
         goto done;
     }
     if (html) {

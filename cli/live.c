@@ -395,7 +395,7 @@ static void live__usage(FILE *f)
           "  -p, --ports LIST     SMTP ports (default 25,587)\n"
           "      --tls-ports LIST implicit-TLS ports (default 465)\n"
           "  -Z, --user USER      drop root for USER once the capture is open\n"
-          "  -f, --format FMT     text (default) or json (JSON Lines, line-buffered)\n"
+          "  -f, --format FMT     text (default), json (JSON Lines, line-buffered) or yaml\n"
           "  -o, --output FILE    write records to FILE (reopened on SIGHUP)\n"
           "  -w FILE.pcap         keep the packets of flagged sessions\n"
           "  -C MB                with -w: a new file every MB megabytes (FILE0, FILE1...)\n"
@@ -407,6 +407,7 @@ static void live__usage(FILE *f)
           "      --duration SEC   stop after SEC seconds\n"
           "      --count N        stop after N packets\n"
           "  -q, --quiet          no stats lines\n"
+          "  -h, --help           show this help\n"
           "\n"
           "Exit status: 0 no findings, 1 findings, 2 usage error or capture failure.\n",
           f);
@@ -496,6 +497,8 @@ int cli_live(int argc, char **argv)
                 o.rep.format = REP_TEXT;
             else if (strcmp(optarg, "json") == 0)
                 o.rep.format = REP_JSON;
+            else if (strcmp(optarg, "yaml") == 0)
+                o.rep.format = REP_YAML;
             else
                 ok = false;
             break;
@@ -561,7 +564,7 @@ int cli_live(int argc, char **argv)
     struct live_keep keep;
     memset(&keep, 0, sizeof(keep));
     if (config && cfg_load(config, &o, err, sizeof(err)) != 0) {
-        fprintf(stderr, "smtpscope: %s\n", err);
+        fprintf(stderr, "smtpscope: %s\n" AN_CONFIG_HINT, err);
         goto done;
     }
     if (ports && !cfg_parse_ports(ports, o.cap.ports, false)) {
@@ -601,8 +604,9 @@ int cli_live(int argc, char **argv)
         const char *why = ar == PCAP_ERROR_PERM_DENIED
                               ? "permission denied: run as root or give the binary CAP_NET_RAW "
                                 "(setcap cap_net_raw,cap_net_admin=eip)"
-                          : ar == PCAP_ERROR_NO_SUCH_DEVICE ? "no such interface"
-                                                            : pcap_geterr(pc);
+                          : ar == PCAP_ERROR_NO_SUCH_DEVICE
+                              ? "no such interface (list them with 'ip link' or 'tcpdump -D')"
+                              : pcap_geterr(pc);
         fprintf(stderr, "smtpscope: %s: cannot capture: %s\n", iface, why);
         goto done;
     }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/analyze.h"
 #include "cli/compare.h"
@@ -22,7 +23,7 @@ static void usage(FILE *f)
     fputs("Usage: smtpscope analyze [OPTIONS] FILE...\n"
           "       smtpscope live -i IFACE [OPTIONS]            (see live --help)\n"
           "       smtpscope compare [OPTIONS] OUTSIDE INSIDE   (see compare --help)\n"
-          "       smtpscope rules [-f text|json|markdown] [-c FILE.yaml]\n"
+          "       smtpscope rules [-f text|json|yaml|markdown] [-c FILE.yaml]\n"
           "       smtpscope --help | --version\n"
           "\n"
           "Rebuild every SMTP session in pcap/pcapng captures, report what each one did\n"
@@ -32,7 +33,8 @@ static void usage(FILE *f)
           "standard input.\n"
           "\n"
           "Options:\n"
-          "  -f, --format FMT     text (default) or json (JSON Lines, one record a line)\n"
+          "  -f, --format FMT     text (default), json (JSON Lines, one record a line) or\n"
+          "                       yaml (one YAML document a record)\n"
           "  -o, --output FILE    write records to FILE instead of standard output\n"
           "  -c, --config FILE    YAML configuration: rules, severities, thresholds,\n"
           "                       ports, signatures (docs/USAGE.md); options given on\n"
@@ -49,6 +51,8 @@ static void usage(FILE *f)
           "      --fail-on SEV    exit 1 for findings of this severity or more: info,\n"
           "                       low (default), medium, high, or never\n"
           "      --transcript     add every command and reply line with frame and time\n"
+          "      --color WHEN     colours in text output: auto (on a terminal, unless\n"
+          "                       NO_COLOR is set), always, never\n"
           "  -v, --verbose        list protocol anomalies (events) in text output\n"
           "  -q, --quiet          no progress line\n"
           "  -h, --help           show this help\n"
@@ -58,13 +62,14 @@ static void usage(FILE *f)
           f);
 }
 
-enum { OPT_TRANSCRIPT = 256, OPT_NO_DETECT, OPT_FAIL_ON, OPT_TLS_PORTS };
+enum { OPT_TRANSCRIPT = 256, OPT_NO_DETECT, OPT_FAIL_ON, OPT_TLS_PORTS, OPT_COLOR };
 
 static int cmd_analyze(int argc, char **argv)
 {
     struct an_options o;
     an_options_defaults(&o);
     const char *output = NULL, *config = NULL, *ports = NULL, *fail_on = NULL, *tls_ports = NULL;
+    const char *color = "auto";
     bool transcript = false;
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'f'},
@@ -74,24 +79,29 @@ static int cmd_analyze(int argc, char **argv)
         {"write-flagged", required_argument, NULL, 'w'},
         {"fail-on", required_argument, NULL, OPT_FAIL_ON},
         {"tls-ports", required_argument, NULL, OPT_TLS_PORTS},
+        {"color", required_argument, NULL, OPT_COLOR},
         {"transcript", no_argument, NULL, OPT_TRANSCRIPT},
         {"no-detect", no_argument, NULL, OPT_NO_DETECT},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "f:o:c:p:w:vqh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:o:c:p:w:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'f':
             if (strcmp(optarg, "text") == 0) {
                 o.rep.format = REP_TEXT;
             } else if (strcmp(optarg, "json") == 0) {
                 o.rep.format = REP_JSON;
+            } else if (strcmp(optarg, "yaml") == 0) {
+                o.rep.format = REP_YAML;
             } else {
-                fprintf(stderr, "smtpscope: --format: \"%s\" is not one of text, json\n", optarg);
+                fprintf(stderr, "smtpscope: --format: \"%s\" is not one of text, json, yaml\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -113,6 +123,15 @@ static int cmd_analyze(int argc, char **argv)
         case OPT_TLS_PORTS:
             tls_ports = optarg;
             break;
+        case OPT_COLOR:
+            if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "always") != 0 &&
+                strcmp(optarg, "never") != 0) {
+                fprintf(stderr, "smtpscope: --color: \"%s\" is not one of auto, always, never\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            color = optarg;
+            break;
         case OPT_TRANSCRIPT:
             transcript = true;
             break;
@@ -128,6 +147,9 @@ static int cmd_analyze(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
+        case 'V':
+            printf("smtpscope %s\n", SMTPSCOPE_VERSION);
+            return 0;
         default:
             fputs("Try 'smtpscope --help' for more information.\n", stderr);
             return EXIT_USAGE;
@@ -142,7 +164,7 @@ static int cmd_analyze(int argc, char **argv)
     /* The file first, then the command line over it. */
     char err[CFG_ERR_MAX];
     if (config && cfg_load(config, &o, err, sizeof(err)) != 0) {
-        fprintf(stderr, "smtpscope: %s\n", err);
+        fprintf(stderr, "smtpscope: %s\n" AN_CONFIG_HINT, err);
         goto out;
     }
     if (ports && !cfg_parse_ports(ports, o.cap.ports, false)) {
@@ -192,6 +214,12 @@ static int cmd_analyze(int argc, char **argv)
             goto out;
         }
     }
+    /* Colour: on a terminal unless NO_COLOR is set (https://no-color.org),
+     * or as --color says. */
+    const char *no_color = getenv("NO_COLOR");
+    o.rep.color = strcmp(color, "always") == 0 ||
+                  (strcmp(color, "auto") == 0 && isatty(fileno(out)) && !(no_color && *no_color));
+    o.output_name = out == stdout ? "standard output" : output;
     rc = an_run(&o, argv + optind, argc - optind, out);
     if (out != stdout && fclose(out) != 0) {
         fprintf(stderr, "smtpscope: %s: %s\n", output, strerror(errno));
@@ -200,6 +228,21 @@ static int cmd_analyze(int argc, char **argv)
 out:
     heur_config_free(&o.heur);
     return rc;
+}
+
+static void usage_rules(FILE *f)
+{
+    fputs("Usage: smtpscope rules [OPTIONS]\n"
+          "\n"
+          "Lists the detection rules: id, default severity, the rows of the middlebox\n"
+          "catalogue (SIGNATURES.md) they rest on, what they detect, and the custom\n"
+          "signatures of a configuration file.\n"
+          "\n"
+          "Options:\n"
+          "  -f, --format FMT     text (default), json, yaml, or markdown (docs/RULES.md)\n"
+          "  -c, --config FILE    show severities and enabled flags as FILE sets them\n"
+          "  -h, --help           show this help\n",
+          f);
 }
 
 static int cmd_rules(int argc, char **argv)
@@ -225,8 +268,11 @@ static int cmd_rules(int argc, char **argv)
                 fmt = REP_RULES_JSON;
             } else if (strcmp(optarg, "markdown") == 0) {
                 fmt = REP_RULES_MARKDOWN;
+            } else if (strcmp(optarg, "yaml") == 0) {
+                fmt = REP_RULES_YAML;
             } else {
-                fprintf(stderr, "smtpscope: --format: \"%s\" is not one of text, json, markdown\n",
+                fprintf(stderr,
+                        "smtpscope: --format: \"%s\" is not one of text, json, yaml, markdown\n",
                         optarg);
                 return EXIT_USAGE;
             }
@@ -235,10 +281,10 @@ static int cmd_rules(int argc, char **argv)
             config = optarg;
             break;
         case 'h':
-            usage(stdout);
+            usage_rules(stdout);
             return 0;
         default:
-            fputs("Try 'smtpscope --help' for more information.\n", stderr);
+            fputs("Try 'smtpscope rules --help' for more information.\n", stderr);
             return EXIT_USAGE;
         }
     }
@@ -249,10 +295,10 @@ static int cmd_rules(int argc, char **argv)
     int rc = 0;
     char err[CFG_ERR_MAX];
     if (config && cfg_load(config, &o, err, sizeof(err)) != 0) {
-        fprintf(stderr, "smtpscope: %s\n", err);
+        fprintf(stderr, "smtpscope: %s\n" AN_CONFIG_HINT, err);
         rc = EXIT_USAGE;
     } else if (rep_rules(stdout, fmt, &o.heur) != 0) {
-        fprintf(stderr, "smtpscope: error writing output: %s\n", strerror(errno));
+        fprintf(stderr, "smtpscope: standard output: write error: %s\n", strerror(errno));
         rc = EXIT_USAGE;
     }
     heur_config_free(&o.heur);

@@ -43,8 +43,20 @@
 #
 # Usage
 #   sudo pcaps/make-postfix-golden.sh [case ...]     # default: all cases
+#   sudo pcaps/make-postfix-golden.sh --check        # prerequisites only
 #   Environment: OUT_DIR (default: the directory of this script),
 #                KEEP_WORK=1 keeps the temporary directory for debugging.
+#
+# Live mode (opt-in, for tests/live/test_live_postfix.sh)
+#   LIVE_SMTPSCOPE=/path/to/smtpscope LIVE_OUT=/some/dir sudo -E pcaps/make-postfix-golden.sh CASE...
+#   Next to every tcpdump, in the same namespace and on the same interface,
+#   runs `smtpscope live -i IFACE -f json -o LIVE_OUT/<case>.live.jsonl
+#   --stats-interval 0`, started once the capture is open and before the
+#   client connects, and stopped with SIGTERM (and waited for) after tcpdump
+#   has stopped.  Captures and expect files go to LIVE_OUT too (OUT_DIR
+#   becomes LIVE_OUT; LIVE_OUT may not be pcaps/ itself), so nothing in
+#   pcaps/ is overwritten.  The expectations still come from swaks, never
+#   from smtpscope: the live records are only written, not judged, here.
 #
 # It needs root (network namespaces, Postfix, tcpdump).  It installs nothing;
 # it never touches the system Postfix (private config/queue/data directories
@@ -58,7 +70,9 @@ set -euo pipefail
 # Constants
 # ----------------------------------------------------------------------------
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT_DIR=${OUT_DIR:-$SCRIPT_DIR}
+OUT_DIR=${OUT_DIR:-}            # default $SCRIPT_DIR; LIVE_OUT in live mode (setup_output)
+LIVE_SMTPSCOPE=${LIVE_SMTPSCOPE:-}      # live mode: the smtpscope binary
+LIVE_OUT=${LIVE_OUT:-}                  # live mode: where everything goes
 
 SRV_NS=ssg-srv          # server network namespace
 CLI_NS=ssg-cli          # client network namespace
@@ -162,6 +176,10 @@ check_prerequisites() {
         exit 1
     fi
     [[ $EUID -eq 0 ]] || die "must run as root (network namespaces, Postfix, tcpdump)"
+}
+
+# check_no_leftovers: our namespaces must not exist yet.
+check_no_leftovers() {
     local ns
     for ns in "$SRV_NS" "$CLI_NS" "$RTR_NS"; do
         if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
@@ -170,17 +188,47 @@ check_prerequisites() {
     done
 }
 
+# setup_output: where the captures and expect files go.  In live mode that
+# is LIVE_OUT, which must not be the directory of the committed goldens.
+setup_output() {
+    if [[ -z $LIVE_SMTPSCOPE ]]; then
+        [[ -z $LIVE_OUT ]] || die "LIVE_OUT is set but LIVE_SMTPSCOPE is not"
+        OUT_DIR=${OUT_DIR:-$SCRIPT_DIR}
+        return 0
+    fi
+    [[ -x $LIVE_SMTPSCOPE && ! -d $LIVE_SMTPSCOPE ]] ||
+        die "LIVE_SMTPSCOPE=$LIVE_SMTPSCOPE is not an executable file"
+    [[ -n $LIVE_OUT ]] || die "LIVE_SMTPSCOPE needs LIVE_OUT (a directory for the live records and captures)"
+    mkdir -p "$LIVE_OUT"
+    LIVE_OUT=$(cd "$LIVE_OUT" && pwd -P)
+    LIVE_SMTPSCOPE=$(cd "$(dirname "$LIVE_SMTPSCOPE")" && pwd -P)/$(basename "$LIVE_SMTPSCOPE")
+    if [[ -n $OUT_DIR && $(cd "$OUT_DIR" 2>/dev/null && pwd -P) != "$LIVE_OUT" ]]; then
+        die "live mode writes into LIVE_OUT; OUT_DIR=$OUT_DIR would be ignored (unset it)"
+    fi
+    [[ $LIVE_OUT != "$(cd "$SCRIPT_DIR" && pwd -P)" ]] ||
+        die "LIVE_OUT must not be $SCRIPT_DIR: live mode never overwrites the goldens"
+    OUT_DIR=$LIVE_OUT
+    log "live mode: smtpscope live next to every tcpdump ($LIVE_SMTPSCOPE)"
+}
+
 # ----------------------------------------------------------------------------
 # Cleanup: runs on every exit.
 # ----------------------------------------------------------------------------
 WORK=
 TCPDUMP_PIDS=()         # running captures (two at once in postfix-routed)
 TCPDUMP_ERRS=()         # their stderr files, same order
+LIVE_PIDS=()            # live mode: the smtpscope live beside each tcpdump
+LIVE_ERRS=()            # their stderr files, same order
+LIVE_CASES=()           # and the case each one records
 cleanup() {
     local rc=$? ns pid
     set +e
     for pid in "${TCPDUMP_PIDS[@]}"; do
         kill -INT "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    for pid in "${LIVE_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
     for pid in "${VLAN_TAGGER_PIDS[@]}"; do
@@ -627,7 +675,8 @@ stop_server() {
 # ----------------------------------------------------------------------------
 # start_capture IFACE FILE FILTER [NAMESPACE]: tcpdump in the client
 # namespace, or in NAMESPACE.  Several captures may run at once (the routed
-# case records both router interfaces); stop_capture stops them all.
+# case records both router interfaces); stop_capture stops them all.  In
+# live mode each also gets its smtpscope live (start_live), named after FILE.
 start_capture() {
     local iface=$1 file=$2 filter=$3 ns=${4:-$CLI_NS}
     local err=$WORK/tcpdump.${#TCPDUMP_PIDS[@]}.err pid
@@ -637,14 +686,62 @@ start_capture() {
     pid=$!
     TCPDUMP_PIDS+=("$pid")
     TCPDUMP_ERRS+=("$err")
-    local i
+    local i started=no
     for i in $(seq 100); do
-        grep -q 'listening on' "$err" && return 0
+        grep -q 'listening on' "$err" && { started=yes; break; }
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    cat "$err" >&2
-    die "tcpdump did not start on $iface in $ns"
+    if [[ $started != yes ]]; then
+        cat "$err" >&2
+        die "tcpdump did not start on $iface in $ns"
+    fi
+    [[ -z $LIVE_SMTPSCOPE ]] || start_live "$iface" "$(basename "$file" .pcap)" "$ns"
+}
+
+# start_live IFACE CASE NAMESPACE: live mode, `smtpscope live` on the
+# interface tcpdump has just opened, records to LIVE_OUT/CASE.live.jsonl.
+# Running as root it warns about that on stderr once its capture is open
+# (just before it installs its signal handlers): wait for that line, then a
+# little longer.
+start_live() {
+    local iface=$1 case=$2 ns=$3
+    local out=$LIVE_OUT/$case.live.jsonl err=$WORK/live.${#LIVE_PIDS[@]}.err pid i
+    rm -f "$out"            # smtpscope appends to -o
+    : >"$err"
+    # ip netns exec execs the command: $! is smtpscope itself.
+    ip netns exec "$ns" "$LIVE_SMTPSCOPE" live -i "$iface" -f json -o "$out"         --stats-interval 0 2>"$err" &
+    pid=$!
+    LIVE_PIDS+=("$pid")
+    LIVE_ERRS+=("$err")
+    LIVE_CASES+=("$case")
+    for i in $(seq 50); do
+        [[ -s $err ]] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$err" >&2; die "smtpscope live did not start on $iface in $ns"; }
+        sleep 0.1
+    done
+    sleep 0.3
+    kill -0 "$pid" 2>/dev/null || { cat "$err" >&2; die "smtpscope live stopped on $iface in $ns"; }
+    log "$case: smtpscope live on $iface in $ns -> $out"
+}
+
+# stop_live: SIGTERM every smtpscope live, wait for each; it writes its
+# summary and exits 0 (no findings) or 1 (findings), 2 on a capture error.
+stop_live() {
+    local i rc
+    for i in "${!LIVE_PIDS[@]}"; do
+        kill -TERM "${LIVE_PIDS[$i]}" 2>/dev/null || true   # wait reports how it ended
+    done
+    for i in "${!LIVE_PIDS[@]}"; do
+        rc=0
+        wait "${LIVE_PIDS[$i]}" || rc=$?
+        sed 's/^/   live| /' "${LIVE_ERRS[$i]}" >&2
+        ((rc <= 1)) || die "${LIVE_CASES[$i]}: smtpscope live exited with status $rc"
+        log "${LIVE_CASES[$i]}: smtpscope live exited with status $rc"
+    done
+    LIVE_PIDS=()
+    LIVE_ERRS=()
+    LIVE_CASES=()
 }
 
 # wait_closed: until no TCP connection to/from port 25 in the client
@@ -666,7 +763,7 @@ wait_closed() {
 }
 
 # stop_capture: SIGINT every running tcpdump, wait for each, insist that none
-# dropped anything.
+# dropped anything; then, in live mode, stop the smtpscope live processes.
 stop_capture() {
     wait_closed
     local pid err
@@ -682,6 +779,7 @@ stop_capture() {
             { cat "$err" >&2; die "tcpdump dropped packets"; }
     done
     TCPDUMP_ERRS=()
+    stop_live
 }
 
 # ----------------------------------------------------------------------------
@@ -1299,7 +1397,14 @@ case_postfix_routed() {
 # Main.
 # ----------------------------------------------------------------------------
 main() {
+    if [[ ${1:-} == --check ]]; then
+        check_prerequisites
+        log "all prerequisites are installed"
+        return 0
+    fi
     check_prerequisites
+    check_no_leftovers
+    setup_output
     local -a cases=("$@")
     ((${#cases[@]})) || cases=("${ALL_CASES[@]}")
     local c

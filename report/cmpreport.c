@@ -302,11 +302,11 @@ int rep_compare(FILE *out, const struct rep_cmp_options *o, const struct cmp_cap
     const struct cmp_capture *cap[2] = {outside, inside};
     struct sc_buf b;
     sc_buf_init(&b, 0);
-    if (o->format == REP_JSON)
+    if (o->format != REP_TEXT)
         rep__json_compare(&b, o, cap, r);
     else
         rep__text_compare(&b, o, cap, r);
-    bool ok = fwrite(b.data, 1, b.len, out) == b.len;
+    bool ok = rep_write_records(out, o->format, b.data, b.len) == 0;
     sc_buf_free(&b);
     return ok && fflush(out) == 0 ? 0 : -1;
 }

@@ -18,6 +18,31 @@ struct rep_writer {
     uint64_t records;
 };
 
+/* Joins words that rep__wrap() must keep on one line; printed as a space.
+ * Never in escaped capture text, which is printable ASCII. */
+#define REP_NBSP '\037'
+
+#define REP_RESET "\033[0m"
+#define REP_BOLD "\033[1m"
+#define REP_RED "\033[1;31m"
+#define REP_YELLOW "\033[33m"
+#define REP_CYAN "\033[36m"
+#define REP_DIM "\033[2m"
+
+/* An ANSI sequence when colour is on, else nothing. */
+static const char *rep__c(const struct rep_writer *w, const char *code)
+{
+    return w->opt.color ? code : "";
+}
+
+static const char *rep__sev_color(enum heur_sev s)
+{
+    return s == HEUR_HIGH     ? REP_RED
+           : s == HEUR_MEDIUM ? REP_YELLOW
+           : s == HEUR_LOW    ? REP_CYAN
+                              : REP_DIM;
+}
+
 struct rep_writer *rep_new(FILE *out, const struct rep_options *o)
 {
     struct rep_writer *w = calloc(1, sizeof(*w));
@@ -45,7 +70,7 @@ int rep_free(struct rep_writer *w)
 
 static void rep__emit(struct rep_writer *w)
 {
-    if (w->b.len && fwrite(w->b.data, 1, w->b.len, w->out) != w->b.len)
+    if (w->b.len && rep_write_records(w->out, w->opt.format, w->b.data, w->b.len) != 0)
         w->failed = true;
     sc_buf_reset(&w->b);
     w->records++;
@@ -502,18 +527,25 @@ static const char *rep__plural(uint64_t n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
+static void rep__wrap(struct sc_buf *b, const char *t, size_t indent);
+
 static void rep__text_envelope(struct rep_writer *w, const struct smtp_info *in)
 {
-    struct sc_buf *b = &w->b;
+    struct sc_buf e;
+    sc_buf_init(&e, 0);
     if (in->mail_from.len) {
-        sc_buf_puts(b, "from ");
-        rep__tbytes(w, in->mail_from.data, in->mail_from.len);
-        sc_buf_puts(b, ", ");
+        sc_buf_puts(&e, "from ");
+        sc_escape(&e, in->mail_from.data, in->mail_from.len);
+        sc_buf_puts(&e, ", ");
     }
-    sc_buf_printf(
-        b, "%" PRIu64 " %s (%" PRIu64 " accepted), %" PRIu64 " %s (%" PRIu64 " accepted)\n",
-        in->rcpt_count, rep__plural(in->rcpt_count, "rcpt", "rcpts"), in->rcpt_accepted,
-        in->messages, rep__plural(in->messages, "message", "messages"), in->messages_accepted);
+    sc_buf_printf(&e,
+                  "%" PRIu64 "\037%s\037(%" PRIu64 "\037accepted), %" PRIu64 "\037%s\037(%" PRIu64
+                  "\037accepted)",
+                  in->rcpt_count, rep__plural(in->rcpt_count, "rcpt", "rcpts"), in->rcpt_accepted,
+                  in->messages, rep__plural(in->messages, "message", "messages"),
+                  in->messages_accepted);
+    rep__wrap(&w->b, sc_buf_str(&e), 12);
+    sc_buf_free(&e);
 }
 
 /* Appends text wrapped at REP_TEXT_WIDTH columns, each line indented. */
@@ -537,7 +569,8 @@ static void rep__wrap(struct sc_buf *b, const char *t, size_t indent)
             sc_buf_putc(b, ' ');
             col++;
         }
-        sc_buf_append(b, (const uint8_t *)t, wl);
+        for (size_t i = 0; i < wl; i++)
+            sc_buf_putc(b, (uint8_t)(t[i] == REP_NBSP ? ' ' : t[i]));
         col += wl;
         t += wl;
         first = false;
@@ -549,14 +582,18 @@ static void rep__text_finding(struct rep_writer *w, const struct heur_finding *f
 {
     struct sc_buf *b = &w->b;
     const char *pad = standalone ? "" : "  ";
-    sc_buf_printf(b, "%s%-8s %s %s  (confidence %.2f, suspect %s)\n", pad,
-                  standalone ? "finding" : "FINDING", heur_sev_name(f->severity), f->rule,
-                  f->confidence, f->suspect ? f->suspect : "unknown");
+    sc_buf_printf(b, "%s%s%-8s%s %s%s%s %s%s%s  confidence %.2f\n", pad, rep__c(w, REP_BOLD),
+                  standalone ? "finding" : "FINDING", rep__c(w, REP_RESET),
+                  rep__c(w, rep__sev_color(f->severity)), heur_sev_name(f->severity),
+                  rep__c(w, REP_RESET), rep__c(w, REP_BOLD), f->rule, rep__c(w, REP_RESET),
+                  f->confidence);
     if (standalone)
         sc_buf_printf(b, "%*sserver %s, session %" PRIu64 "\n", 9, "", f->server, f->session);
+    sc_buf_printf(b, "%s%*ssuspect %s", pad, 9, "", f->suspect ? f->suspect : "unknown");
     if (f->frame)
-        sc_buf_printf(b, "%s%*sframe %" PRIu64 " %s   wireshark: frame.number == %" PRIu64 "\n",
-                      pad, 9, "", f->frame, sc_dir_name(f->dir), f->frame);
+        sc_buf_printf(b, ", frame %" PRIu64 " %s  wireshark: frame.number == %" PRIu64, f->frame,
+                      sc_dir_name(f->dir), f->frame);
+    sc_buf_putc(b, '\n');
     if (f->evidence[0])
         sc_buf_printf(b, "%s%*sevidence: %s\n", pad, 9, "", f->evidence);
     sc_buf_printf(b, "%s%*s", pad, 9, "");
@@ -591,11 +628,12 @@ static void rep__text_tls(struct rep_writer *w, const struct smtp_info *in)
     } else if (t->n_chain) {
         const struct tls_cert *c = &t->chain[0];
         if (c->parsed)
-            sc_buf_printf(b, "  cert      %s, issuer %s%s, %s to %s\n", c->subject, c->issuer,
-                          c->self_signed ? " (self-signed)" : "", c->not_before, c->not_after);
+            sc_buf_printf(b, "  cert      %s, issuer %s%s\n            valid %s to %s\n",
+                          c->subject, c->issuer, c->self_signed ? " (self-signed)" : "",
+                          c->not_before, c->not_after);
         else
             sc_buf_puts(b, "  cert      (not DER X.509)\n");
-        sc_buf_printf(b, "            sha256 %s%s\n", c->sha256, t->chain_total > 1 ? "" : "");
+        sc_buf_printf(b, "  sha256    %s\n", c->sha256);
         if (t->chain_total > 1)
             sc_buf_printf(b, "            chain of %u certificates\n", t->chain_total);
     }
@@ -610,12 +648,13 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
     char t0[48], sz[2][32];
     rep__fmt_utc(t0, sizeof(t0), s->start);
     double dur = (double)(s->end - s->start) / 1e9;
-    sc_buf_printf(b, "session %" PRIu64 "  %s -> %s  close=%s%s\n", s->id, s->client, s->server,
-                  s->close, s->partial ? "  (picked up mid-stream)" : "");
+    sc_buf_printf(b, "%ssession %" PRIu64 "%s  %s -> %s  close=%s%s\n", rep__c(w, REP_BOLD), s->id,
+                  rep__c(w, REP_RESET), s->client, s->server, s->close,
+                  s->partial ? "  (picked up mid-stream)" : "");
     for (size_t i = 0; i < s->n_findings; i++)
         rep__text_finding(w, &s->findings[i], false);
     if (s->n_findings && s->vantage && strcmp(s->vantage, "unknown") != 0)
-        sc_buf_printf(b, "  vantage   %s: this capture was taken %s of the device\n", s->vantage,
+        sc_buf_printf(b, "  vantage   %s: captured %s of the device\n", s->vantage,
                       strcmp(s->vantage, "outside") == 0 ? "on the client side"
                                                          : "on the server side");
     sc_buf_printf(b, "  time      %s UTC, %.3f s, frames %" PRIu64 "-%" PRIu64 "\n", t0, dur,
@@ -643,13 +682,16 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
         sc_buf_printf(b, "  (answered %03u)", in->ehlo_code);
     sc_buf_putc(b, '\n');
     if (in->n_ehlo_keywords) {
-        sc_buf_puts(b, "  ehlo      ");
+        struct sc_buf kw;
+        sc_buf_init(&kw, 0);
         for (size_t i = 0; i < in->n_ehlo_keywords; i++) {
             if (i)
-                sc_buf_puts(b, " | ");
-            rep__tbytes(w, in->ehlo_keywords[i].data, in->ehlo_keywords[i].len);
+                sc_buf_puts(&kw, " | ");
+            sc_escape(&kw, in->ehlo_keywords[i].data, in->ehlo_keywords[i].len);
         }
-        sc_buf_putc(b, '\n');
+        sc_buf_puts(b, "  ehlo      ");
+        rep__wrap(b, sc_buf_str(&kw), 12);
+        sc_buf_free(&kw);
     }
     if (in->implicit_tls)
         sc_buf_puts(b, "  starttls  n/a: implicit TLS from the first byte\n");
@@ -742,6 +784,137 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
     rep__emit(w);
 }
 
+/* ---- the verdict: one sentence for a busy admin ---- */
+
+struct rep__device {
+    const char *suspect, *name;
+    const char *rules[8]; /* the symptoms, most telling first */
+};
+
+static const struct rep__device rep__devices[] = {
+    {"cisco-asa-esmtp",
+     "Cisco ASA ESMTP inspection",
+     {"starttls_stripped", "limit_drop", "exchange_auth_failed", "multiline_banner_broken",
+      "command_masked", "ehlo_keyword_masked", "banner_masked", NULL}},
+    {"cisco-pix-mailguard",
+     "Cisco PIX Mailguard",
+     {"dot_split_drop", "ehlo_downgraded", "starttls_stripped", "command_masked", "banner_masked",
+      NULL}},
+    {"smtp-proxy",
+     "an SMTP proxy or downgrade in the path",
+     {"starttls_stripped", "ehlo_downgraded", "cleartext_after_starttls", NULL}},
+    {"tls-proxy", "TLS interception", {"tls_intercepted", NULL}},
+};
+
+static const char *rep__symptom(const char *rule)
+{
+    static const char *const names[][2] = {
+        {"starttls_stripped", "STARTTLS stripped"},
+        {"banner_masked", "banner masked"},
+        {"limit_drop", "connections dropped at length limits"},
+        {"ehlo_keyword_masked", "EHLO keywords masked"},
+        {"command_masked", "commands masked"},
+        {"multiline_banner_broken", "multi-line banner broken"},
+        {"ehlo_downgraded", "EHLO downgraded"},
+        {"dot_split_drop", "end of data dropped"},
+        {"exchange_auth_failed", "Exchange authentication failing"},
+        {"tls_intercepted", "certificate replaced"},
+        {"injected_reset", "forged resets"},
+        {"inconsistent_server", "servers differing between sessions"},
+        {"starttls_failed", "STARTTLS failing"},
+        {"cleartext_after_starttls", "cleartext after STARTTLS"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i][0], rule) == 0)
+            return names[i][1];
+    return rule;
+}
+
+static const char *rep__fix(const char *suspect, const char *rule)
+{
+    if (strcmp(suspect, "cisco-asa-esmtp") == 0) {
+        if (strcmp(rule, "starttls_stripped") == 0)
+            return "allow-tls in the esmtp policy-map, or `no inspect esmtp`";
+        if (strcmp(rule, "limit_drop") == 0)
+            return "raise the drop-connection limits in the esmtp policy-map, or `no inspect "
+                   "esmtp`";
+        return "`no inspect esmtp`, or no mask-banner and allowed keywords in the esmtp "
+               "policy-map";
+    }
+    if (strcmp(suspect, "cisco-pix-mailguard") == 0)
+        return "`no fixup protocol smtp`";
+    if (strcmp(suspect, "smtp-proxy") == 0)
+        return "find the SMTP proxy or ALG in the path and let STARTTLS and EHLO through";
+    if (strcmp(suspect, "tls-proxy") == 0)
+        return "exempt the mail server from TLS inspection";
+    return "see each finding above (docs/TROUBLESHOOTING.md)";
+}
+
+static void rep__verdict(struct rep_writer *w, const struct rep_summary *s)
+{
+    struct sc_buf *b = &w->b;
+    uint64_t serious = 0;
+    for (int i = HEUR_LOW; i <= HEUR_HIGH; i++)
+        serious += s->by_severity[i];
+    if (serious == 0) {
+        if (s->sessions)
+            sc_buf_printf(b, "%sverdict:%s no sign of tampering in %" PRIu64 " %s%s.\n",
+                          rep__c(w, REP_BOLD), rep__c(w, REP_RESET), s->sessions,
+                          rep__plural(s->sessions, "session", "sessions"),
+                          s->by_severity[HEUR_INFO] ? " (notes only)" : "");
+        return;
+    }
+    /* The device class with the most sessions; "unknown" only if alone. */
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < s->n_suspects; i++) {
+        bool unknown = strcmp(s->suspects[i].suspect, "unknown") == 0;
+        if (best == SIZE_MAX)
+            best = i;
+        else if (strcmp(s->suspects[best].suspect, "unknown") == 0 && !unknown)
+            best = i;
+        else if (!unknown && s->suspects[i].sessions > s->suspects[best].sessions)
+            best = i;
+    }
+    if (best == SIZE_MAX)
+        return;
+    const char *suspect = s->suspects[best].suspect;
+    const struct rep__device *dev = NULL;
+    for (size_t i = 0; i < sizeof(rep__devices) / sizeof(rep__devices[0]); i++)
+        if (strcmp(rep__devices[i].suspect, suspect) == 0)
+            dev = &rep__devices[i];
+    /* Its most telling symptom present; for "unknown", the most severe rule. */
+    size_t rule = SIZE_MAX;
+    for (size_t k = 0; dev && k < 8 && dev->rules[k] && rule == SIZE_MAX; k++)
+        for (size_t i = 0; i < s->n_rules; i++)
+            if (strcmp(s->rules[i].rule, dev->rules[k]) == 0)
+                rule = i;
+    for (size_t i = 0; rule == SIZE_MAX && i < s->n_rules; i++)
+        if (s->rules[i].worst >= HEUR_LOW)
+            rule = i;
+    if (rule == SIZE_MAX)
+        return;
+    for (size_t i = 0; i < s->n_rules; i++)
+        if (!dev && s->rules[i].worst > s->rules[rule].worst)
+            rule = i;
+    struct sc_buf v;
+    sc_buf_init(&v, 0);
+    sc_buf_printf(b, "%sverdict:%s ", rep__c(w, REP_BOLD), rep__c(w, REP_RESET));
+    struct sc_buf *vb = &v;
+    sc_buf_printf(
+        vb, "%" PRIu64 " of %" PRIu64 " %s %s %s: %s (session%s ", s->suspects[best].sessions,
+        s->sessions, rep__plural(s->sessions, "session", "sessions"),
+        s->suspects[best].sessions == 1 ? "shows" : "show", dev ? dev->name : "signs of tampering",
+        rep__symptom(s->rules[rule].rule), s->rules[rule].nsessions == 1 ? "" : "s");
+    for (size_t i = 0; i < s->rules[rule].nsessions; i++)
+        sc_buf_printf(vb, "%s%" PRIu64, i ? ", " : "", s->rules[rule].sessions[i]);
+    if (s->rules[rule].count > s->rules[rule].nsessions &&
+        s->rules[rule].nsessions == REP_VERDICT_SESSIONS)
+        sc_buf_puts(vb, ", ...");
+    sc_buf_printf(vb, "). Fix: %s.", rep__fix(suspect, s->rules[rule].rule));
+    rep__wrap(b, sc_buf_str(vb), 9);
+    sc_buf_free(&v);
+}
+
 static void rep__text_summary(struct rep_writer *w, const struct rep_summary *s)
 {
     struct sc_buf *b = &w->b;
@@ -759,16 +932,20 @@ static void rep__text_summary(struct rep_writer *w, const struct rep_summary *s)
                   s->live ? "interface" : rep__plural(s->files, "file", "files"), nf,
                   rep__plural(nf, "finding", "findings"), s->elapsed);
     if (nf) {
-        sc_buf_puts(b, "  findings ");
+        struct sc_buf t;
+        sc_buf_init(&t, 0);
         for (int i = HEUR_HIGH; i >= 0; i--)
             if (s->by_severity[i])
-                sc_buf_printf(b, " %" PRIu64 " %s", s->by_severity[i],
+                sc_buf_printf(&t, "%" PRIu64 " %s ", s->by_severity[i],
                               heur_sev_name((enum heur_sev)i));
-        sc_buf_printf(b, " in %" PRIu64 " %s:", s->sessions_flagged,
+        sc_buf_printf(&t, "in %" PRIu64 " %s:", s->sessions_flagged,
                       rep__plural(s->sessions_flagged, "session", "sessions"));
         for (size_t i = 0; i < s->n_rules; i++)
-            sc_buf_printf(b, "%s %s x%" PRIu64, i ? "," : "", s->rules[i].rule, s->rules[i].count);
-        sc_buf_putc(b, '\n');
+            sc_buf_printf(&t, "%s %s\037x%" PRIu64, i ? "," : "", s->rules[i].rule,
+                          s->rules[i].count);
+        sc_buf_puts(b, "  findings  ");
+        rep__wrap(b, sc_buf_str(&t), 12);
+        sc_buf_free(&t);
     }
     if (s->write_flagged)
         sc_buf_printf(b, "  written   %" PRIu64 " %s of the flagged sessions to %s\n",
@@ -776,13 +953,13 @@ static void rep__text_summary(struct rep_writer *w, const struct rep_summary *s)
                       s->write_flagged);
     if (s->vantage_outside)
         sc_buf_printf(b,
-                      "  vantage   %" PRIu64 " %s place this capture outside the device "
-                      "(between it and the client)\n",
+                      "  vantage   %" PRIu64 " %s: this capture is outside the device "
+                      "(client side)\n",
                       s->vantage_outside, rep__plural(s->vantage_outside, "session", "sessions"));
     if (s->vantage_inside)
         sc_buf_printf(b,
-                      "  vantage   %" PRIu64 " %s place this capture inside the device "
-                      "(between it and the server)\n",
+                      "  vantage   %" PRIu64 " %s: this capture is inside the device "
+                      "(server side)\n",
                       s->vantage_inside, rep__plural(s->vantage_inside, "session", "sessions"));
     if (s->live && s->drops)
         sc_buf_printf(b,
@@ -814,12 +991,13 @@ static void rep__text_summary(struct rep_writer *w, const struct rep_summary *s)
     if (s->ts_backwards)
         sc_buf_printf(b, "  %" PRIu64 " packets had timestamps earlier than the packet before\n",
                       s->ts_backwards);
+    rep__verdict(w, s);
     rep__emit(w);
 }
 
 void rep_session(struct rep_writer *w, const struct rep_session *s)
 {
-    if (w->opt.format == REP_JSON)
+    if (w->opt.format != REP_TEXT)
         rep__json_session(w, s);
     else
         rep__text_session(w, s);
@@ -827,7 +1005,7 @@ void rep_session(struct rep_writer *w, const struct rep_session *s)
 
 void rep_finding(struct rep_writer *w, const struct heur_finding *f)
 {
-    if (w->opt.format == REP_JSON) {
+    if (w->opt.format != REP_TEXT) {
         rep__json_finding(w, f, NULL);
     } else {
         rep__text_finding(w, f, true);
@@ -840,21 +1018,46 @@ void rep_summary_count(struct rep_summary *s, const struct heur_finding *f)
 {
     if ((unsigned)f->severity <= HEUR_HIGH)
         s->by_severity[f->severity]++;
-    for (size_t i = 0; i < s->n_rules; i++) {
-        if (strcmp(s->rules[i].rule, f->rule) == 0) {
-            s->rules[i].count++;
+    size_t i = 0;
+    while (i < s->n_rules && strcmp(s->rules[i].rule, f->rule) != 0)
+        i++;
+    if (i == s->n_rules) {
+        if (s->n_rules >= REP_MAX_RULE_COUNTS)
             return;
-        }
+        memset(&s->rules[i], 0, sizeof(s->rules[i]));
+        s->rules[i].rule = f->rule;
+        s->rules[i].worst = f->severity;
+        s->n_rules++;
     }
-    if (s->n_rules < REP_MAX_RULE_COUNTS) {
-        s->rules[s->n_rules].rule = f->rule;
-        s->rules[s->n_rules++].count = 1;
+    s->rules[i].count++;
+    if (f->severity > s->rules[i].worst)
+        s->rules[i].worst = f->severity;
+    size_t ns = s->rules[i].nsessions;
+    if (ns < REP_VERDICT_SESSIONS && (ns == 0 || s->rules[i].sessions[ns - 1] != f->session))
+        s->rules[i].sessions[s->rules[i].nsessions++] = f->session;
+    if (f->severity < HEUR_LOW)
+        return; /* notes do not make a verdict */
+    const char *sus = f->suspect ? f->suspect : "unknown";
+    size_t k = 0;
+    while (k < s->n_suspects && strcmp(s->suspects[k].suspect, sus) != 0)
+        k++;
+    if (k == s->n_suspects) {
+        if (s->n_suspects >= REP_MAX_SUSPECTS)
+            return;
+        s->suspects[k].suspect = sus;
+        s->suspects[k].sessions = 0;
+        s->suspects[k].last = 0;
+        s->n_suspects++;
+    }
+    if (s->suspects[k].last != f->session) {
+        s->suspects[k].sessions++;
+        s->suspects[k].last = f->session;
     }
 }
 
 void rep_summary(struct rep_writer *w, const struct rep_summary *s)
 {
-    if (w->opt.format == REP_JSON)
+    if (w->opt.format != REP_TEXT)
         rep__json_summary(w, s);
     else
         rep__text_summary(w, s);
@@ -888,7 +1091,7 @@ int rep_rules(FILE *out, enum rep_rules_format fmt, const struct heur_config *cf
         sc_buf_puts(&b, "\n## What each rule cannot see\n\n");
         for (int i = 0; i < HR__COUNT; i++)
             sc_buf_printf(&b, "- `%s`: %s.\n", r[i].id, r[i].misses);
-    } else if (fmt == REP_RULES_JSON) {
+    } else if (fmt == REP_RULES_JSON || fmt == REP_RULES_YAML) {
         for (int i = 0; i < HR__COUNT; i++) {
             sc_buf_printf(&b,
                           "{\"type\":\"rule\",\"schema\":%d,\"id\":\"%s\",\"severity\":\"%s\","
@@ -934,7 +1137,8 @@ int rep_rules(FILE *out, enum rep_rules_format fmt, const struct heur_config *cf
             rep__wrap(&b, g->explanation, 4);
         }
     }
-    bool ok = fwrite(b.data, 1, b.len, out) == b.len;
+    bool ok =
+        rep_write_records(out, fmt == REP_RULES_YAML ? REP_YAML : REP_TEXT, b.data, b.len) == 0;
     sc_buf_free(&b);
     return ok && fflush(out) == 0 ? 0 : -1;
 }
@@ -948,7 +1152,7 @@ void rep_set_output(struct rep_writer *w, FILE *out)
 
 void rep_stats(struct rep_writer *w, const struct rep_stats *st)
 {
-    if (w->opt.format != REP_JSON)
+    if (w->opt.format == REP_TEXT)
         return; /* text: the caller prints the line on stderr */
     sc_buf_printf(&w->b,
                   "{\"type\":\"stats\",\"schema\":%d,\"uptime\":%.3f,\"packets\":%" PRIu64

@@ -1,4 +1,5 @@
-/* report.h - writers for session and summary records: text and JSON Lines.
+/* report.h - writers for session and summary records: text, JSON Lines and
+ * YAML.
  *
  * JSON Lines follows the contract in DESIGN.md ("type" and "schema": 1 on
  * every record).  Text is one compact block per session for a terminal.  In
@@ -26,7 +27,13 @@
 enum rep_format {
     REP_TEXT = 0,
     REP_JSON,
+    REP_YAML, /* the JSON records, one YAML document each (report/yamlout.c) */
 };
+
+/* Writes n bytes of JSON Lines records to out: as they are for REP_JSON
+ * (and REP_TEXT, which passes text through), one YAML document per line for
+ * REP_YAML.  Returns 0, or -1 if writing failed. */
+int rep_write_records(FILE *out, enum rep_format fmt, const void *p, size_t n);
 
 /* What one side of the TCP connection showed (from its SYN or SYN-ACK). */
 struct rep_tcp_side {
@@ -76,6 +83,10 @@ struct rep_session {
 /* Distinct rule ids counted in the summary (built-in rules plus custom
  * signatures). */
 #define REP_MAX_RULE_COUNTS (HR__COUNT + HEUR_MAX_SIGNATURES)
+/* Session ids named per rule in the verdict line. */
+#define REP_VERDICT_SESSIONS 8
+/* Device classes counted for the verdict line. */
+#define REP_MAX_SUSPECTS 8
 
 /* Capture-wide counters for the summary record. */
 struct rep_summary {
@@ -101,8 +112,18 @@ struct rep_summary {
     struct {
         const char *rule;
         uint64_t count;
+        enum heur_sev worst;
+        uint64_t sessions[REP_VERDICT_SESSIONS]; /* the first sessions it flagged */
+        size_t nsessions;
     } rules[REP_MAX_RULE_COUNTS];
     size_t n_rules;
+    /* Sessions per suspected device class, for the verdict line. */
+    struct {
+        const char *suspect;
+        uint64_t sessions;
+        uint64_t last; /* the last session counted */
+    } suspects[REP_MAX_SUSPECTS];
+    size_t n_suspects;
     uint64_t by_severity[HEUR_HIGH + 1];
     uint64_t sessions_flagged;
     const char *write_flagged; /* -w file, or NULL */
@@ -121,6 +142,7 @@ struct rep_options {
     enum rep_format format;
     bool transcript; /* include the transcript */
     bool verbose;    /* text: list events */
+    bool color;      /* text: ANSI colours (the caller decides: tty, NO_COLOR, --color) */
 };
 
 struct rep_writer;
@@ -157,6 +179,7 @@ enum rep_rules_format {
     REP_RULES_TEXT = 0,
     REP_RULES_JSON,
     REP_RULES_MARKDOWN, /* docs/RULES.md */
+    REP_RULES_YAML,
 };
 
 /* Lists the built-in rules (with cfg's enabled flags and severities) and

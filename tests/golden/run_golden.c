@@ -16,7 +16,13 @@
  * captures); top-level `inconsistent_servers` lists the servers that must get
  * an inconsistent_server finding, and no others.
  *
+ * With --records, nothing is run: the records of a JSON Lines file that
+ * already exists (the output of `smtpscope live`, say) are compared with one
+ * expectation the same way, restricted to the session keys named, if any
+ * (see check_records_file).
+ *
  * Usage: run_golden SMTPSCOPE PCAPS_DIR [CASE...]
+ *        run_golden --records FILE.jsonl EXPECT.yaml [KEY...]
  * Exit: 0 all cases pass, 1 a case fails, 2 usage or setup error.
  */
 #include <dirent.h>
@@ -232,23 +238,28 @@ static struct jv *derive(const struct jv *transcript, bool commands)
     return out;
 }
 
-static void check_capture(const char *bin, const char *capture, const struct jv *exp)
-{
-    char cmd[2 * 4096 + 64];
-    int status = 0;
-    printf("%s\n", capture);
-    snprintf(cmd, sizeof(cmd), "'%s' analyze -q -f json --transcript '%s'", bin, capture);
-    char *json = run(cmd, &status);
-    if (!json) {
-        fail(capture, "cannot run %s", bin);
-        return;
-    }
-    const struct jv *want_status = jv_get(exp, "exit_status");
-    char st[16];
-    snprintf(st, sizeof(st), "%d", status);
-    if (!glob(want_status ? jv_text(want_status) : "0", st))
-        fail("exit status", "expected %s, got %s", want_status ? jv_text(want_status) : "0", st);
+/* The session keys a check compares: every key of each expected session
+ * (n == 0), or only the n keys in v (run_golden --records ... KEY...). */
+struct keyset {
+    char *const *v;
+    int n;
+};
 
+static bool key_wanted(const struct keyset *keys, const char *k)
+{
+    if (keys->n == 0)
+        return true;
+    for (int i = 0; i < keys->n; i++)
+        if (strcmp(keys->v[i], k) == 0)
+            return true;
+    return false;
+}
+
+/* Compares the session and finding records in json (JSON Lines, as
+ * `smtpscope analyze -f json` or `smtpscope live -f json` writes them) with
+ * the expectation. */
+static void check_records(const char *json, const struct jv *exp, const struct keyset *keys)
+{
     struct jv **sessions = NULL, **findings = NULL;
     size_t nsess = 0, nfind = 0;
     char *save = NULL;
@@ -301,7 +312,16 @@ static void check_capture(const char *bin, const char *capture, const struct jv 
             }
             used[ai] = true;
         }
+        for (int k = 0; k < keys->n; k++) {
+            if (!jv_get(e, keys->v[k])) {
+                char ctx[128];
+                snprintf(ctx, sizeof(ctx), "session[%zu].%s", i, keys->v[k]);
+                fail(ctx, "not in the expectation");
+            }
+        }
         for (size_t k = 0; k < e->n; k++) {
+            if (!key_wanted(keys, e->k[k]))
+                continue;
             char ctx[128];
             snprintf(ctx, sizeof(ctx), "session[%zu].%s", i, e->k[k]);
             if (strcmp(e->k[k], "findings") == 0 || strcmp(e->k[k], "findings_at_most") == 0) {
@@ -332,6 +352,30 @@ static void check_capture(const char *bin, const char *capture, const struct jv 
     for (size_t i = 0; i < nfind; i++)
         jv_free(findings[i]);
     free(findings);
+    for (size_t i = 0; i < nsess; i++)
+        jv_free(sessions[i]);
+    free(sessions);
+}
+
+static void check_capture(const char *bin, const char *capture, const struct jv *exp)
+{
+    char cmd[2 * 4096 + 64];
+    int status = 0;
+    printf("%s\n", capture);
+    snprintf(cmd, sizeof(cmd), "'%s' analyze -q -f json --transcript '%s'", bin, capture);
+    char *json = run(cmd, &status);
+    if (!json) {
+        fail(capture, "cannot run %s", bin);
+        return;
+    }
+    const struct jv *want_status = jv_get(exp, "exit_status");
+    char st[16];
+    snprintf(st, sizeof(st), "%d", status);
+    if (!glob(want_status ? jv_text(want_status) : "0", st))
+        fail("exit status", "expected %s, got %s", want_status ? jv_text(want_status) : "0", st);
+
+    const struct keyset all = {NULL, 0};
+    check_records(json, exp, &all);
     const struct jv *absent = jv_get(exp, "absent_strings");
     if (absent && absent->n) {
         snprintf(cmd, sizeof(cmd), "'%s' analyze -q -v --transcript '%s'", bin, capture);
@@ -345,10 +389,64 @@ static void check_capture(const char *bin, const char *capture, const struct jv 
         }
         free(text);
     }
-    for (size_t i = 0; i < nsess; i++)
-        jv_free(sessions[i]);
-    free(sessions);
     free(json);
+}
+
+/* The whole of a file, NUL-terminated, or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, len = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (cap - len < 4096) {
+            char *more = realloc(buf, 2 * cap);
+            if (!more) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = more;
+            cap *= 2;
+        }
+    }
+    if (buf)
+        buf[len] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* run_golden --records FILE.jsonl EXPECT.yaml [KEY...]: the records of a run
+ * that already happened (`smtpscope live`, for one) against an expectation.
+ * There is no run here to check the exit status or the text output of, so
+ * exit_status and absent_strings are not looked at; commands and replies
+ * need records with a transcript.  With KEYs, only those session keys are
+ * compared, and each must be in every expected session. */
+static int check_records_file(const char *records, const char *expect, char *const *keys, int nkeys)
+{
+    char err[512];
+    struct jv *exp = jv_load_yaml(expect, err, sizeof(err));
+    if (!exp) {
+        fprintf(stderr, "run_golden: %s: %s\n", expect, err);
+        return 2;
+    }
+    char *json = slurp(records);
+    if (!json) {
+        fprintf(stderr, "run_golden: cannot read %s\n", records);
+        jv_free(exp);
+        return 2;
+    }
+    printf("%s against %s\n", records, expect);
+    const struct keyset ks = {keys, nkeys};
+    check_records(json, exp, &ks);
+    printf("  %s\n", failures == 0 ? "ok" : "FAILED");
+    printf("run_golden: %d failures\n", failures);
+    free(json);
+    jv_free(exp);
+    return failures ? 1 : 0;
 }
 
 static bool exists(const char *path)
@@ -359,8 +457,16 @@ static bool exists(const char *path)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "--records") == 0) {
+        if (argc < 4) {
+            fprintf(stderr, "usage: run_golden --records FILE.jsonl EXPECT.yaml [KEY...]\n");
+            return 2;
+        }
+        return check_records_file(argv[2], argv[3], argv + 4, argc - 4);
+    }
     if (argc < 3) {
-        fprintf(stderr, "usage: run_golden SMTPSCOPE PCAPS_DIR [CASE...]\n");
+        fprintf(stderr, "usage: run_golden SMTPSCOPE PCAPS_DIR [CASE...]\n"
+                        "       run_golden --records FILE.jsonl EXPECT.yaml [KEY...]\n");
         return 2;
     }
     const char *bin = argv[1], *dir = argv[2];
