@@ -371,7 +371,13 @@ again:
     /* Ahead of the delivery point: hold it, within the limits.  Over a limit,
      * give up on the oldest hole (declare it a gap) until the segment fits or
      * becomes contiguous; then classify it again. */
-    size_t cost = sizeof(struct cap__seg) * 2 + n;
+    /* The segment is stored as one piece per hole it fills between held
+     * segments (plus its unseen tail): charge every piece's record. */
+    size_t pieces = 2;
+    for (const struct cap__seg *g = s->ooo; g && g->off < end; g = g->next)
+        if (g->off + g->len > o)
+            pieces++;
+    size_t cost = sizeof(struct cap__seg) * pieces + n;
     if (s->ooo_bytes + cost > lim->ooo_max || *pool_used + cost > lim->pool_max) {
         uint64_t first = s->ooo ? s->ooo->off : UINT64_MAX;
         stop = cap__advance(s, lim, pool_used, o <= first ? o : first, CAP_GAP_LIMIT, m, cb, user);

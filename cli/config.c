@@ -166,6 +166,113 @@ static void ld_thresholds(struct cfg_ld *l, const struct jv *v, struct heur_conf
     }
 }
 
+/* Copies of its operands glibc's regcomp makes for a pattern: a bounded
+ * repetition x{m,n} is compiled as n copies of x, so nested bounds multiply
+ * ("((a{255}){255}){255}" asks for 16 million copies: gigabytes and seconds).
+ * Each copy costs a few hundred bytes; 100000 is tens of megabytes at most and
+ * far beyond what a pattern for one SMTP line (line_keep bytes) needs.  A
+ * pattern that expands further is refused. */
+#define CFG_RE_EXPANSION_MAX 100000
+/* Parenthesis nesting followed when sizing a pattern; deeper is refused. */
+#define CFG_RE_DEPTH_MAX 64
+
+static size_t re_mul(size_t a, size_t b)
+{
+    return b != 0 && a > (SIZE_MAX / 2) / b ? SIZE_MAX / 2 : a * b;
+}
+
+static size_t re_add(size_t a, size_t b)
+{
+    return a > SIZE_MAX / 2 - b ? SIZE_MAX / 2 : a + b;
+}
+
+/* Size of the ERE at *pp up to an unmatched ')' or its end, counting each
+ * atom once per copy; *pp is left on the ')' or the NUL.  Only sizes: syntax
+ * errors are regcomp's to report. */
+static size_t re_size(const char **pp, int depth)
+{
+    const char *p = *pp;
+    size_t total = 0, last = 0; /* last: the atom a following bound repeats */
+    while (*p && *p != ')') {
+        size_t atom = 1;
+        if (*p == '(') {
+            p++;
+            if (depth >= CFG_RE_DEPTH_MAX)
+                return SIZE_MAX / 2;
+            atom = re_add(re_size(&p, depth + 1), 1);
+            if (*p == ')')
+                p++;
+        } else if (*p == '[') {
+            p++;
+            if (*p == '^')
+                p++;
+            if (*p == ']')
+                p++;
+            while (*p && *p != ']') {
+                if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+                    char end = p[1];
+                    p += 2;
+                    while (*p && !(*p == end && p[1] == ']'))
+                        p++;
+                    if (*p)
+                        p += 2;
+                } else {
+                    p++;
+                }
+            }
+            if (*p)
+                p++;
+        } else if (*p == '{') {
+            unsigned long m = 0, n;
+            p++;
+            while (sc_is_digit((uint8_t)*p) && m <= CFG_RE_EXPANSION_MAX)
+                m = m * 10 + (unsigned long)(*p++ - '0');
+            n = m;
+            if (*p == ',') {
+                p++;
+                if (sc_is_digit((uint8_t)*p)) {
+                    n = 0;
+                    while (sc_is_digit((uint8_t)*p) && n <= CFG_RE_EXPANSION_MAX)
+                        n = n * 10 + (unsigned long)(*p++ - '0');
+                } else {
+                    n = m + 1; /* {m,}: m copies and a star */
+                }
+            }
+            while (*p && *p != '}')
+                p++;
+            if (*p)
+                p++;
+            size_t rep = re_mul(last, n > m ? n : m ? m : 1);
+            total = re_add(total - last, rep);
+            last = rep;
+            continue;
+        } else if (*p == '*' || *p == '+' || *p == '?' || *p == '|') {
+            p++;
+            continue;
+        } else if (*p == '\\' && p[1]) {
+            p += 2;
+        } else {
+            p++;
+        }
+        total = re_add(total, atom);
+        last = atom;
+    }
+    *pp = p;
+    return total;
+}
+
+/* Sizes a whole pattern (stray ')' included). */
+static size_t re_expansion(const char *p)
+{
+    size_t total = 0;
+    for (;;) {
+        total = re_add(total, re_size(&p, 0));
+        if (!*p)
+            return total;
+        p++; /* an unmatched ')': regcomp decides what it means */
+    }
+}
+
 static void ld_signatures(struct cfg_ld *l, const struct jv *v, struct heur_config *h)
 {
     want_type(l, v, JV_ARR, "signatures must be a list");
@@ -196,6 +303,9 @@ static void ld_signatures(struct cfg_ld *l, const struct jv *v, struct heur_conf
                 t = k;
         if (t < 0)
             fail(l, tg, "unknown target \"%s\" (banner, ehlo, reply or command)", jv_text(tg));
+        if (re_expansion(str(l, pat, "pattern")) > CFG_RE_EXPANSION_MAX)
+            fail(l, pat, "pattern repeats too much (over %d copies once {m,n} bounds are expanded)",
+                 CFG_RE_EXPANSION_MAX);
         struct heur_signature *sg = &h->sig[h->nsig];
         memset(sg, 0, sizeof(*sg));
         int rc = regcomp(&sg->re, str(l, pat, "pattern"), REG_EXTENDED | REG_NOSUB);
@@ -228,17 +338,14 @@ static void ld_no_tls(struct cfg_ld *l, const struct jv *v, struct heur_config *
     }
 }
 
-int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen)
+/* Applies a loaded document to o and frees it; `name` prefixes the errors.
+ * Returns 0, or -1 with a message in err. */
+static int cfg__apply(struct jv *doc, const char *name, struct an_options *o, char *err,
+                      size_t errlen)
 {
-    char jerr[CFG_ERR_MAX];
-    struct jv *doc = jv_load_yaml(path, jerr, sizeof(jerr));
-    if (!doc) {
-        snprintf(err, errlen, "%s", jerr);
-        return -1;
-    }
     struct cfg_ld l;
     memset(&l, 0, sizeof(l));
-    l.path = path;
+    l.path = name;
     l.err = err;
     l.errlen = errlen;
     if (setjmp(l.fail)) {
@@ -246,9 +353,9 @@ int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen)
         return -1;
     }
     want_type(&l, doc, JV_OBJ, "the configuration must be a mapping");
-    static const char *const keys[] = {"ports",      "fail_on",        "rules",
-                                       "thresholds", "timeouts",       "limits",
-                                       "signatures", "no_tls_servers", NULL};
+    static const char *const keys[] = {"ports",      "tls_ports", "fail_on",        "rules",
+                                       "thresholds", "timeouts",  "limits",         "signatures",
+                                       "decode",     "defrag",    "no_tls_servers", NULL};
     known_keys(&l, doc, "the configuration", keys);
     const struct jv *v;
     if ((v = jv_get(doc, "ports")))
@@ -259,7 +366,7 @@ int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen)
         if (strcmp(jv_text(v), "never") == 0)
             o->fail_on = HEUR_HIGH + 1;
         else
-            o->fail_on = severity(&l, v);
+            o->fail_on = (int)severity(&l, v);
     }
     if ((v = jv_get(doc, "rules")))
         ld_rules(&l, v, &o->heur);
@@ -284,12 +391,64 @@ int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen)
         if (x)
             o->transcript_lines = (size_t)num(&l, x, 16, 10000000);
     }
+    if ((v = jv_get(doc, "decode"))) {
+        want_type(&l, v, JV_OBJ, "decode must be a mapping");
+        static const char *const dk[] = {"vxlan_port", "geneve_port", "vlan_in_key",
+                                         "tunnel_in_key", NULL};
+        known_keys(&l, v, "decode", dk);
+        struct cap_decode_opts *d = &o->cap.decode;
+        const struct jv *x;
+        if ((x = jv_get(v, "vxlan_port")))
+            d->vxlan_port = (uint16_t)num(&l, x, 0, 65535);
+        if ((x = jv_get(v, "geneve_port")))
+            d->geneve_port = (uint16_t)num(&l, x, 0, 65535);
+        if ((x = jv_get(v, "vlan_in_key")))
+            d->vlan_in_ctx = boolean(&l, x);
+        if ((x = jv_get(v, "tunnel_in_key")))
+            d->tunnel_in_ctx = boolean(&l, x);
+    }
+    if ((v = jv_get(doc, "defrag"))) {
+        want_type(&l, v, JV_OBJ, "defrag must be a mapping");
+        static const char *const fk[] = {"memory_mb", "datagrams", "timeout", NULL};
+        known_keys(&l, v, "defrag", fk);
+        struct cap_defrag_limits *f = &o->cap.defrag;
+        const struct jv *x;
+        if ((x = jv_get(v, "memory_mb")))
+            f->mem_max = (size_t)num(&l, x, 1, 4096) << 20;
+        if ((x = jv_get(v, "datagrams")))
+            f->max_datagrams = (uint32_t)num(&l, x, 16, 1u << 20);
+        if ((x = jv_get(v, "timeout")))
+            f->timeout = (sc_time)num(&l, x, 1, 3600) * SC_NS_PER_SEC;
+    }
     if ((v = jv_get(doc, "signatures")))
         ld_signatures(&l, v, &o->heur);
     if ((v = jv_get(doc, "no_tls_servers")))
         ld_no_tls(&l, v, &o->heur);
     jv_free(doc);
     return 0;
+}
+
+int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen)
+{
+    char jerr[CFG_ERR_MAX];
+    struct jv *doc = jv_load_yaml(path, jerr, sizeof(jerr));
+    if (!doc) {
+        snprintf(err, errlen, "%s", jerr);
+        return -1;
+    }
+    return cfg__apply(doc, path, o, err, errlen);
+}
+
+int cfg_load_mem(const char *p, size_t n, const char *name, struct an_options *o, char *err,
+                 size_t errlen)
+{
+    char jerr[CFG_ERR_MAX];
+    struct jv *doc = jv_load_yaml_mem(p, n, name, jerr, sizeof(jerr));
+    if (!doc) {
+        snprintf(err, errlen, "%s", jerr);
+        return -1;
+    }
+    return cfg__apply(doc, name, o, err, errlen);
 }
 
 bool cfg_parse_ports(const char *s, uint8_t bitmap[CAP_PORTS_BITMAP_BYTES], bool allow_empty)

@@ -29,6 +29,9 @@
  *       explanation: "The old gateway answers instead of the server."
  *   no_tls_servers: ["192.0.2.25", "198.51.100.7:25"]
  *
+ * A signature pattern whose {m,n} bounds would expand to more than 100000
+ * copies of their operands is refused (regcomp would take gigabytes).
+ *
  * Errors name the file, line and column: "FILE:LINE:COL: what is wrong".
  */
 #ifndef SC_CLI_CONFIG_H
@@ -44,6 +47,13 @@
 /* Applies the file at path to o (whose defaults are already set).  Returns 0,
  * or -1 with a message in err. */
 int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen);
+
+/* Same over the n bytes at p (not NUL-terminated, not retained); `name`
+ * stands for the path in error messages.  Returns 0, or -1 with a message in
+ * err.  Whatever was applied before an error stays in o (heur_config_free
+ * releases it). */
+int cfg_load_mem(const char *p, size_t n, const char *name, struct an_options *o, char *err,
+                 size_t errlen);
 
 /* Parses "25,587,2000-2010" into the port bitmap; false if malformed (the
  * bitmap is then unchanged).  An empty string is allowed when allow_empty. */

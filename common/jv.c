@@ -16,6 +16,13 @@ struct jv__p {
 
 #define JV_MAX_DEPTH 64
 
+/* Nodes built from one YAML document, aliases expanded.  An alias repeats
+ * its anchor's whole subtree, so a few hundred bytes of nested aliases
+ * could ask for 10^9 nodes ("billion laughs").  The largest YAML file the
+ * project reads (pcaps/synth-busy.streams.yaml) has a few thousand nodes;
+ * 100000 leaves ample room.  Past it the load fails with a message. */
+#define JV_YAML_NODES_MAX 100000
+
 static struct jv *jv__new(enum jv_type t)
 {
     struct jv *v = calloc(1, sizeof(*v));
@@ -294,10 +301,11 @@ const char *jv_text(const struct jv *v)
 
 /* ---- YAML ---- */
 
-static struct jv *jv__ynode(yaml_document_t *d, yaml_node_t *n, int depth)
+static struct jv *jv__ynode(yaml_document_t *d, yaml_node_t *n, int depth, size_t *budget)
 {
-    if (!n || depth > JV_MAX_DEPTH)
+    if (!n || depth > JV_MAX_DEPTH || *budget == 0)
         return NULL;
+    --*budget;
     struct jv *v = NULL;
     switch (n->type) {
     case YAML_SCALAR_NODE: {
@@ -318,7 +326,7 @@ static struct jv *jv__ynode(yaml_document_t *d, yaml_node_t *n, int depth)
         v = jv__new(JV_ARR);
         for (yaml_node_item_t *i = n->data.sequence.items.start;
              v && i < n->data.sequence.items.top; i++) {
-            struct jv *item = jv__ynode(d, yaml_document_get_node(d, *i), depth + 1);
+            struct jv *item = jv__ynode(d, yaml_document_get_node(d, *i), depth + 1, budget);
             if (!item || !jv__push(v, item, NULL)) {
                 jv_free(item);
                 jv_free(v);
@@ -336,7 +344,7 @@ static struct jv *jv__ynode(yaml_document_t *d, yaml_node_t *n, int depth)
                 return NULL;
             }
             char *key = strndup((const char *)kn->data.scalar.value, kn->data.scalar.length);
-            struct jv *item = jv__ynode(d, yaml_document_get_node(d, pr->value), depth + 1);
+            struct jv *item = jv__ynode(d, yaml_document_get_node(d, pr->value), depth + 1, budget);
             if (!key || !item || !jv__push(v, item, key)) {
                 free(key);
                 jv_free(item);
@@ -355,6 +363,29 @@ static struct jv *jv__ynode(yaml_document_t *d, yaml_node_t *n, int depth)
     return v;
 }
 
+/* Loads the first document from a parser whose input is set; `name` prefixes
+ * the error messages. */
+static struct jv *jv__load(yaml_parser_t *ps, const char *name, char *err, size_t errlen)
+{
+    yaml_document_t doc;
+    struct jv *v = NULL;
+    if (!yaml_parser_load(ps, &doc)) {
+        snprintf(err, errlen, "%s:%zu:%zu: not valid YAML: %s%s%s", name, ps->problem_mark.line + 1,
+                 ps->problem_mark.column + 1, ps->problem ? ps->problem : "?",
+                 ps->context ? " " : "", ps->context ? ps->context : "");
+    } else {
+        size_t budget = JV_YAML_NODES_MAX;
+        v = jv__ynode(&doc, yaml_document_get_root_node(&doc), 0, &budget);
+        if (!v && budget == 0)
+            snprintf(err, errlen, "%s: more than %d nodes (aliases expanded)", name,
+                     JV_YAML_NODES_MAX);
+        else if (!v)
+            snprintf(err, errlen, "%s: empty or unsupported YAML", name);
+        yaml_document_delete(&doc);
+    }
+    return v;
+}
+
 struct jv *jv_load_yaml(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
@@ -363,21 +394,27 @@ struct jv *jv_load_yaml(const char *path, char *err, size_t errlen)
         return NULL;
     }
     yaml_parser_t ps;
-    yaml_document_t doc;
-    yaml_parser_initialize(&ps);
-    yaml_parser_set_input_file(&ps, f);
-    struct jv *v = NULL;
-    if (!yaml_parser_load(&ps, &doc)) {
-        snprintf(err, errlen, "%s:%zu:%zu: not valid YAML: %s%s%s", path, ps.problem_mark.line + 1,
-                 ps.problem_mark.column + 1, ps.problem ? ps.problem : "?", ps.context ? " " : "",
-                 ps.context ? ps.context : "");
-    } else {
-        v = jv__ynode(&doc, yaml_document_get_root_node(&doc), 0);
-        if (!v)
-            snprintf(err, errlen, "%s: empty or unsupported YAML", path);
-        yaml_document_delete(&doc);
+    if (!yaml_parser_initialize(&ps)) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        fclose(f);
+        return NULL;
     }
+    yaml_parser_set_input_file(&ps, f);
+    struct jv *v = jv__load(&ps, path, err, errlen);
     yaml_parser_delete(&ps);
     fclose(f);
+    return v;
+}
+
+struct jv *jv_load_yaml_mem(const char *p, size_t n, const char *name, char *err, size_t errlen)
+{
+    yaml_parser_t ps;
+    if (!yaml_parser_initialize(&ps)) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return NULL;
+    }
+    yaml_parser_set_input_string(&ps, (const unsigned char *)p, n);
+    struct jv *v = jv__load(&ps, name, err, errlen);
+    yaml_parser_delete(&ps);
     return v;
 }

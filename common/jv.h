@@ -31,6 +31,11 @@ struct jv *jv_parse(const char *s, char *err, size_t errlen);
 /* Loads the first document of a YAML file.  NULL on error (message in err). */
 struct jv *jv_load_yaml(const char *path, char *err, size_t errlen);
 
+/* Loads the first YAML document of the n bytes at p (not NUL-terminated, not
+ * retained); `name` stands for the path in error messages.  NULL on error
+ * (message in err). */
+struct jv *jv_load_yaml_mem(const char *p, size_t n, const char *name, char *err, size_t errlen);
+
 void jv_free(struct jv *v);
 
 /* Member of an object by key, or NULL. */

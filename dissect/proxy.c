@@ -71,7 +71,7 @@ static size_t avail(const struct proxy *p, int d)
 
 static const uint8_t *at(const struct proxy *p, int d)
 {
-    return p->in[d].data + p->used[d];
+    return p->in[d].data ? p->in[d].data + p->used[d] : NULL;
 }
 
 static int fail(struct proxy *p, const char *why)

@@ -83,6 +83,14 @@ struct smtp__hold_rec {
     struct sc_meta meta;
 };
 
+/* Records kept in one held buffer (hold, lax): hold_max and lax_replay_max
+ * count payload bytes, so the room does not depend on how the bytes were
+ * segmented; this bounds the per-record headers of tiny segments. */
+#define SMTP_HOLD_RECS_MAX 8192
+/* Held bytes looked at to decide how to read them without a reply (the
+ * first word, or a TLS record's first byte). */
+#define SMTP_RELEASE_PEEK 64
+
 struct smtp_session {
     struct smtp_settings set;
     unsigned flags;
@@ -102,6 +110,7 @@ struct smtp_session {
     bool fin[2];
     int verdict; /* probing: 0 undecided, 1 SMTP, -1 not SMTP */
     struct sc_buf hold;
+    size_t hold_payload, hold_recs; /* held bytes and records in `hold` */
     enum smtp_verb hold_for;
     enum smtp__dot dot;
     bool dot_cr;
@@ -111,7 +120,8 @@ struct smtp_session {
     uint64_t lax_body_len;   /* body length up to and including the candidate */
     struct sc_meta lax_meta; /* frame holding the candidate */
     struct sc_buf lax;       /* held-record bytes after the candidate */
-    bool auth_pending;       /* AUTH issued, no final (non-334) reply yet */
+    size_t lax_payload, lax_recs;
+    bool auth_pending; /* AUTH issued, no final (non-334) reply yet */
     /* The message line being read: its length and first bytes (enough to
      * see a header name or a filename= parameter). */
     uint64_t bl_len;
@@ -408,6 +418,12 @@ static void smtp__feed_client(struct smtp_session *s, const uint8_t *p, size_t n
 
 /* Leaves CM_HOLD for `mode` and replays the held bytes in it. */
 /* Appends client bytes to a buffer of held records (header, then bytes). */
+static void smtp__lax_clear(struct smtp_session *s)
+{
+    sc_buf_reset(&s->lax);
+    s->lax_payload = s->lax_recs = 0;
+}
+
 static void smtp__rec_append(struct sc_buf *b, const uint8_t *p, size_t n, const struct sc_meta *m)
 {
     struct smtp__hold_rec r = {(uint32_t)n, *m};
@@ -423,6 +439,10 @@ static void smtp__replay(struct smtp_session *s, struct sc_buf *b)
         return;
     struct sc_buf held = *b;
     sc_buf_init(b, 0);
+    if (b == &s->hold)
+        s->hold_payload = s->hold_recs = 0;
+    else if (b == &s->lax)
+        s->lax_payload = s->lax_recs = 0;
     size_t i = 0;
     while (i + sizeof(struct smtp__hold_rec) <= held.len) {
         struct smtp__hold_rec r;
@@ -446,7 +466,7 @@ static void smtp__body_start(struct smtp_session *s)
     s->body_len = 0;
     s->lax_seen = false;
     s->lax_dead = false;
-    sc_buf_reset(&s->lax);
+    smtp__lax_clear(s);
 }
 
 /* Leaves CM_HOLD for `mode` and replays the held bytes in it. */
@@ -466,13 +486,20 @@ static void smtp__release_by_content(struct smtp_session *s)
 {
     if (s->cmode != CM_HOLD)
         return;
-    const uint8_t *p = NULL;
+    /* The first held bytes, across records (one byte per segment is
+     * possible). */
+    uint8_t p[SMTP_RELEASE_PEEK];
     size_t n = 0;
-    if (s->hold.len > sizeof(struct smtp__hold_rec)) {
-        p = s->hold.data + sizeof(struct smtp__hold_rec);
+    for (size_t i = 0; i + sizeof(struct smtp__hold_rec) <= s->hold.len && n < sizeof(p);) {
         struct smtp__hold_rec r;
-        memcpy(&r, s->hold.data, sizeof(r));
-        n = r.len;
+        memcpy(&r, s->hold.data + i, sizeof(r));
+        i += sizeof(r);
+        if (r.len > s->hold.len - i)
+            break;
+        size_t take = r.len < sizeof(p) - n ? r.len : sizeof(p) - n;
+        memcpy(p + n, s->hold.data + i, take);
+        n += take;
+        i += r.len;
     }
     enum smtp__cmode mode = CM_CMD;
     switch (n == 0 ? SMTP_V_UNKNOWN : s->hold_for) {
@@ -502,7 +529,7 @@ static void smtp__release_by_content(struct smtp_session *s)
 static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
                              const struct sc_meta *m)
 {
-    if (s->hold.len + sizeof(struct smtp__hold_rec) + n > s->set.hold_max) {
+    if (s->hold_payload + n > s->set.hold_max || s->hold_recs >= SMTP_HOLD_RECS_MAX) {
         smtp__eventf(s, "hold_overflow", SC_DIR_C2S, m,
                      "client sent over %zu bytes without waiting for the reply to %s",
                      s->set.hold_max, smtp_verb_name(s->hold_for));
@@ -511,6 +538,8 @@ static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
         return;
     }
     smtp__rec_append(&s->hold, p, n, m);
+    s->hold_payload += n;
+    s->hold_recs++;
 }
 
 static void smtp__enter_hold(struct smtp_session *s, struct smtp__pending *e)
@@ -775,7 +804,7 @@ static void smtp__lax_candidate(struct smtp_session *s, size_t at, const struct 
     s->lax_dead = false;
     s->lax_meta = *m;
     s->lax_body_len = s->body_len + at;
-    sc_buf_reset(&s->lax);
+    smtp__lax_clear(s);
 }
 
 /* Counts message-line bytes, keeping the line's first bytes. */
@@ -910,7 +939,7 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
                                  "a \".\" line with a bare LF at byte %llu of the message did "
                                  "not end it (the SMTP smuggling pattern)",
                                  (unsigned long long)s->lax_body_len);
-                sc_buf_reset(&s->lax);
+                smtp__lax_clear(s);
                 s->lax_seen = false;
                 smtp__end_body(s, s->body_len, false, m);
                 return i;
@@ -930,14 +959,17 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
     }
     s->body_len += i;
     if (lax_from < i && s->lax_seen && !s->lax_dead) {
-        if (s->lax.len + sizeof(struct smtp__hold_rec) + (i - lax_from) > s->set.lax_replay_max) {
+        if (s->lax_payload + (i - lax_from) > s->set.lax_replay_max ||
+            s->lax_recs >= SMTP_HOLD_RECS_MAX) {
             s->lax_dead = true;
-            sc_buf_reset(&s->lax);
+            smtp__lax_clear(s);
             smtp__eventf(s, "lax_replay_overflow", SC_DIR_C2S, m,
                          "more than %zu bytes followed a bare-LF \".\" line inside the message",
                          s->set.lax_replay_max);
         } else {
             smtp__rec_append(&s->lax, p + lax_from, i - lax_from, m);
+            s->lax_payload += i - lax_from;
+            s->lax_recs++;
         }
     }
     return i;
@@ -1227,6 +1259,7 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
         smtp__end_body(s, s->lax_body_len, true, &s->lax_meta);
         replay = s->lax;
         sc_buf_init(&s->lax, 0);
+        s->lax_payload = s->lax_recs = 0;
         s->lax_seen = false;
     }
     if (s->pq_len == 0) {
@@ -1554,8 +1587,15 @@ void smtp_fin(struct smtp_session *s, enum sc_dir dir, const struct sc_meta *m)
     if (s->closed || dir > SC_DIR_S2C || s->fin[dir])
         return;
     s->fin[dir] = true;
-    if (dir == SC_DIR_C2S && s->cmode == CM_HOLD)
+    /* No reply will come: read held bytes by their content.  Replaying them
+     * may hold the rest again (another DATA, AUTH or STARTTLS in them), so
+     * repeat while that makes progress. */
+    while (dir == SC_DIR_C2S && s->cmode == CM_HOLD) {
+        size_t before = s->hold_payload;
         smtp__release_by_content(s);
+        if (s->cmode == CM_HOLD && s->hold_payload >= before)
+            break;
+    }
     struct smtp__linebuf *lb = &s->lb[dir];
     bool line_mode =
         dir == SC_DIR_C2S ? (s->cmode == CM_CMD || s->cmode == CM_AUTH) : s->smode == SM_REPLY;
