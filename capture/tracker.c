@@ -37,6 +37,7 @@ struct cap__flow {
     sc_time first_ts, last_ts;
     uint8_t nvlan;
     uint16_t vlan[CAP_MAX_VLAN_TAGS];
+    uint64_t ctx; /* observation context: part of the key */
     bool rst_seen;
     bool fin_dir[2]; /* by endpoint: FIN delivered in order */
 };
@@ -60,6 +61,7 @@ struct cap_tracker {
     sc_time now;
     struct sc_meta last;
     size_t pool_used;
+    struct cap_defrag *defrag;
     struct cap_tracker_stats stats;
 };
 
@@ -89,6 +91,8 @@ void cap_settings_defaults(struct cap_settings *s)
     s->evidence_max = 64;
     s->idle_timeout = 600 * SC_NS_PER_SEC;
     s->closed_linger = 120 * SC_NS_PER_SEC;
+    cap_decode_opts_defaults(&s->decode);
+    cap_defrag_limits_defaults(&s->defrag);
     cap_port_set(s, 25, true);
     cap_port_set(s, 587, true);
 }
@@ -130,9 +134,9 @@ static uint64_t cap__mix(uint64_t h, uint64_t v)
 }
 
 static uint64_t cap__hash(const struct cap_tracker *t, const struct cap_addr a[2],
-                          const uint16_t port[2])
+                          const uint16_t port[2], uint64_t ctx)
 {
-    uint64_t h = t->seed;
+    uint64_t h = cap__mix(t->seed, ctx);
     for (int e = 0; e < 2; e++) {
         uint64_t w0, w1;
         memcpy(&w0, a[e].b, 8);
@@ -165,7 +169,10 @@ struct cap_tracker *cap_tracker_new(const struct cap_settings *s, const struct c
     while (nb < t->set.max_flows && nb < ((size_t)1 << 30))
         nb <<= 1;
     t->buckets = calloc(nb, sizeof(*t->buckets));
-    if (!t->buckets) {
+    t->defrag = cap_defrag_new(&s->defrag, &s->decode);
+    if (!t->buckets || !t->defrag) {
+        free(t->buckets);
+        cap_defrag_free(t->defrag);
         free(t);
         return NULL;
     }
@@ -216,6 +223,7 @@ static void cap__info(const struct cap__flow *f, struct cap_flow_info *fi)
     fi->last_ts = f->last_ts;
     fi->nvlan = f->nvlan;
     memcpy(fi->vlan, f->vlan, sizeof(fi->vlan));
+    fi->ctx = f->ctx;
     fi->seq_no = f->seq_no;
     fi->rst_seen = f->rst_seen;
     fi->fin_seen[SC_DIR_C2S] = f->fin_dir[c];
@@ -352,8 +360,11 @@ static bool cap__older(sc_time then, sc_time now, sc_time span)
     return now > INT64_MIN + span && then < now - span;
 }
 
+static void cap__frag_expired(struct cap_tracker *t);
+
 static void cap__expire(struct cap_tracker *t)
 {
+    cap__frag_expired(t);
     struct cap__flow *f;
     while ((f = cap__oldest(&t->dead)) && cap__older(f->touched, t->now, t->set.closed_linger))
         cap__remove(t, f);
@@ -384,10 +395,10 @@ static bool cap__evict(struct cap_tracker *t)
 /* ---- packets ---- */
 
 static struct cap__flow *cap__lookup(struct cap_tracker *t, const struct cap_addr a[2],
-                                     const uint16_t port[2], uint64_t h)
+                                     const uint16_t port[2], uint64_t ctx, uint64_t h)
 {
     for (struct cap__flow *f = t->buckets[h & t->mask]; f; f = f->hnext)
-        if (f->hash == h && f->port[0] == port[0] && f->port[1] == port[1] &&
+        if (f->hash == h && f->port[0] == port[0] && f->port[1] == port[1] && f->ctx == ctx &&
             memcmp(f->addr, a, sizeof(f->addr)) == 0)
             return f;
     return NULL;
@@ -397,12 +408,13 @@ static void cap__flow_start(struct cap_tracker *t, struct cap__flow *f,
                             const struct cap_packet *pkt)
 {
     struct cap__flow *hn = f->hnext;
-    uint64_t h = f->hash;
+    uint64_t h = f->hash, ctx = f->ctx;
     struct cap_addr a[2] = {f->addr[0], f->addr[1]};
     uint16_t port[2] = {f->port[0], f->port[1]};
     memset(f, 0, sizeof(*f));
     f->hnext = hn;
     f->hash = h;
+    f->ctx = ctx;
     memcpy(f->addr, a, sizeof(a));
     memcpy(f->port, port, sizeof(port));
     for (int e = 0; e < 2; e++) {
@@ -435,6 +447,7 @@ static struct cap__flow *cap__flow_new(struct cap_tracker *t, const struct cap_a
         return NULL;
     }
     f->hash = h;
+    f->ctx = pkt->ctx;
     memcpy(f->addr, a, sizeof(f->addr));
     memcpy(f->port, port, sizeof(f->port));
     f->hnext = t->buckets[h & t->mask];
@@ -538,20 +551,9 @@ static bool cap__syn_starts_new(const struct cap__flow *f, int ep, uint32_t seq)
     return !(st->next_off == 0 && st->next_seq == (uint32_t)(seq + 1));
 }
 
-void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
+/* A TCP segment, from the capture or put together from IP fragments. */
+static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
 {
-    t->stats.packets++;
-    t->stats.by_status[pkt->status < CAP_ST__COUNT ? pkt->status : CAP_ST_MALFORMED]++;
-    if (pkt->ts < t->now)
-        t->stats.ts_backwards++;
-    else
-        t->now = pkt->ts;
-    t->last.frame = pkt->frame;
-    t->last.ts = pkt->ts;
-    cap__expire(t);
-    if (pkt->status != CAP_ST_TCP)
-        return;
-
     int se = memcmp(pkt->src.b, pkt->dst.b, 16);
     se = se < 0 || (se == 0 && pkt->sport <= pkt->dport) ? 0 : 1;
     int oe = 1 - se;
@@ -561,12 +563,12 @@ void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
     a[oe] = pkt->dst;
     port[se] = pkt->sport;
     port[oe] = pkt->dport;
-    uint64_t h = cap__hash(t, a, port);
+    uint64_t h = cap__hash(t, a, port, pkt->ctx);
     bool syn = pkt->flags & CAP_TH_SYN, ack = pkt->flags & CAP_TH_ACK;
     bool rst = pkt->flags & CAP_TH_RST, fin = pkt->flags & CAP_TH_FIN;
     struct sc_meta m = {pkt->frame, pkt->ts};
 
-    struct cap__flow *f = cap__lookup(t, a, port, h);
+    struct cap__flow *f = cap__lookup(t, a, port, pkt->ctx, h);
     if (!f) {
         if (rst)
             return; /* nothing to close */
@@ -629,6 +631,9 @@ void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
     if (f->state == FS_PENDING) {
         struct cap_flow_info fi;
         cap__info(f, &fi);
+        fi.encap = pkt->encap;
+        fi.nencap = pkt->nencap;
+        fi.ipver = pkt->ipver;
         f->app = t->cb.open ? t->cb.open(t->user, &fi) : NULL;
         if (!f->app) {
             f->state = FS_IGNORED;
@@ -646,7 +651,12 @@ void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
     enum sc_dir dir = cap__dir(f, se);
     if (pkt->frag_first)
         cap__event(t, f, "ip_fragment", dir, &m,
-                   "segment split into IP fragments; only the first fragment is decoded");
+                   "segment split into IP fragments that did not all arrive; only the bytes "
+                   "before the first missing one are used");
+    if (pkt->frag_conflict)
+        cap__event(t, f, "ip_fragment_overlap", dir, &m,
+                   "overlapping IP fragments carried different bytes; the first copy was used "
+                   "(the receiving host may have kept the other)");
     if (pkt->opts.malformed)
         cap__event(t, f, "tcp_option_malformed", dir, &m, NULL);
 
@@ -678,6 +688,81 @@ void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
         cap__close(t, f, CAP_CLOSE_FIN, &m, true);
 }
 
+/* Fragments go to the reassembler; what it completes is decoded on and, when
+ * it is TCP, tracked.  A reassembled datagram may hold a fragment of an inner
+ * header (a tunnel's payload): each round peels one fragmented layer. */
+static void cap__fragment(struct cap_tracker *t, const struct cap_packet *pkt)
+{
+    struct cap_packet buf[2];
+    const struct cap_packet *cur = pkt;
+    for (int k = 0, round = 0; cur && cur->frag.present && round <= CAP_MAX_TUNNEL_DEPTH;
+         k ^= 1, round++) {
+        enum cap_defrag_result r = cap_defrag_add(t->defrag, cur, &buf[k]);
+        if (r == CAP_DEFRAG_HELD)
+            cur = NULL;
+        else if (r == CAP_DEFRAG_DONE)
+            cur = &buf[k];
+        else
+            break; /* refused: a first fragment still gives what it holds */
+    }
+    t->stats.defrag = *cap_defrag_stats(t->defrag);
+    if (cur && cur->status == CAP_ST_TCP)
+        cap__segment(t, cur);
+}
+
+/* Datagrams the reassembler gave up on deliver what their first fragment
+ * held. */
+static void cap__frag_expired(struct cap_tracker *t)
+{
+    struct cap_packet out;
+    while (cap_defrag_expired(t->defrag, t->now, &out)) {
+        t->stats.defrag = *cap_defrag_stats(t->defrag);
+        if (out.status == CAP_ST_TCP)
+            cap__segment(t, &out);
+    }
+}
+
+static void cap__count_encap(struct cap_tracker *t, const struct cap_packet *pkt)
+{
+    uint32_t seen = 0;
+    for (uint8_t i = 0; i < pkt->nencap; i++)
+        if (pkt->encap[i].kind < CAP_ENC__COUNT && !(seen & (1u << pkt->encap[i].kind))) {
+            seen |= 1u << pkt->encap[i].kind;
+            t->stats.encap[pkt->encap[i].kind]++;
+        }
+    if (pkt->status == CAP_ST_ENCAP_UNSUPPORTED && pkt->unsupported) {
+        uint32_t i = 0;
+        while (i < t->stats.n_unsupported && strcmp(t->stats.unsupported[i].what, pkt->unsupported))
+            i++;
+        if (i == t->stats.n_unsupported) {
+            if (i >= sizeof(t->stats.unsupported) / sizeof(t->stats.unsupported[0]))
+                return;
+            t->stats.unsupported[i].what = pkt->unsupported;
+            t->stats.n_unsupported++;
+        }
+        t->stats.unsupported[i].count++;
+    }
+}
+
+void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
+{
+    t->stats.packets++;
+    t->stats.by_status[pkt->status < CAP_ST__COUNT ? pkt->status : CAP_ST_MALFORMED]++;
+    if (pkt->nencap || pkt->status == CAP_ST_ENCAP_UNSUPPORTED)
+        cap__count_encap(t, pkt);
+    if (pkt->ts < t->now)
+        t->stats.ts_backwards++;
+    else
+        t->now = pkt->ts;
+    t->last.frame = pkt->frame;
+    t->last.ts = pkt->ts;
+    cap__expire(t);
+    if (pkt->frag.present)
+        cap__fragment(t, pkt);
+    else if (pkt->status == CAP_ST_TCP)
+        cap__segment(t, pkt);
+}
+
 static int cap__cmp_seq(const void *a, const void *b)
 {
     const struct cap__flow *x = *(const struct cap__flow *const *)a;
@@ -695,6 +780,9 @@ void cap_tracker_advance(struct cap_tracker *t, sc_time now)
 
 void cap_tracker_finish(struct cap_tracker *t)
 {
+    cap_defrag_flush(t->defrag);
+    cap__frag_expired(t);
+    t->stats.defrag = *cap_defrag_stats(t->defrag);
     size_t n = 0;
     for (struct cap__flow *f = t->live.head.next; f != &t->live.head; f = f->next)
         if (f->state == FS_ACTIVE)
@@ -734,5 +822,6 @@ void cap_tracker_free(struct cap_tracker *t)
     while ((f = cap__oldest(&t->dead)))
         cap__remove(t, f);
     free(t->buckets);
+    cap_defrag_free(t->defrag);
     free(t);
 }

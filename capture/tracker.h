@@ -20,6 +20,14 @@
  * and ACKs are absorbed instead of opening a phantom connection; a new SYN on
  * the same 4-tuple starts a new connection (port reuse).
  *
+ * Identity: the 4-tuple plus the packet's observation context (decode.h:
+ * VLAN ids, ERSPAN sessions, VNIs, tunnel endpoints), so one connection seen
+ * through two mirror sessions or on two VLANs is two flows, never one flow
+ * with duplicate segments.
+ *
+ * IP fragments are reassembled here (capture/defrag.h) before tracking; a
+ * datagram that never completes still delivers its first fragment.
+ *
  * Limits are fields of cap_settings; at each limit the tracker records an
  * event and carries on.  The tracker holds no global state: any number can
  * run in one process.
@@ -32,6 +40,7 @@
 #include <stdint.h>
 
 #include "capture/decode.h"
+#include "capture/defrag.h"
 #include "capture/reasm.h"
 #include "common/event.h"
 #include "common/time.h"
@@ -61,6 +70,10 @@ struct cap_settings {
     sc_time closed_linger;
     /* Ports whose listener is the server when no handshake was seen. */
     uint8_t ports[CAP_PORTS_BITMAP_BYTES];
+    /* Decoding of reassembled datagrams (the caller decodes with the same). */
+    struct cap_decode_opts decode;
+    /* IP fragment reassembly. */
+    struct cap_defrag_limits defrag;
 };
 
 /* Fills s with the defaults documented above; `ports` gets 25 and 587. */
@@ -130,6 +143,12 @@ struct cap_flow_info {
     sc_time last_ts;
     uint8_t nvlan;
     uint16_t vlan[CAP_MAX_VLAN_TAGS];
+    /* In `open` only: the encapsulation (outside in) and IP version of the
+     * packet that opened the flow; NULL and 0 in `close`. */
+    const struct cap_encap *encap;
+    uint8_t nencap;
+    uint8_t ipver;
+    uint64_t ctx;    /* observation context (part of the flow's identity) */
     uint64_t seq_no; /* order of creation in this tracker, from 1 */
     bool rst_seen;
     bool fin_seen[2];
@@ -167,6 +186,15 @@ struct cap_tracker_stats {
     uint64_t late_packets; /* packets absorbed by tombstones */
     uint64_t port_reuse;
     uint64_t ts_backwards; /* packets whose timestamp went back in time */
+    struct cap_defrag_stats defrag;
+    uint64_t encap[CAP_ENC__COUNT]; /* packets that went through each kind of layer */
+    /* Packets whose encapsulation was not understood, by reason (the
+     * decoder's static strings), the first CAP_MAX_UNSUPPORTED reasons. */
+    struct {
+        const char *what;
+        uint64_t count;
+    } unsupported[8];
+    uint32_t n_unsupported;
 };
 
 struct cap_tracker;

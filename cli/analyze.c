@@ -19,6 +19,7 @@ struct an_sess {
     uint32_t file; /* index in the list of files */
     struct cap_addr addr[2];
     uint16_t port[2];
+    uint64_t ctx; /* observation context (capture/decode.h) */
     uint64_t first_frame;
     bool flagged;
 };
@@ -48,6 +49,8 @@ struct an_flow {
     struct an_ctx *ctx;
     struct smtp_session *smtp;
     bool probe;
+    uint8_t ipver, nencap;
+    struct cap_encap *encap; /* NULL when nencap is 0 */
 };
 
 void an_options_defaults(struct an_options *o)
@@ -88,6 +91,14 @@ static void *an__open(void *user, const struct cap_flow_info *fi)
     }
     f->ctx = c;
     f->probe = !port;
+    f->ipver = fi->ipver;
+    if (fi->nencap && fi->encap) {
+        f->encap = malloc(fi->nencap * sizeof(*f->encap));
+        if (f->encap) {
+            memcpy(f->encap, fi->encap, fi->nencap * sizeof(*f->encap));
+            f->nencap = fi->nencap;
+        }
+    }
     return f;
 }
 
@@ -162,6 +173,7 @@ static void an__remember(struct an_ctx *c, uint64_t id, const struct cap_flow_in
         e->addr[d] = fi->side[d].addr;
         e->port[d] = fi->side[d].port;
     }
+    e->ctx = fi->ctx;
     e->first_frame = fi->first_frame;
 }
 
@@ -266,7 +278,10 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
                 else if (vantage == HV_INSIDE)
                     c->sum->vantage_inside++;
             }
+            char encap[CAP_ENCAP_STR_MAX];
+            cap_encap_str(encap, sizeof(encap), f->encap, f->nencap, f->ipver);
             struct rep_session rs = {
+                .encap = encap,
                 .id = ++c->next_id,
                 .file = c->file,
                 .client = client,
@@ -291,7 +306,49 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
         }
     }
     smtp_session_free(f->smtp);
+    free(f->encap);
     free(f);
+}
+
+/* Adds a finished tracker's counters to the summary (named ones by name, so
+ * several files add up). */
+static void an__named_add(struct rep_named *v, size_t *n, const char *name, uint64_t count)
+{
+    size_t i = 0;
+    while (i < *n && strcmp(v[i].name, name) != 0)
+        i++;
+    if (i == *n) {
+        if (*n >= REP_MAX_NAMED)
+            return;
+        v[i].name = name;
+        v[i].count = 0;
+        (*n)++;
+    }
+    v[i].count += count;
+}
+
+static void an__sum_tracker(struct rep_summary *sum, const struct cap_tracker_stats *ts)
+{
+    sum->packets += ts->packets;
+    sum->tcp_flows += ts->flows;
+    sum->not_ip += ts->by_status[CAP_ST_NOT_IP];
+    sum->not_tcp += ts->by_status[CAP_ST_NOT_TCP];
+    sum->ip_fragments += ts->defrag.fragments;
+    sum->ip_reassembled += ts->defrag.reassembled;
+    sum->ip_incomplete += ts->defrag.timed_out + ts->defrag.evicted;
+    sum->ip_frag_conflicts += ts->defrag.conflicts;
+    sum->malformed += ts->by_status[CAP_ST_MALFORMED];
+    sum->link_unsupported += ts->by_status[CAP_ST_LINK_UNSUPPORTED];
+    sum->evicted += ts->evicted;
+    sum->ts_backwards += ts->ts_backwards;
+    for (int k = 0; k < CAP_ENC__COUNT; k++)
+        if (ts->encap[k])
+            an__named_add(sum->decap, &sum->n_decap, cap_encap_name((enum cap_encap_kind)k),
+                          ts->encap[k]);
+    for (uint32_t i = 0; i < ts->n_unsupported; i++)
+        an__named_add(sum->encap_unsupported, &sum->n_encap_unsupported, ts->unsupported[i].what,
+                      ts->unsupported[i].count);
+    sum->encap_unsupported_total += ts->by_status[CAP_ST_ENCAP_UNSUPPORTED];
 }
 
 static const struct cap_tracker_cb an__cb = {
@@ -381,7 +438,8 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
         pkt.ts = rec.ts;
         pkt.caplen = rec.caplen;
         pkt.wirelen = rec.wirelen;
-        enum cap_status stt = cap_decode(&pkt, rec.linktype, rec.data, rec.caplen);
+        enum cap_status stt =
+            cap_decode_ex(&pkt, rec.linktype, rec.data, rec.caplen, &o->cap.decode);
         if (stt == CAP_ST_LINK_UNSUPPORTED)
             an__note_linktype(sum, rec.linktype);
         sum->bytes += rec.caplen;
@@ -406,16 +464,7 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
         status = 2;
     }
     cap_tracker_finish(t);
-    const struct cap_tracker_stats *ts = cap_tracker_stats(t);
-    sum->packets += ts->packets;
-    sum->tcp_flows += ts->flows;
-    sum->not_ip += ts->by_status[CAP_ST_NOT_IP];
-    sum->not_tcp += ts->by_status[CAP_ST_NOT_TCP];
-    sum->ip_fragments += ts->by_status[CAP_ST_FRAGMENT];
-    sum->malformed += ts->by_status[CAP_ST_MALFORMED];
-    sum->link_unsupported += ts->by_status[CAP_ST_LINK_UNSUPPORTED];
-    sum->evicted += ts->evicted;
-    sum->ts_backwards += ts->ts_backwards;
+    an__sum_tracker(sum, cap_tracker_stats(t));
     cap_tracker_free(t);
     cap_reader_free(rd);
     if (!is_stdin)
@@ -428,8 +477,18 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
 struct an_key {
     struct cap_addr a[2];
     uint16_t p[2];
+    uint64_t ctx;
     uint64_t first_frame;
     bool flagged;
+};
+
+/* -w: fragmented datagrams whose first fragment was written, so their other
+ * fragments follow it (a ring of the most recent; fragments are rare). */
+#define AN_FRAG_RING 1024
+struct an_fragkey {
+    struct cap_addr src, dst;
+    uint32_t id;
+    uint8_t ipver;
 };
 
 static int an__ep_cmp(const struct cap_addr *a, uint16_t pa, const struct cap_addr *b, uint16_t pb)
@@ -454,6 +513,8 @@ static int an__key_cmp(const void *x, const void *y)
     int r = an__ep_cmp(&a->a[0], a->p[0], &b->a[0], b->p[0]);
     if (!r)
         r = an__ep_cmp(&a->a[1], a->p[1], &b->a[1], b->p[1]);
+    if (!r)
+        r = (a->ctx > b->ctx) - (a->ctx < b->ctx);
     if (!r)
         r = (a->first_frame > b->first_frame) - (a->first_frame < b->first_frame);
     return r;
@@ -483,6 +544,7 @@ static int an__write_file(struct an_ctx *c, const char *name, uint32_t idx, stru
         if (e->file != idx)
             continue;
         an__key(&keys[k], &e->addr[0], e->port[0], &e->addr[1], e->port[1]);
+        keys[k].ctx = e->ctx;
         keys[k].first_frame = e->first_frame;
         keys[k++].flagged = e->flagged;
     }
@@ -499,12 +561,28 @@ static int an__write_file(struct an_ctx *c, const char *name, uint32_t idx, stru
     }
     struct cap_record rec;
     struct cap_packet pkt;
+    struct an_fragkey *ring = calloc(AN_FRAG_RING, sizeof(*ring));
+    size_t nring = 0;
+    if (!ring)
+        status = 2;
     while (status == 0 && cap_reader_next(rd, &rec) > 0) {
         memset(&pkt, 0, sizeof(pkt));
-        if (cap_decode(&pkt, rec.linktype, rec.data, rec.caplen) != CAP_ST_TCP)
-            continue;
+        enum cap_status st =
+            cap_decode_ex(&pkt, rec.linktype, rec.data, rec.caplen, &c->opt->cap.decode);
+        const struct cap_frag *fr = &pkt.frag;
+        bool write = false;
+        if (st != CAP_ST_TCP) {
+            /* A later fragment of a datagram whose first fragment was written. */
+            for (size_t i = 0; fr->present && i < nring && i < AN_FRAG_RING && !write; i++)
+                write = ring[i].id == fr->id && ring[i].ipver == fr->ipver &&
+                        memcmp(&ring[i].src, &fr->src, sizeof(fr->src)) == 0 &&
+                        memcmp(&ring[i].dst, &fr->dst, sizeof(fr->dst)) == 0;
+            if (!write)
+                continue;
+        }
         struct an_key q;
         an__key(&q, &pkt.src, pkt.sport, &pkt.dst, pkt.dport);
+        q.ctx = pkt.ctx;
         /* The first key with these endpoints, then the one whose frames hold it. */
         size_t lo = 0, hi = n;
         q.first_frame = 0;
@@ -518,14 +596,21 @@ static int an__write_file(struct an_ctx *c, const char *name, uint32_t idx, stru
         /* The packet belongs to the last session with these endpoints that
          * started at or before it (stragglers after a close included). */
         const struct an_key *owner = NULL;
-        for (size_t i = lo; i < n; i++) {
+        for (size_t i = lo; i < n && !write; i++) {
             if (an__ep_cmp(&keys[i].a[0], keys[i].p[0], &q.a[0], q.p[0]) ||
-                an__ep_cmp(&keys[i].a[1], keys[i].p[1], &q.a[1], q.p[1]) ||
+                an__ep_cmp(&keys[i].a[1], keys[i].p[1], &q.a[1], q.p[1]) || keys[i].ctx != q.ctx ||
                 keys[i].first_frame > rec.frame)
                 break;
             owner = &keys[i];
         }
-        if (owner && owner->flagged) {
+        if (!write && owner && owner->flagged && fr->present) {
+            struct an_fragkey *e = &ring[nring++ % AN_FRAG_RING];
+            e->src = fr->src;
+            e->dst = fr->dst;
+            e->id = fr->id;
+            e->ipver = fr->ipver;
+        }
+        if (write || (owner && owner->flagged)) {
             int w = cap_dump_write(d, rec.linktype, rec.ts, rec.data, rec.caplen, rec.wirelen);
             if (w > 0)
                 (*other_link)++;
@@ -539,6 +624,7 @@ static int an__write_file(struct an_ctx *c, const char *name, uint32_t idx, stru
     if (fd >= 0)
         close(fd);
     free(keys);
+    free(ring);
     return status;
 }
 
@@ -723,7 +809,7 @@ int an_split(const struct an_options *o, const char *name, an_split_fn side_of, 
         pkt.ts = rec.ts;
         pkt.caplen = rec.caplen;
         pkt.wirelen = rec.wirelen;
-        cap_decode(&pkt, rec.linktype, rec.data, rec.caplen);
+        cap_decode_ex(&pkt, rec.linktype, rec.data, rec.caplen, &o->cap.decode);
         int side = side_of(split_user, &pkt);
         if (side < 0 || side > 1) {
             (*unassigned)++;
@@ -832,17 +918,8 @@ int an_stream_finish(struct an_stream *s, uint64_t drops)
         for (size_t i = 0; i < nf && !s->c.opt->silent; i++)
             rep_finding(s->w, &s->c.findings[i]);
     }
-    const struct cap_tracker_stats *ts = cap_tracker_stats(s->t);
     struct rep_summary *sum = &s->sum;
-    sum->packets = ts->packets;
-    sum->tcp_flows = ts->flows;
-    sum->not_ip = ts->by_status[CAP_ST_NOT_IP];
-    sum->not_tcp = ts->by_status[CAP_ST_NOT_TCP];
-    sum->ip_fragments = ts->by_status[CAP_ST_FRAGMENT];
-    sum->malformed = ts->by_status[CAP_ST_MALFORMED];
-    sum->link_unsupported = ts->by_status[CAP_ST_LINK_UNSUPPORTED];
-    sum->evicted = ts->evicted;
-    sum->ts_backwards = ts->ts_backwards;
+    an__sum_tracker(sum, cap_tracker_stats(s->t));
     sum->sessions = s->c.sessions;
     sum->empty_connections = s->c.empty;
     sum->elapsed = an__now() - s->t0;

@@ -119,13 +119,15 @@ static int cmpc__load(const struct an_options *base, char *file, struct cmp_capt
 
 /* ---- --split: one capture holding both legs ---- */
 
-enum cmpc_split { SPLIT_NONE = 0, SPLIT_VLAN, SPLIT_MAC, SPLIT_TTL };
+enum cmpc_split { SPLIT_NONE = 0, SPLIT_VLAN, SPLIT_MAC, SPLIT_TTL, SPLIT_ENCAP };
 
 /* Distinct MAC addresses and 4-tuples tracked by the first pass; a capture
  * with more is split on what fits (the rest of its packets are dropped and
  * counted). */
 #define CMPC_MACS_MAX 65536
 #define CMPC_TUPLES_MAX (1u << 20)
+/* Distinct observation contexts counted for --split encap. */
+#define CMPC_CTX_MAX 256
 
 struct cmpc_splitter {
     enum cmpc_split mode;
@@ -133,6 +135,13 @@ struct cmpc_splitter {
     /* vlan: the two busiest outer VLAN ids (4096: untagged) */
     uint64_t vlan_count[4097];
     int vlan[2];
+    /* encap: packets per observation context (capture/decode.h), the two
+     * busiest are the legs */
+    struct {
+        uint64_t ctx, count;
+        bool used;
+    } ctxs[CMPC_CTX_MAX];
+    uint64_t leg_ctx[2];
     /* mac: a table of addresses and a union-find over them; the two
      * largest groups of addresses that talk to each other are the legs */
     uint64_t *mac; /* key: the 48-bit address + 1 (0 = empty) */
@@ -243,9 +252,20 @@ static int cmpc__split_learn(struct cmpc_splitter *sp, const char *file)
     struct cap_record rec;
     struct cap_packet pkt;
     while (cap_reader_next(rd, &rec) > 0) {
-        if (cap_decode(&pkt, rec.linktype, rec.data, rec.caplen) != CAP_ST_TCP)
+        if (cap_decode_ex(&pkt, rec.linktype, rec.data, rec.caplen, &sp->o->cap.decode) !=
+            CAP_ST_TCP)
             continue;
-        if (sp->mode == SPLIT_VLAN) {
+        if (sp->mode == SPLIT_ENCAP) {
+            for (size_t i = 0, h = pkt.ctx % CMPC_CTX_MAX; i < CMPC_CTX_MAX;
+                 i++, h = (h + 1) % CMPC_CTX_MAX) {
+                if (sp->ctxs[h].used && sp->ctxs[h].ctx != pkt.ctx)
+                    continue;
+                sp->ctxs[h].used = true;
+                sp->ctxs[h].ctx = pkt.ctx;
+                sp->ctxs[h].count++;
+                break;
+            }
+        } else if (sp->mode == SPLIT_VLAN) {
             sp->vlan_count[pkt.nvlan ? pkt.vlan[0] & 0xfff : 4096]++;
         } else if (sp->mode == SPLIT_MAC && pkt.has_mac) {
             long a = cmpc__mac_slot(sp, pkt.mac_src, true),
@@ -268,7 +288,28 @@ static int cmpc__split_learn(struct cmpc_splitter *sp, const char *file)
     }
     cap_reader_free(rd);
     close(fd);
-    if (sp->mode == SPLIT_VLAN) {
+    if (sp->mode == SPLIT_ENCAP) {
+        int best[2] = {-1, -1};
+        for (int i = 0; i < CMPC_CTX_MAX; i++) {
+            if (!sp->ctxs[i].used)
+                continue;
+            if (best[0] < 0 || sp->ctxs[i].count > sp->ctxs[best[0]].count) {
+                best[1] = best[0];
+                best[0] = i;
+            } else if (best[1] < 0 || sp->ctxs[i].count > sp->ctxs[best[1]].count) {
+                best[1] = i;
+            }
+        }
+        if (best[1] < 0) {
+            fprintf(stderr,
+                    "smtpscope: %s: --split encap needs two encapsulations (VLANs, ERSPAN "
+                    "sessions, VNIs, tunnels, or tunnelled and plain), the capture has %s\n",
+                    file, best[0] < 0 ? "no TCP" : "one");
+            return 2;
+        }
+        sp->leg_ctx[0] = sp->ctxs[best[0]].ctx;
+        sp->leg_ctx[1] = sp->ctxs[best[1]].ctx;
+    } else if (sp->mode == SPLIT_VLAN) {
         sp->vlan[0] = sp->vlan[1] = -1;
         for (int v = 0; v <= 4096; v++) {
             if (!sp->vlan_count[v])
@@ -318,9 +359,17 @@ static int cmpc__split_learn(struct cmpc_splitter *sp, const char *file)
 static int cmpc__side_of(void *user, const struct cap_packet *p)
 {
     struct cmpc_splitter *sp = user;
-    if (p->status != CAP_ST_TCP)
+    /* IP fragments follow their leg too (by what they show outside the
+     * fragmented header) and are reassembled in its tracker. */
+    if (p->status != CAP_ST_TCP && !(p->frag.present && sp->mode != SPLIT_TTL))
         return -1;
     switch (sp->mode) {
+    case SPLIT_ENCAP: {
+        /* A later fragment shows only what is outside its fragmented header:
+         * right for tags, not for a fragmented tunnel's inner context. */
+        uint64_t c = p->status == CAP_ST_TCP ? p->ctx : p->frag.ctx;
+        return c == sp->leg_ctx[0] ? 0 : c == sp->leg_ctx[1] ? 1 : -1;
+    }
     case SPLIT_VLAN: {
         int v = p->nvlan ? p->vlan[0] & 0xfff : 4096;
         return v == sp->vlan[0] ? 0 : v == sp->vlan[1] ? 1 : -1;
@@ -399,7 +448,7 @@ out:
 static void cmpc__usage(FILE *f)
 {
     fputs("Usage: smtpscope compare [OPTIONS] OUTSIDE INSIDE\n"
-          "       smtpscope compare [OPTIONS] --split vlan|mac|ttl FILE\n"
+          "       smtpscope compare [OPTIONS] --split vlan|mac|ttl|encap FILE\n"
           "\n"
           "Pairs the SMTP sessions of two captures taken on either side of a firewall\n"
           "or VPN (NAT, new sequence numbers and resegmentation are fine) and shows,\n"
@@ -413,11 +462,14 @@ static void cmpc__usage(FILE *f)
           "      --html FILE      also write one self-contained HTML report to FILE\n"
           "      --names A,B      labels for the two captures (default outside,inside)\n"
           "      --split HOW      FILE is one span capture that saw both legs of the\n"
-          "                       device: split it by outer VLAN (the two busiest),\n"
-          "                       by MAC (the two groups of hosts that never talk to\n"
-          "                       each other: the device's two interfaces), or by TTL\n"
+          "                       device: split it by VLAN (the two busiest; the\n"
+          "                       mirrored frame's own tags under ERSPAN/VXLAN), by\n"
+          "                       MAC (the two groups of hosts that never talk to\n"
+          "                       each other: the device's two interfaces), by TTL\n"
           "                       (the same segment seen twice, one hop apart; not\n"
-          "                       through NAT)\n"
+          "                       through NAT), or by encapsulation (the two busiest\n"
+          "                       of VLAN ids, ERSPAN sessions, VNIs and tunnels,\n"
+          "                       plain packets being one: -i any on a tunnel end)\n"
           "  -v, --verbose        show every pair's dialogues side by side (default:\n"
           "                       only pairs with differences)\n"
           "  -c, --config FILE    YAML configuration (ports, limits, thresholds)\n"
@@ -504,12 +556,13 @@ int cli_compare(int argc, char **argv)
             ports = optarg;
             break;
         case OPT_SPLIT:
-            split = strcmp(optarg, "vlan") == 0  ? SPLIT_VLAN
-                    : strcmp(optarg, "mac") == 0 ? SPLIT_MAC
-                    : strcmp(optarg, "ttl") == 0 ? SPLIT_TTL
-                                                 : SPLIT_NONE;
+            split = strcmp(optarg, "vlan") == 0    ? SPLIT_VLAN
+                    : strcmp(optarg, "mac") == 0   ? SPLIT_MAC
+                    : strcmp(optarg, "ttl") == 0   ? SPLIT_TTL
+                    : strcmp(optarg, "encap") == 0 ? SPLIT_ENCAP
+                                                   : SPLIT_NONE;
             if (split == SPLIT_NONE) {
-                fprintf(stderr, "smtpscope: --split: \"%s\" is not one of vlan, mac, ttl\n",
+                fprintf(stderr, "smtpscope: --split: \"%s\" is not one of vlan, mac, ttl, encap\n",
                         optarg);
                 return EXIT_USAGE;
             }

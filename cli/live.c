@@ -374,7 +374,30 @@ static int live__filter(const struct an_options *o, char *out, size_t n)
     }
     if (!pl)
         return -1;
-    int w = snprintf(out, n, "(%s) or (vlan and ((%s) or (vlan and (%s))))", ports, ports, ports);
+    /* Tunnels and fragments cannot be matched on their inner ports in BPF:
+     * they are taken whole (GRE and ERSPAN, IP in IP, the UDP tunnels, IP
+     * fragments).  MPLS and PPPoE shift every later offset in a BPF
+     * expression, so they need --bpf (e.g. "mpls or pppoes"). */
+    char tun[256] = "";
+    {
+        int t = snprintf(tun, sizeof(tun),
+                         " or ip proto 47 or ip proto 4 or ip proto 41 or ip6 proto 47 or "
+                         "ip6 proto 4 or ip6 proto 41 or (ip[6:2] & 0x3fff != 0) or ip6[6] == 44");
+        if (t < 0 || (size_t)t >= sizeof(tun))
+            return -1;
+        size_t tl = (size_t)t;
+        const uint16_t up[2] = {o->cap.decode.vxlan_port, o->cap.decode.geneve_port};
+        for (int i = 0; i < 2; i++) {
+            if (!up[i])
+                continue;
+            t = snprintf(tun + tl, sizeof(tun) - tl, " or udp port %u", up[i]);
+            if (t < 0 || (size_t)t >= sizeof(tun) - tl)
+                return -1;
+            tl += (size_t)t;
+        }
+    }
+    int w = snprintf(out, n, "(%s)%s or (vlan and ((%s)%s or (vlan and ((%s)%s))))", ports, tun,
+                     ports, tun, ports, tun);
     return w < 0 || (size_t)w >= n ? -1 : 0;
 }
 
@@ -739,7 +762,7 @@ int cli_live(int argc, char **argv)
             pkt.ts = rec.ts;
             pkt.caplen = rec.caplen;
             pkt.wirelen = rec.wirelen;
-            cap_decode(&pkt, rec.linktype, rec.data, rec.caplen);
+            cap_decode_ex(&pkt, rec.linktype, rec.data, rec.caplen, &o.cap.decode);
             if (keep.flows)
                 live__keep(&keep, &pkt, &rec);
             an_stream_packet(st, &rec, &pkt);

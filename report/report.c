@@ -343,6 +343,8 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
     rep__jtime(w, "start", s->start);
     rep__jtime(w, "end", s->end);
     sc_buf_printf(b, ",\"partial\":%s", s->partial ? "true" : "false");
+    rep__jfield(w, "encap");
+    rep__jstr(w, s->encap ? s->encap : "ip");
     rep__jfield(w, "proxy");
     if (in->proxy.len)
         rep__jstr(w, sc_buf_str(&in->proxy));
@@ -489,6 +491,23 @@ static void rep__json_summary(struct rep_writer *w, const struct rep_summary *s)
         sc_buf_putc(b, '"');
         sc_json_escape(b, s->write_flagged, strlen(s->write_flagged));
         sc_buf_printf(b, "\",\"packets\":%" PRIu64 "}", s->packets_written);
+    }
+    sc_buf_printf(b,
+                  ",\"ip_reassembled\":%" PRIu64 ",\"ip_incomplete\":%" PRIu64
+                  ",\"ip_fragment_conflicts\":%" PRIu64,
+                  s->ip_reassembled, s->ip_incomplete, s->ip_frag_conflicts);
+    const struct rep_named *nl[2] = {s->decap, s->encap_unsupported};
+    size_t nn[2] = {s->n_decap, s->n_encap_unsupported};
+    static const char *const nk[2] = {"decapsulated", "encap_unsupported"};
+    for (int k = 0; k < 2; k++) {
+        sc_buf_printf(b, ",\"%s\":{", nk[k]);
+        for (size_t i = 0; i < nn[k]; i++) {
+            if (i)
+                sc_buf_putc(b, ',');
+            rep__jstr(w, nl[k][i].name);
+            sc_buf_printf(b, ":%" PRIu64, nl[k][i].count);
+        }
+        sc_buf_putc(b, '}');
     }
     sc_buf_puts(b, ",\"unsupported_linktypes\":{");
     for (uint32_t i = 0; i < s->n_unsupported; i++)
@@ -659,6 +678,8 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
                                                          : "on the server side");
     sc_buf_printf(b, "  time      %s UTC, %.3f s, frames %" PRIu64 "-%" PRIu64 "\n", t0, dur,
                   s->first_frame, s->last_frame);
+    if (s->encap && strchr(s->encap, '/'))
+        sc_buf_printf(b, "  encap     %s\n", s->encap);
     if (in->proxy.len)
         sc_buf_printf(b, "  proxy     %s\n", sc_buf_str(&in->proxy));
     sc_buf_puts(b, "  banner    ");
@@ -973,8 +994,29 @@ static void rep__text_summary(struct rep_writer *w, const struct rep_summary *s)
         sc_buf_printf(b, "  %" PRIu64 " TCP %s to SMTP ports carried no data\n",
                       s->empty_connections,
                       rep__plural(s->empty_connections, "connection", "connections"));
-    if (s->ip_fragments)
-        sc_buf_printf(b, "  %" PRIu64 " IP fragments were not reassembled\n", s->ip_fragments);
+    if (s->n_decap) {
+        sc_buf_puts(b, "  decapsulated");
+        for (size_t i = 0; i < s->n_decap; i++)
+            sc_buf_printf(b, "%s %s %" PRIu64, i ? "," : "", s->decap[i].name, s->decap[i].count);
+        sc_buf_puts(b, " packets\n");
+    }
+    if (s->encap_unsupported_total) {
+        sc_buf_printf(b, "  %" PRIu64 " packets in encapsulations not decoded (",
+                      s->encap_unsupported_total);
+        for (size_t i = 0; i < s->n_encap_unsupported; i++)
+            sc_buf_printf(b, "%s%s %" PRIu64, i ? ", " : "", s->encap_unsupported[i].name,
+                          s->encap_unsupported[i].count);
+        sc_buf_puts(b, ")\n");
+    }
+    if (s->ip_fragments) {
+        sc_buf_printf(b, "  %" PRIu64 " IP fragments: %" PRIu64 " datagrams reassembled",
+                      s->ip_fragments, s->ip_reassembled);
+        if (s->ip_incomplete)
+            sc_buf_printf(b, ", %" PRIu64 " incomplete", s->ip_incomplete);
+        if (s->ip_frag_conflicts)
+            sc_buf_printf(b, ", %" PRIu64 " overlaps with different bytes", s->ip_frag_conflicts);
+        sc_buf_putc(b, '\n');
+    }
     if (s->malformed)
         sc_buf_printf(b, "  %" PRIu64 " packets had malformed headers\n", s->malformed);
     if (s->link_unsupported) {

@@ -78,6 +78,15 @@ struct rep_session {
     const struct heur_finding *findings;
     size_t n_findings;
     const char *vantage; /* heur_vantage_name() */
+    /* Encapsulation path, e.g. "vlan(100)/erspan(12)/vlan(20)/ipv4" (capture/decode.h). */
+    const char *encap;
+};
+
+/* Named counters of the summary (decapsulated layers, unsupported ones). */
+#define REP_MAX_NAMED 16
+struct rep_named {
+    const char *name;
+    uint64_t count;
 };
 
 /* Distinct rule ids counted in the summary (built-in rules plus custom
@@ -99,7 +108,15 @@ struct rep_summary {
     uint64_t empty_connections; /* SMTP-port connections that carried no payload */
     uint64_t not_ip;
     uint64_t not_tcp;
-    uint64_t ip_fragments;
+    uint64_t ip_fragments;                 /* fragment packets */
+    uint64_t ip_reassembled;               /* datagrams reassembled from them */
+    uint64_t ip_incomplete;                /* datagrams given up (timeout, limits, end of input) */
+    uint64_t ip_frag_conflicts;            /* fragments whose overlapping bytes differed */
+    struct rep_named decap[REP_MAX_NAMED]; /* packets through each kind of layer */
+    size_t n_decap;
+    struct rep_named encap_unsupported[REP_MAX_NAMED]; /* packets not understood, by reason */
+    size_t n_encap_unsupported;
+    uint64_t encap_unsupported_total;
     uint64_t malformed;
     uint64_t link_unsupported;
     uint32_t unsupported_linktypes[8]; /* distinct values seen, up to 8 */

@@ -56,7 +56,7 @@ expect "formats" "smtpscope analyze -f ''" "text json yaml"
 expect "rules formats" "smtpscope rules --format ''" "text json yaml markdown"
 expect "colours" "smtpscope analyze --color ''" "auto always never"
 expect "severities" "smtpscope analyze --fail-on ''" "info low medium high never"
-expect "split" "smtpscope compare --split ''" "vlan mac ttl"
+expect "split" "smtpscope compare --split ''" "vlan mac ttl encap"
 
 # -i offers the machine's interfaces (and any).
 ifaces=$(ls /sys/class/net 2>/dev/null)

@@ -1024,6 +1024,469 @@ static void test_random_buffers_on_every_link_type(void **state)
     }
 }
 
+/* ---- tunnels, tags and labels ---- */
+
+/* An outer IPv4 header between tunnel endpoints 10.0.0.1 and 10.0.0.2 (or
+ * reversed); returns its offset for ip4_done(). */
+static size_t ip4_outer(struct pk *k, uint32_t proto, bool reversed)
+{
+    static const uint8_t a[8] = {10, 0, 0, 1, 10, 0, 0, 2};
+    static const uint8_t b[8] = {10, 0, 0, 2, 10, 0, 0, 1};
+    size_t at = k->n;
+    put(k, 1, 0x45);
+    put(k, 1, 0);
+    put(k, 2, 0);
+    put(k, 2, 7);
+    put(k, 2, 0);
+    put(k, 1, 200);
+    put(k, 1, proto);
+    put(k, 2, 0);
+    putn(k, reversed ? b : a, 8);
+    return at;
+}
+
+enum tun {
+    TUN_GRE,
+    TUN_GRE_CSUM_KEY_SEQ,
+    TUN_GRE_TEB_VLAN,
+    TUN_ERSPAN1,
+    TUN_ERSPAN2,
+    TUN_ERSPAN3,
+    TUN_ERSPAN3_SUB,
+    TUN_VXLAN,
+    TUN_GENEVE_OPTS,
+    TUN_GENEVE_IP,
+    TUN_IPIP,
+    TUN_6IN4,
+    TUN_4IN6,
+    TUN_MPLS2,
+    TUN_MPLS_PW,
+    TUN_PPPOE,
+    TUN_PPTP,
+    TUN_PPTP_PFC,
+    TUN__COUNT
+};
+
+static const char *const tun_paths[TUN__COUNT] = {
+    "gre/ipv4",
+    "gre(42)/ipv4",
+    "vlan(7)/gre/vlan(20)/ipv4",
+    "vlan(7)/erspan1/ipv4",
+    "vlan(7)/erspan(12)/vlan(20)/ipv4",
+    "erspan3(300)/ipv4",
+    "erspan3(301)/ipv4",
+    "vxlan(4242)/ipv4",
+    "geneve(77)/ipv4",
+    "geneve(78)/ipv4",
+    "ipip/ipv4",
+    "ipip/ipv6",
+    "ipip/ipv4",
+    "mpls(16)/mpls(17)/ipv4",
+    "mpls(18)/vlan(20)/ipv4",
+    "pppoe(7)/ipv4",
+    "pptp(99)/ipv4",
+    "pptp(99)/ipv4",
+};
+
+/* The inner Ethernet frame (with an optional tag) around the standard
+ * segment. */
+static void inner_eth(struct pk *k, bool tag)
+{
+    eth(k, tag ? 0x8100 : 0x0800);
+    if (tag)
+        vlan_tag(k, 20, 0x0800);
+    ip_tcp(k, false);
+}
+
+/* Builds tunnel case `t` (outer Ethernet with VLAN 7 where the path says
+ * so); `vid` and `rev` vary the outer VLAN and the endpoints' order, `label`
+ * the first MPLS label, `session` the ERSPAN session / VNI. */
+static void tun_packet(struct pk *k, enum tun t, uint32_t vid, bool rev, uint32_t label,
+                       uint32_t session)
+{
+    k->n = 0;
+    bool outer_vlan = t == TUN_GRE_TEB_VLAN || t == TUN_ERSPAN1 || t == TUN_ERSPAN2;
+    if (t == TUN_4IN6) {
+        eth(k, 0x86dd);
+        size_t o = ip6(k, 4);
+        ip_tcp(k, false);
+        ip6_done(k, o);
+        return;
+    }
+    if (t == TUN_MPLS2 || t == TUN_MPLS_PW) {
+        eth(k, 0x8847);
+        if (t == TUN_MPLS2)
+            put(k, 4, label << 12 | 64);
+        put(k, 4, (t == TUN_MPLS2 ? 17u : 18u) << 12 | 0x100 | 64);
+        if (t == TUN_MPLS2) {
+            ip_tcp(k, false);
+        } else {
+            put(k, 4, 0); /* pseudowire control word */
+            inner_eth(k, true);
+        }
+        return;
+    }
+    if (t == TUN_PPPOE) {
+        eth(k, 0x8864);
+        put(k, 1, 0x11);
+        put(k, 1, 0);
+        put(k, 2, 7);
+        size_t len_at = k->n;
+        put(k, 2, 0);
+        put(k, 2, 0x0021);
+        size_t start = k->n;
+        ip_tcp(k, false);
+        set16(k, len_at, k->n - start + 2);
+        return;
+    }
+    if (outer_vlan) {
+        eth(k, 0x8100);
+        vlan_tag(k, vid, 0x0800);
+    } else {
+        eth(k, 0x0800);
+    }
+    uint32_t proto = t == TUN_VXLAN || t == TUN_GENEVE_OPTS || t == TUN_GENEVE_IP ? 17
+                     : t == TUN_IPIP                                              ? 4
+                     : t == TUN_6IN4                                              ? 41
+                                                                                  : 47;
+    size_t o = ip4_outer(k, proto, rev);
+    switch (t) {
+    case TUN_GRE:
+        put(k, 2, 0);
+        put(k, 2, 0x0800);
+        ip_tcp(k, false);
+        break;
+    case TUN_GRE_CSUM_KEY_SEQ:
+        put(k, 2, 0xb000);
+        put(k, 2, 0x0800);
+        put(k, 4, 0);  /* checksum, reserved */
+        put(k, 4, 42); /* key */
+        put(k, 4, 9);  /* sequence */
+        ip_tcp(k, false);
+        break;
+    case TUN_GRE_TEB_VLAN:
+        put(k, 2, 0);
+        put(k, 2, 0x6558);
+        inner_eth(k, true);
+        break;
+    case TUN_ERSPAN1:
+        put(k, 2, 0);
+        put(k, 2, 0x88be);
+        inner_eth(k, false);
+        break;
+    case TUN_ERSPAN2:
+        put(k, 2, 0x1000);
+        put(k, 2, 0x88be);
+        put(k, 4, 1);
+        put(k, 2, 1u << 12 | 20); /* version 1, VLAN 20 */
+        put(k, 2, session);       /* cos, en, t, session */
+        put(k, 4, 0);
+        inner_eth(k, true);
+        break;
+    case TUN_ERSPAN3:
+    case TUN_ERSPAN3_SUB:
+        put(k, 2, 0x1000);
+        put(k, 2, 0x22eb);
+        put(k, 4, 1);
+        put(k, 2, 2u << 12);
+        put(k, 2, t == TUN_ERSPAN3 ? 300 : 301);
+        put(k, 4, 0xdeadbeef); /* timestamp */
+        put(k, 2, 0);          /* SGT */
+        put(k, 2, t == TUN_ERSPAN3_SUB ? 1 : 0);
+        if (t == TUN_ERSPAN3_SUB)
+            fill(k, 0x55, 8);
+        inner_eth(k, false);
+        break;
+    case TUN_VXLAN:
+    case TUN_GENEVE_OPTS:
+    case TUN_GENEVE_IP: {
+        size_t u = k->n;
+        put(k, 2, 51000);
+        put(k, 2, t == TUN_VXLAN ? 4789 : 6081);
+        put(k, 2, 0);
+        put(k, 2, 0);
+        if (t == TUN_VXLAN) {
+            put(k, 4, 0x08000000u);
+            put(k, 4, session << 8);
+            inner_eth(k, false);
+        } else {
+            put(k, 1, t == TUN_GENEVE_OPTS ? 2 : 0); /* 2 words of options */
+            put(k, 1, 0);
+            put(k, 2, t == TUN_GENEVE_OPTS ? 0x6558 : 0x0800);
+            put(k, 4, (t == TUN_GENEVE_OPTS ? 77u : 78u) << 8);
+            if (t == TUN_GENEVE_OPTS) {
+                fill(k, 0x33, 8);
+                inner_eth(k, false);
+            } else {
+                ip_tcp(k, false);
+            }
+        }
+        set16(k, u + 4, k->n - u);
+        break;
+    }
+    case TUN_IPIP:
+        ip_tcp(k, false);
+        break;
+    case TUN_6IN4:
+        ip_tcp(k, true);
+        break;
+    case TUN_PPTP:
+    case TUN_PPTP_PFC: {
+        put(k, 2, 0x2000 | 0x1000 | 1); /* K, S, version 1 */
+        put(k, 2, 0x880b);
+        size_t len_at = k->n;
+        put(k, 2, 0);
+        put(k, 2, 99); /* call id */
+        put(k, 4, 5);  /* sequence */
+        size_t start = k->n;
+        if (t == TUN_PPTP) {
+            put(k, 1, 0xff);
+            put(k, 1, 0x03);
+            put(k, 2, 0x0021);
+        } else {
+            put(k, 1, 0x21);
+        }
+        ip_tcp(k, false);
+        set16(k, len_at, k->n - start);
+        break;
+    }
+    default:
+        break;
+    }
+    ip4_done(k, o);
+}
+
+static void test_every_tunnel_decodes_the_inner_segment(void **state)
+{
+    (void)state;
+    for (int t = 0; t < TUN__COUNT; t++) {
+        struct pk k;
+        tun_packet(&k, (enum tun)t, 7, false, 16, t == TUN_VXLAN ? 4242 : 12);
+        struct dec d;
+        dec_pk(&d, CAP_LINKTYPE_ETHERNET, &k);
+        bool v6 = t == TUN_6IN4;
+        /* The standard segment is the last thing in every packet. */
+        assert_std(&d, v6, k.n - T_PAYLOAD_LEN);
+        char path[CAP_ENCAP_STR_MAX];
+        cap_encap_str(path, sizeof(path), d.pkt.encap, d.pkt.nencap, d.pkt.ipver);
+        assert_string_equal(path, tun_paths[t]);
+        if (t == TUN_ERSPAN2 || t == TUN_GRE_TEB_VLAN) {
+            assert_int_equal(d.pkt.nvlan, 1); /* the innermost frame's tags */
+            assert_int_equal(d.pkt.vlan[0], 20);
+        }
+        dec_free(&d);
+    }
+}
+
+static uint64_t tun_ctx(enum tun t, uint32_t vid, bool rev, uint32_t label, uint32_t session,
+                        const struct cap_decode_opts *o)
+{
+    struct pk k;
+    tun_packet(&k, t, vid, rev, label, session);
+    struct cap_packet p;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(cap_decode_ex(&p, CAP_LINKTYPE_ETHERNET, k.b, (uint32_t)k.n, o), CAP_ST_TCP);
+    return p.ctx;
+}
+
+/* The observation context changes with what tells observations apart and
+ * with nothing that differs between the two directions of one connection. */
+static void test_context_names_the_observation(void **state)
+{
+    (void)state;
+    struct cap_decode_opts o;
+    cap_decode_opts_defaults(&o);
+    uint64_t base = tun_ctx(TUN_ERSPAN2, 7, false, 16, 12, &o);
+    assert_true(base != 0);
+    assert_true(base == tun_ctx(TUN_ERSPAN2, 7, true, 16, 12, &o));  /* endpoints swapped */
+    assert_true(base != tun_ctx(TUN_ERSPAN2, 8, false, 16, 12, &o)); /* other outer VLAN */
+    assert_true(base != tun_ctx(TUN_ERSPAN2, 7, false, 16, 13, &o)); /* other session */
+    assert_true(tun_ctx(TUN_VXLAN, 7, false, 16, 1, &o) != tun_ctx(TUN_VXLAN, 7, false, 16, 2, &o));
+    /* MPLS labels and GRE keys may differ per direction: not in the context. */
+    assert_true(tun_ctx(TUN_MPLS2, 7, false, 16, 0, &o) == tun_ctx(TUN_MPLS2, 7, false, 99, 0, &o));
+    assert_true(tun_ctx(TUN_GRE, 7, false, 0, 0, &o) == tun_ctx(TUN_GRE, 7, true, 0, 0, &o));
+    o.vlan_in_ctx = false;
+    assert_true(tun_ctx(TUN_ERSPAN2, 7, false, 16, 12, &o) ==
+                tun_ctx(TUN_ERSPAN2, 8, false, 16, 12, &o));
+    o.tunnel_in_ctx = false;
+    assert_true(tun_ctx(TUN_ERSPAN2, 7, false, 16, 12, &o) ==
+                tun_ctx(TUN_ERSPAN2, 7, false, 16, 13, &o));
+    assert_true(tun_ctx(TUN_GRE, 7, false, 0, 0, &o) == 0);
+    /* A plain packet has no context. */
+    struct pk k;
+    link_packet(&k, CAP_LINKTYPE_ETHERNET, false);
+    struct dec d;
+    dec_pk(&d, CAP_LINKTYPE_ETHERNET, &k);
+    assert_int_equal(d.pkt.ctx, 0);
+    assert_int_equal(d.pkt.nencap, 0);
+    dec_free(&d);
+}
+
+static void test_udp_tunnel_ports_follow_the_options(void **state)
+{
+    (void)state;
+    struct pk k;
+    tun_packet(&k, TUN_VXLAN, 7, false, 16, 5);
+    struct cap_decode_opts o;
+    cap_decode_opts_defaults(&o);
+    struct cap_packet p;
+    o.vxlan_port = 0;
+    assert_int_equal(cap_decode_ex(&p, CAP_LINKTYPE_ETHERNET, k.b, (uint32_t)k.n, &o),
+                     CAP_ST_NOT_TCP);
+    o.vxlan_port = 8472; /* Linux's old default: 4789 is now just UDP */
+    assert_int_equal(cap_decode_ex(&p, CAP_LINKTYPE_ETHERNET, k.b, (uint32_t)k.n, &o),
+                     CAP_ST_NOT_TCP);
+    /* The I flag missing: not VXLAN. */
+    o.vxlan_port = 4789;
+    size_t vx = 14 + 20 + 8;
+    k.b[vx] = 0;
+    assert_int_equal(cap_decode_ex(&p, CAP_LINKTYPE_ETHERNET, k.b, (uint32_t)k.n, &o),
+                     CAP_ST_ENCAP_UNSUPPORTED);
+    assert_string_equal(p.unsupported, "vxlan-no-vni");
+}
+
+static void test_unsupported_encapsulations_say_what(void **state)
+{
+    (void)state;
+    struct pk k;
+    /* GRE with the routing bit, an unknown GRE protocol, version 2. */
+    static const uint32_t gre_words[3][2] = {{0x4000, 0x0800}, {0x0000, 0x88b5}, {0x0002, 0x0800}};
+    static const char *const whats[3] = {"gre-routing", "gre-protocol", "gre-version"};
+    for (int i = 0; i < 3; i++) {
+        k.n = 0;
+        eth(&k, 0x0800);
+        size_t o = ip4_outer(&k, 47, false);
+        put(&k, 2, gre_words[i][0]);
+        put(&k, 2, gre_words[i][1]);
+        ip_tcp(&k, false);
+        ip4_done(&k, o);
+        struct dec d;
+        dec_pk(&d, CAP_LINKTYPE_ETHERNET, &k);
+        assert_int_equal(d.st, CAP_ST_ENCAP_UNSUPPORTED);
+        assert_string_equal(d.pkt.unsupported, whats[i]);
+        assert_string_equal(cap_status_name(d.st), "encap_unsupported");
+        dec_free(&d);
+    }
+    /* PPTP carrying MPPE-encrypted PPP. */
+    tun_packet(&k, TUN_PPTP_PFC, 7, false, 16, 0);
+    size_t ppp = 14 + 20 + 12;
+    k.b[ppp] = 0xfd;
+    expect_status(CAP_LINKTYPE_ETHERNET, &k, CAP_ST_ENCAP_UNSUPPORTED);
+    /* MPLS: an unknown payload nibble, and too many labels. */
+    k.n = 0;
+    eth(&k, 0x8847);
+    put(&k, 4, 16u << 12 | 0x100 | 64);
+    fill(&k, 0x90, 40);
+    expect_status(CAP_LINKTYPE_ETHERNET, &k, CAP_ST_ENCAP_UNSUPPORTED);
+    k.n = 0;
+    eth(&k, 0x8847);
+    for (int i = 0; i <= CAP_MAX_MPLS_LABELS; i++)
+        put(&k, 4, 16u << 12 | 64);
+    ip_tcp(&k, false);
+    expect_status(CAP_LINKTYPE_ETHERNET, &k, CAP_ST_ENCAP_UNSUPPORTED);
+    /* PPPoE carrying LCP is not IP. */
+    tun_packet(&k, TUN_PPPOE, 7, false, 16, 0);
+    set16(&k, 14 + 6, 0xc021);
+    expect_status(CAP_LINKTYPE_ETHERNET, &k, CAP_ST_NOT_IP);
+}
+
+/* IP in IP nested past CAP_MAX_TUNNEL_DEPTH is refused, not followed. */
+static void test_tunnel_depth_limit(void **state)
+{
+    (void)state;
+    for (int depth = 1; depth <= CAP_MAX_TUNNEL_DEPTH + 2; depth++) {
+        struct pk k = {{0}, 0};
+        size_t at[CAP_MAX_TUNNEL_DEPTH + 3];
+        for (int i = 0; i < depth; i++)
+            at[i] = ip4_outer(&k, 4, false);
+        ip_tcp(&k, false);
+        for (int i = depth - 1; i >= 0; i--)
+            ip4_done(&k, at[i]);
+        struct dec d;
+        dec_pk(&d, CAP_LINKTYPE_RAW, &k);
+        if (depth <= CAP_MAX_TUNNEL_DEPTH) { /* `depth` IP-in-IP layers */
+            assert_int_equal(d.st, CAP_ST_TCP);
+            assert_int_equal(d.pkt.depth, depth);
+        } else {
+            assert_int_equal(d.st, CAP_ST_ENCAP_UNSUPPORTED);
+            assert_string_equal(d.pkt.unsupported, "too-many-tunnels");
+        }
+        dec_free(&d);
+    }
+}
+
+/* Every tunnel case cut at every length: never a read past the bytes
+ * (ASan), a TCP status only once the whole TCP header is there. */
+static void test_every_tunnel_truncation_is_safe(void **state)
+{
+    (void)state;
+    for (int t = 0; t < TUN__COUNT; t++) {
+        struct pk k;
+        tun_packet(&k, (enum tun)t, 7, false, 16, 12);
+        size_t tcp_end = k.n - T_PAYLOAD_LEN;
+        for (size_t len = 0; len < k.n; len++) {
+            struct dec d;
+            dec_run(&d, CAP_LINKTYPE_ETHERNET, k.b, len);
+            if (len < tcp_end)
+                assert_int_not_equal(d.st, CAP_ST_TCP);
+            else if (d.st == CAP_ST_TCP)
+                assert_true(d.pkt.payload_len <= len - tcp_end);
+            dec_free(&d);
+        }
+    }
+}
+
+/* A tunnel whose outer IPv4 datagram is fragmented: the fragments describe
+ * the outer layer, and the joined payload decodes on through the tunnel. */
+static void test_fragmented_tunnel_decodes_after_reassembly(void **state)
+{
+    (void)state;
+    struct pk whole;
+    tun_packet(&whole, TUN_GRE, 7, false, 16, 0);
+    const size_t ip_at = 14, pay_at = 14 + 20;
+    size_t pay_len = whole.n - pay_at;
+    /* Fragment 1: the first 24 payload bytes; fragment 2: the rest. */
+    struct pk f1 = {{0}, 0}, f2 = {{0}, 0};
+    putn(&f1, whole.b, pay_at);
+    putn(&f1, whole.b + pay_at, 24);
+    f1.b[ip_at + 6] = 0x20; /* MF */
+    set16(&f1, ip_at + 2, 20 + 24);
+    putn(&f2, whole.b, pay_at);
+    putn(&f2, whole.b + pay_at + 24, pay_len - 24);
+    set16(&f2, ip_at + 6, 24 / 8);
+    set16(&f2, ip_at + 2, 20 + pay_len - 24);
+    struct dec d1, d2;
+    dec_pk(&d1, CAP_LINKTYPE_ETHERNET, &f1);
+    dec_pk(&d2, CAP_LINKTYPE_ETHERNET, &f2);
+    assert_true(d1.pkt.frag.present);
+    assert_int_equal(d1.pkt.frag.proto, 47);
+    assert_int_equal(d1.pkt.frag.off, 0);
+    assert_true(d1.pkt.frag.more);
+    assert_int_equal(d1.pkt.frag.nencap, 0);
+    assert_true(d1.pkt.frag_first);
+    assert_int_equal(d2.st, CAP_ST_FRAGMENT);
+    assert_int_equal(d2.pkt.frag.off, 24);
+    assert_false(d2.pkt.frag.more);
+    assert_int_equal(d2.pkt.frag.len, pay_len - 24);
+    uint8_t *joined = malloc(pay_len);
+    assert_non_null(joined);
+    memcpy(joined, d1.pkt.frag.data, 24);
+    memcpy(joined + 24, d2.pkt.frag.data, pay_len - 24);
+    struct cap_decode_opts o;
+    cap_decode_opts_defaults(&o);
+    struct cap_packet p = d1.pkt;
+    assert_int_equal(cap_decode_payload(&p, joined, pay_len, &o), CAP_ST_TCP);
+    assert_int_equal(p.payload_len, T_PAYLOAD_LEN);
+    assert_memory_equal(p.payload, T_PAYLOAD, T_PAYLOAD_LEN);
+    assert_false(p.frag_first);
+    char path[CAP_ENCAP_STR_MAX];
+    cap_encap_str(path, sizeof(path), p.encap, p.nencap, p.ipver);
+    assert_string_equal(path, "gre/ipv4");
+    free(joined);
+    dec_free(&d1);
+    dec_free(&d2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1051,6 +1514,13 @@ int main(void)
         cmocka_unit_test(test_snaplen_cut_keeps_wire_length),
         cmocka_unit_test(test_every_truncation_is_safe_and_not_tcp_until_payload),
         cmocka_unit_test(test_random_buffers_on_every_link_type),
+        cmocka_unit_test(test_every_tunnel_decodes_the_inner_segment),
+        cmocka_unit_test(test_context_names_the_observation),
+        cmocka_unit_test(test_udp_tunnel_ports_follow_the_options),
+        cmocka_unit_test(test_unsupported_encapsulations_say_what),
+        cmocka_unit_test(test_tunnel_depth_limit),
+        cmocka_unit_test(test_every_tunnel_truncation_is_safe),
+        cmocka_unit_test(test_fragmented_tunnel_decodes_after_reassembly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -952,6 +952,116 @@ static void test_fragment_and_non_tcp_packets(void **state)
     world_free(&w);
 }
 
+/* The same connection seen twice (two VLANs, two mirror sessions: another
+ * observation context) is two flows, each complete, never one flow full of
+ * duplicates. */
+static void test_contexts_are_separate_observations(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, NULL);
+    struct conn c = mkconn(&w, ep4(1, 40000), ep4(2, 25));
+    static const uint64_t ctx[2] = {0x1111, 0x2222};
+    struct {
+        int from;
+        unsigned flags;
+        uint32_t seq, ack;
+        const char *s;
+    } steps[] = {
+        {0, CAP_TH_SYN, 100, 0, NULL},
+        {1, CAP_TH_SYN | A, 900, 101, NULL},
+        {0, A, 101, 901, NULL},
+        {1, PA, 901, 101, "220 mx\r\n"},
+        {0, PA, 101, 909, "EHLO x\r\n"},
+        {1, PA, 909, 109, "250 mx\r\n"},
+        {0, CAP_TH_FIN | A, 109, 917, NULL},
+        {1, CAP_TH_FIN | A, 917, 110, NULL},
+        {0, A, 110, 918, NULL},
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+        for (int o = 0; o < 2; o++) {
+            size_t n = steps[i].s ? strlen(steps[i].s) : 0;
+            struct cap_packet k = mkpkt(&c, steps[i].from, steps[i].flags, steps[i].seq,
+                                        steps[i].ack, steps[i].s, n, n);
+            k.ctx = ctx[o];
+            cap_tracker_packet(w.t, &k);
+        }
+    assert_int_equal(w.r.nf, 2);
+    for (int o = 0; o < 2; o++) {
+        struct rflow *f = &w.r.f[o];
+        assert_int_equal(f->open_fi.ctx, ctx[o]);
+        assert_counts(f, 8, 16, 0, 0);
+        assert_closed(f, CAP_CLOSE_FIN, 15 + (uint64_t)o); /* at the second FIN */
+        assert_int_equal(f->close_st[0].retransmits + f->close_st[1].retransmits, 0);
+    }
+    assert_int_equal(cap_tracker_stats(w.t)->flows, 2);
+    world_free(&w);
+}
+
+/* IP fragments go through the reassembler: a segment split in two arrives
+ * whole, with the completing fragment's frame; a datagram that never
+ * completes still gives its first fragment's bytes at the end. */
+static void test_fragments_are_reassembled_before_tracking(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, NULL);
+    struct conn c = mkconn(&w, ep4(1, 40000), ep4(2, 25));
+    handshake(&c, 100, 900);
+    /* The TCP segment as bytes: header (20) + "MAIL FROM:<a@b>\r\n" (17). */
+    static const char body[] = "MAIL FROM:<a@b>\r\n";
+    uint8_t seg[64];
+    memset(seg, 0, 20);
+    seg[0] = 40000 >> 8;
+    seg[1] = 40000 & 0xff;
+    seg[3] = 25;
+    seg[4] = 0;
+    seg[5] = 0;
+    seg[6] = 0;
+    seg[7] = 101; /* seq */
+    seg[10] = 900 >> 8;
+    seg[11] = 901 & 0xff; /* ack 901 */
+    seg[12] = 5 << 4;
+    seg[13] = (uint8_t)PA;
+    memcpy(seg + 20, body, 17);
+    for (int dg = 0; dg < 2; dg++) {
+        /* dg 0: fragments [0,24) and [24,37) in reverse order; dg 1: only
+         * its first fragment, of a later segment. */
+        for (int part = 0; part < (dg ? 1 : 2); part++) {
+            int which = dg ? 0 : 1 - part;
+            struct cap_packet k = mkpkt(&c, 0, PA, 0, 0, NULL, 0, 0);
+            k.status = which ? CAP_ST_FRAGMENT : CAP_ST_TCP;
+            k.frag.present = true;
+            k.frag.ipver = 4;
+            k.frag.proto = 6;
+            k.frag.id = (uint32_t)(7 + dg);
+            k.frag.off = which ? 24 : 0;
+            k.frag.more = which == 0;
+            uint8_t *copy = malloc(40);
+            assert_non_null(copy);
+            memcpy(copy, seg, 37);
+            if (dg)
+                copy[7] = 101 + 17; /* the next segment's seq */
+            k.frag.data = copy + (which ? 24 : 0);
+            k.frag.len = k.frag.wire = which ? 13 : 24;
+            k.frag.src = k.src;
+            k.frag.dst = k.dst;
+            cap_tracker_packet(w.t, &k);
+            free(copy);
+        }
+    }
+    struct rflow *f = &w.r.f[0];
+    /* The first datagram is whole: 17 bytes delivered, no gap yet. */
+    assert_int_equal(f->bytes[SC_DIR_C2S], 17);
+    assert_memory_equal(f->data[SC_DIR_C2S], body, 17);
+    assert_int_equal(cap_tracker_stats(w.t)->defrag.reassembled, 1);
+    world_end(&w);
+    /* At the end the second one gives up: its first fragment's 4 bytes. */
+    assert_int_equal(f->bytes[SC_DIR_C2S], 17 + 4);
+    assert_int_equal(count_events(f, "ip_fragment"), 1);
+    free(w.r.f);
+}
+
 /* ---- property: shuffled segments rebuild the stream ---- */
 
 #define PROP_LEN 20000
@@ -1072,6 +1182,8 @@ int main(void)
         cmocka_unit_test(test_declined_flow_gets_no_callbacks),
         cmocka_unit_test(test_close_flushes_held_bytes_after_end_gap),
         cmocka_unit_test(test_fragment_and_non_tcp_packets),
+        cmocka_unit_test(test_contexts_are_separate_observations),
+        cmocka_unit_test(test_fragments_are_reassembled_before_tracking),
         cmocka_unit_test(test_shuffled_segments_rebuild_stream_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
