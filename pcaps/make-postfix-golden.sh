@@ -1434,4 +1434,8 @@ main() {
     log "done: ${cases[*]}"
 }
 
-main "$@"
+# Run main only when executed; pcaps/make-postfix-tunnel.sh sources this file
+# for its functions and constants.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi

@@ -11,16 +11,26 @@
 # Output is byte-identical on every run (the scenarios carry their seeds);
 # tests/synth/check_regen.sh checks that.
 #
-# Usage: pcaps/make-synth.sh [SYNTH_BINARY] [OUTDIR]
+# Usage: pcaps/make-synth.sh [SYNTH_BINARY] [OUTDIR] [SCENARIO_NAME...]
+#   (names without .yaml, e.g. encap-gre; none: every scenario)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 synth=${1:-$here/../build/pcaps/synth/smtpscope-synth}
 out=${2:-$here}
+shift $(($# < 2 ? $# : 2))
 if [ ! -x "$synth" ]; then
     echo "make-synth.sh: $synth not found; build first (cmake --build build)" >&2
     exit 1
 fi
-for sc in "$here"/scenarios/*.yaml; do
+scenarios=("$here"/scenarios/*.yaml)
+if [ $# -gt 0 ]; then
+    scenarios=()
+    for name in "$@"; do
+        [ -f "$here/scenarios/$name.yaml" ] || { echo "make-synth.sh: no scenarios/$name.yaml" >&2; exit 1; }
+        scenarios+=("$here/scenarios/$name.yaml")
+    done
+fi
+for sc in "${scenarios[@]}"; do
     name=$(basename "$sc" .yaml)
     ext=pcap
     grep -qE '^\s*capture:.*format:\s*pcapng|^\s*format:\s*pcapng' "$sc" && ext=pcapng

@@ -160,15 +160,186 @@ static sc_time secs(double d)
     return (sc_time)(d * (double)SEC);
 }
 
-static void ld_vantage(struct ld *l, const struct jv *o, struct syn_vantage_cfg *v, bool def_on)
+/* An unsigned integer scalar (decimal or 0x hexadecimal) in [min, max]. */
+static uint32_t ld_uint_node(struct ld *l, const struct jv *v, const char *what, uint32_t min,
+                             uint32_t max)
 {
-    static const char *const keys[] = {"vlan",     "loss",         "duplicate", "conflict",
-                                       "position", "clock_offset", NULL};
+    if (!v || v->type == JV_ARR || v->type == JV_OBJ || v->type == JV_NULL || !v->s) {
+        ld_fail(l, v, "%s must be a number", what);
+        return min;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long u = strtoull(v->s, &end, 0);
+    if (errno || *end || end == v->s || v->s[0] == '-' || u < min || u > max) {
+        ld_fail(l, v, "%s must be %u..%u, not \"%s\"", what, min, max, v->s);
+        return min;
+    }
+    return (uint32_t)u;
+}
+
+/* Default tunnel endpoints (RFC 5737 TEST-NET-2): the tunnel head and the far end or the
+ * mirror collector. */
+#define SYN_TUNNEL_SRC "198.51.100.1"
+#define SYN_TUNNEL_DST "198.51.100.2"
+
+/* One layer of an encap list: a bare name ("gre", "ipip"), or a mapping of one name to its
+ * id, list of ids, or options. */
+static void ld_encap_layer(struct ld *l, const struct jv *it, struct syn_encap_layer *y)
+{
+    static const char *const gre_keys[] = {"key", "seq", "csum", "src", "dst", NULL};
+    static const char *const erspan_keys[] = {"session", "index", "src", "dst", NULL};
+    static const char *const erspan3_keys[] = {"session", "src", "dst", NULL};
+    static const char *const vni_keys[] = {"vni", "src", "dst", NULL};
+    static const char *const ip_keys[] = {"src", "dst", NULL};
+    const char *name = NULL;
+    const struct jv *v = NULL;
+    memset(y, 0, sizeof(*y));
+    if (it->type == JV_OBJ && it->n == 1) {
+        name = it->k[0];
+        v = it->v[0];
+    } else if (it->type != JV_ARR && it->type != JV_OBJ && it->s) {
+        name = it->s;
+    } else {
+        ld_fail(l, it, "an encap layer is a name or a mapping of one name to its value");
+        return;
+    }
+    int kind = -1;
+    for (int k = 0; k < SYN_ENC__COUNT; k++)
+        if (strcmp(name, syn_encap_kind_name((enum syn_encap_kind)k)) == 0)
+            kind = k;
+    if (kind < 0) {
+        ld_fail(l, it, "unknown encap layer \"%s\"", name);
+        return;
+    }
+    y->kind = (enum syn_encap_kind)kind;
+    bool none = !v || v->type == JV_NULL || (v->type == JV_OBJ && v->n == 0);
+    bool map = v && v->type == JV_OBJ;
+    const struct jv *at = v ? v : it;
+    if (none && y->kind != SYN_ENC_GRE && y->kind != SYN_ENC_IPIP && y->kind != SYN_ENC_IP6IP) {
+        ld_fail(l, it, "%s needs a value (see pcaps/README.md, Encapsulations)", name);
+        return;
+    }
+    if (syn_encap_is_tunnel(y->kind)) {
+        ld_addr(l, map ? v : NULL, "src", SYN_TUNNEL_SRC, &y->src);
+        ld_addr(l, map ? v : NULL, "dst", SYN_TUNNEL_DST, &y->dst);
+    }
+    switch (y->kind) {
+    case SYN_ENC_VLAN:
+        y->id[0] = ld_uint_node(l, at, "a VLAN id", 1, 4094);
+        y->nid = 1;
+        break;
+    case SYN_ENC_QINQ:
+    case SYN_ENC_MPLS: {
+        bool qinq = y->kind == SYN_ENC_QINQ;
+        size_t n = 0; /* a list, or (mpls) a single label */
+        if (v && v->type == JV_ARR)
+            n = v->n;
+        else if (!none && !map && !qinq)
+            n = 1;
+        if ((qinq && n != 2) || n < 1 || n > SYN_ENCAP_IDS) {
+            ld_fail(l, at, qinq ? "qinq takes [S-VLAN, C-VLAN]" : "mpls takes 1 to 4 labels");
+            return;
+        }
+        for (size_t k = 0; k < n; k++)
+            /* MPLS: 0..15 are reserved labels, and the reverse direction uses label + 1. */
+            y->id[k] = ld_uint_node(l, v->type == JV_ARR ? v->v[k] : v,
+                                    qinq ? "a VLAN id" : "an MPLS label", qinq ? 1 : 16,
+                                    qinq ? 4094 : 0xffffe);
+        y->nid = (uint8_t)n;
+        break;
+    }
+    case SYN_ENC_PPPOE:
+        y->id[0] = ld_uint_node(l, at, "a PPPoE session id", 1, 0xfffe);
+        y->nid = 1;
+        break;
+    case SYN_ENC_GRE:
+        if (!none && !map) {
+            ld_fail(l, at, "gre takes a mapping {key:, seq:, csum:, src:, dst:}");
+            return;
+        }
+        if (map) {
+            ld_keys(l, v, gre_keys);
+            if (jv_get(v, "key")) {
+                y->key = true;
+                y->id[0] = ld_uint_node(l, jv_get(v, "key"), "a GRE key", 0, 0xffffffffu);
+                y->nid = 1;
+            }
+            y->seq = ld_bool(l, v, "seq", false);
+            y->csum = ld_bool(l, v, "csum", false);
+        }
+        break;
+    case SYN_ENC_ERSPAN2:
+    case SYN_ENC_ERSPAN3:
+    case SYN_ENC_VXLAN:
+    case SYN_ENC_GENEVE: {
+        bool vni = y->kind == SYN_ENC_VXLAN || y->kind == SYN_ENC_GENEVE;
+        const char *idkey = vni ? "vni" : "session";
+        if (map) {
+            ld_keys(l, v, vni ? vni_keys : y->kind == SYN_ENC_ERSPAN2 ? erspan_keys : erspan3_keys);
+            at = jv_get(v, idkey);
+            if (!at) {
+                ld_fail(l, v, "%s needs \"%s\"", name, idkey);
+                return;
+            }
+            if (y->kind == SYN_ENC_ERSPAN2 && jv_get(v, "index"))
+                y->index = ld_uint_node(l, jv_get(v, "index"), "an ERSPAN index", 0, 0xfffff);
+        }
+        y->id[0] =
+            ld_uint_node(l, at, vni ? "a VNI" : "an ERSPAN session id", 0, vni ? 0xffffff : 1023);
+        y->nid = 1;
+        break;
+    }
+    case SYN_ENC_IPIP:
+    case SYN_ENC_IP6IP:
+        if (!none && !map)
+            ld_fail(l, at, "%s takes nothing or a mapping {src:, dst:}", name);
+        if (map)
+            ld_keys(l, v, ip_keys);
+        break;
+    default:
+        break;
+    }
+}
+
+/* An encap list (outermost first) and its outer_mtu, from the mapping o that holds them. */
+static void ld_encap(struct ld *l, const struct jv *o, struct syn_encap_cfg *c)
+{
+    const struct jv *list = jv_get(o, "encap");
+    if (!list)
+        return;
+    memset(c, 0, sizeof(*c));
+    if (list->type != JV_ARR) {
+        ld_fail(l, list, "encap must be a list of layers, outermost first");
+        return;
+    }
+    if (list->n > SYN_ENCAP_MAX) {
+        ld_fail(l, list, "encap has more than %d layers", SYN_ENCAP_MAX);
+        return;
+    }
+    for (size_t i = 0; i < list->n; i++)
+        ld_encap_layer(l, list->v[i], &c->layer[i]);
+    c->n = list->n;
+    if (jv_get(o, "outer_mtu"))
+        c->outer_mtu = ld_uint_node(l, jv_get(o, "outer_mtu"), "outer_mtu", 68, 65535);
+}
+
+static void ld_vantage(struct ld *l, const struct jv *o, struct syn_vantage_cfg *v, bool def_on,
+                       const struct syn_encap_cfg *encap)
+{
+    static const char *const keys[] = {"vlan",         "loss",  "duplicate", "conflict", "position",
+                                       "clock_offset", "encap", "outer_mtu", NULL};
     v->on = def_on || o != NULL;
     v->position = 0.1;
+    v->encap = *encap;
     if (!o)
         return;
     ld_keys(l, o, keys);
+    if (jv_get(o, "outer_mtu") && !jv_get(o, "encap"))
+        ld_fail(l, jv_get(o, "outer_mtu"), "outer_mtu goes with the encap list beside it");
+    ld_encap(l, o, &v->encap);
+    if (v->encap.n && jv_get(o, "vlan"))
+        ld_fail(l, jv_get(o, "vlan"), "with encap, give VLAN tags as vlan/qinq layers");
     const char *vl[SYN_MAX_LIST];
     size_t n = ld_list(l, o, "vlan", vl);
     if (n > 2)
@@ -318,7 +489,8 @@ struct syn_scenario *syn_scenario_load(const char *path, char *err, size_t errle
     static const char *const keys[] = {"description", "seed",    "start",     "duration",
                                        "capture",     "network", "middlebox", "sessions",
                                        "background",  NULL};
-    static const char *const capkeys[] = {"format", "link", "snaplen", "outside", "inside", NULL};
+    static const char *const capkeys[] = {"format", "link",  "snaplen",   "outside",
+                                          "inside", "encap", "outer_mtu", NULL};
     static const char *const netkeys[] = {
         "ipv6",        "client",       "server",      "port",
         "client_port", "rtt_outside",  "rtt_inside",  "hops_outside",
@@ -345,8 +517,13 @@ struct syn_scenario *syn_scenario_load(const char *path, char *err, size_t errle
     sc->format = (enum syn_format)ld_enum(&l, cap, "format", "pcap", fmt_names);
     sc->link = (enum syn_link)ld_enum(&l, cap, "link", "ethernet", link_names);
     sc->snaplen = (uint32_t)ld_num(&l, cap, "snaplen", 262144);
-    ld_vantage(&l, jv_get(cap, "outside"), &sc->outside, true);
-    ld_vantage(&l, jv_get(cap, "inside"), &sc->inside, false);
+    struct syn_encap_cfg encap;
+    memset(&encap, 0, sizeof(encap));
+    if (jv_get(cap, "outer_mtu") && !jv_get(cap, "encap"))
+        ld_fail(&l, jv_get(cap, "outer_mtu"), "outer_mtu goes with the encap list beside it");
+    ld_encap(&l, cap, &encap);
+    ld_vantage(&l, jv_get(cap, "outside"), &sc->outside, true, &encap);
+    ld_vantage(&l, jv_get(cap, "inside"), &sc->inside, false, &encap);
 
     const struct jv *net = jv_get(doc, "network");
     ld_keys(&l, net, netkeys);
@@ -368,6 +545,20 @@ struct syn_scenario *syn_scenario_load(const char *path, char *err, size_t errle
     sc->duplicate = ld_num(&l, net, "duplicate", 0);
     sc->client_windows = ld_enum(&l, net, "client_os", "linux", os_names) == 1;
     sc->server_windows = ld_enum(&l, net, "server_os", "linux", os_names) == 1;
+    /* Encapsulations need the inner IP version and an Ethernet capture. */
+    const struct syn_vantage_cfg *vcs[2] = {&sc->outside, &sc->inside};
+    const char *vnames[2] = {"outside", "inside"};
+    for (int k = 0; k < 2; k++) {
+        if (!vcs[k]->encap.n)
+            continue;
+        const struct jv *at = jv_get(jv_get(cap, vnames[k]), "encap");
+        at = at ? at : jv_get(cap, "encap");
+        const char *why = syn_encap_check(&vcs[k]->encap, sc->ipv6);
+        if (why)
+            ld_fail(&l, at, "%s", why);
+        if (sc->link != SYN_LINK_ETHERNET)
+            ld_fail(&l, at, "encap needs link: ethernet (the outermost header)");
+    }
 
     const struct jv *mb = jv_get(doc, "middlebox");
     ld_keys(&l, mb, mbkeys);
@@ -451,6 +642,7 @@ struct run {
     const struct syn_scenario *sc;
     struct sim *sim;
     struct syn_writer *w[2];
+    struct syn_encap *enc[2]; /* the encapsulation of each capture file, or NULL */
     struct run_sess *sess;
     size_t nsess;
     struct bg_flow *bg;
@@ -503,6 +695,8 @@ static void link_init(struct run *r, struct sim_link *l, struct sim_vantage *v,
         v->duplicate = vc->duplicate;
         v->conflict = vc->conflict;
         v->clock_offset = vc->clock_offset;
+        v->encap = r->enc[in];
+        v->host_is_client = !in; /* the outside link ends at the client, the inside at the server */
         syn_rng_seed(&v->rng, sc->seed, stream ^ 0x7a5);
         l->vantage = v;
     }
@@ -892,9 +1086,12 @@ static const char *view_starttls(const struct syn_view *v)
 }
 
 static void write_view(FILE *f, const struct syn_view *v, const char *client, const char *server,
-                       bool full, bool implicit, const char *const *rules, size_t nrules)
+                       const char *encap, bool full, bool implicit, const char *const *rules,
+                       size_t nrules)
 {
     fprintf(f, "  - server: \"%s\"\n    client: \"%s\"\n", server, client);
+    if (encap)
+        fprintf(f, "    encap: \"%s\"\n", encap);
     /* With capture loss the evidence may be gone: then the findings may
      * only be fewer, never others. */
     fputs(full ? "    findings: [" : "    findings_at_most: [", f);
@@ -1137,6 +1334,9 @@ static int write_expect(const struct run *r, const char *path, bool inside, cons
         any = any || er[i].n > 0;
     char sv[80];
     cap_endpoint_str(sv, sizeof(sv), &sc->server, sc->port);
+    /* The decoder's encapsulation path, as the client's SYN shows it. */
+    char encap[SYN_ENCAP_PATH_MAX];
+    syn_encap_path(&vc->encap, sc->ipv6, encap, sizeof(encap));
     fprintf(f, "exit_status: %s\n", full ? (any ? "1" : "0") : "\"*\"");
     if (full)
         fprintf(f, "inconsistent_servers: [%s%s%s]\n", inconsistent ? "\"" : "",
@@ -1149,7 +1349,8 @@ static int write_expect(const struct run *r, const char *path, bool inside, cons
         bool nat = inside && sc->mbox.nat && !rs->cfg->bypass;
         cap_endpoint_str(cl, sizeof(cl), nat ? &sc->mbox.nat_addr : &sc->client,
                          nat ? (uint16_t)(30000 + i % 30000) : cport);
-        write_view(f, inside ? syn_server_view(rs->sv) : syn_client_view(rs->cl), cl, sv, full,
+        write_view(f, inside ? syn_server_view(rs->sv) : syn_client_view(rs->cl), cl, sv,
+                   vc->encap.n ? encap : NULL, full,
                    rs->cfg->client.implicit_tls && rs->cfg->server.implicit_tls, er[i].v, er[i].n);
     }
     free(er);
@@ -1181,6 +1382,14 @@ int syn_scenario_run_expect(const struct syn_scenario *sc, const char *out_path,
         fprintf(stderr, "smtpscope-synth: %s: %s\n", in_path, strerror(errno));
         syn_writer_close(r.w[0]);
         return -1;
+    }
+    const struct syn_vantage_cfg *vcs[2] = {&sc->outside, &sc->inside};
+    for (int k = 0; k < 2; k++) {
+        if (!r.w[k] || !vcs[k]->encap.n)
+            continue;
+        r.enc[k] = syn_encap_new(&vcs[k]->encap, sc->seed ^ (0xe000u + (uint64_t)k));
+        if (!r.enc[k])
+            abort();
     }
     r.sim = sim_new(sc->start * SEC);
     size_t total = 0;
@@ -1241,6 +1450,14 @@ int syn_scenario_run_expect(const struct syn_scenario *sc, const char *out_path,
         tlsgen_ctx_free(r.tls_cache[i].ctx);
     free(r.sess);
     sim_free(r.sim);
+    for (int k = 0; k < 2; k++) {
+        if (r.enc[k] && syn_encap_dropped(r.enc[k])) {
+            fprintf(stderr, "smtpscope-synth: %llu datagrams too large to encapsulate\n",
+                    (unsigned long long)syn_encap_dropped(r.enc[k]));
+            rc = -1;
+        }
+        syn_encap_free(r.enc[k]);
+    }
     st->packets[0] = r.w[0] ? syn_writer_count(r.w[0]) : 0;
     st->packets[1] = r.w[1] ? syn_writer_count(r.w[1]) : 0;
     if (r.w[0] && syn_writer_close(r.w[0]) != 0) {

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "common/jv.h"
+#include "pcaps/synth/encap.h"
 #include "pcaps/synth/mbox.h"
 #include "pcaps/synth/persona.h"
 #include "pcaps/synth/wire.h"
@@ -31,6 +32,7 @@ struct syn_vantage_cfg {
     uint16_t vlan[2];
     double loss, duplicate, conflict, position;
     sc_time clock_offset;
+    struct syn_encap_cfg encap; /* layers around every packet (encap.n 0: none) */
 };
 
 struct syn_session_cfg {

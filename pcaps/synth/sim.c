@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pcaps/synth/encap.h"
+
 /* ---- packets ---- */
 
 struct sim_pkt *sim_pkt_new(size_t len)
@@ -164,6 +166,7 @@ struct sim_capture {
     struct sim_vantage *v;
     struct sim_pkt *p;
     struct sim *s;
+    bool c2s; /* the packet goes from the client to the server */
 };
 
 static void delivery_drop(void *arg)
@@ -191,12 +194,26 @@ static void deliver_ev(struct sim *s, void *arg)
     free(d);
 }
 
-static void write_capture(struct sim *s, struct sim_vantage *v, const struct sim_pkt *p)
+/* Writes one packet as the vantage records it; c2s: it goes from the client to the server
+ * (picks the encapsulation's direction-dependent fields). */
+static void write_capture(struct sim *s, struct sim_vantage *v, const struct sim_pkt *p, bool c2s)
 {
     uint8_t *frame = s->frame;
+    sc_time ts = s->epoch + s->now + v->clock_offset;
+    if (v->encap) {
+        /* The bare IP datagram, wrapped by the encapsulation. */
+        struct syn_link_opts raw;
+        memset(&raw, 0, sizeof(raw));
+        raw.type = SYN_LINK_RAW;
+        size_t len = p->udp ? syn_build_udp(frame, &raw, &p->ip, &p->u, p->data, p->len)
+                            : syn_build_tcp(frame, &raw, &p->ip, &p->tcp, p->data, p->len);
+        syn_encap_write(v->encap, v->w, &v->link, ts, c2s, frame, len);
+        v->written++;
+        return;
+    }
     size_t len = p->udp ? syn_build_udp(frame, &v->link, &p->ip, &p->u, p->data, p->len)
                         : syn_build_tcp(frame, &v->link, &p->ip, &p->tcp, p->data, p->len);
-    syn_writer_packet(v->w, s->epoch + s->now + v->clock_offset, frame, len);
+    syn_writer_packet(v->w, ts, frame, len);
     v->written++;
 }
 
@@ -208,16 +225,16 @@ static void capture_ev(struct sim *s, void *arg)
         if (syn_rng_chance(&v->rng, v->loss)) {
             v->lost++;
         } else {
-            write_capture(s, v, c->p);
+            write_capture(s, v, c->p, c->c2s);
             if (syn_rng_chance(&v->rng, v->duplicate))
-                write_capture(s, v, c->p);
+                write_capture(s, v, c->p, c->c2s);
             if (c->p->len > 0 && !c->p->udp && syn_rng_chance(&v->rng, v->conflict)) {
                 /* Same sequence range, other bytes: letters change case. */
                 struct sim_pkt *alt = sim_pkt_copy(c->p);
                 for (size_t i = 0; i < alt->len; i++)
                     if ((alt->data[i] | 0x20) >= 'a' && (alt->data[i] | 0x20) <= 'z')
                         alt->data[i] ^= 0x20;
-                write_capture(s, v, alt);
+                write_capture(s, v, alt, c->c2s);
                 sim_pkt_free(alt);
             }
         }
@@ -244,6 +261,7 @@ void sim_send(struct sim *s, struct sim_link *l, int from_end, struct sim_pkt *p
                     abort();
                 c->v = l->vantage;
                 c->s = s;
+                c->c2s = (from_end == 1) == l->vantage->host_is_client;
                 c->p = sim_pkt_copy(p);
                 unsigned hops = l->hops[from_end];
                 c->p->ip.ttl = (uint8_t)(c->p->ip.ttl > hops ? c->p->ip.ttl - hops : 1);

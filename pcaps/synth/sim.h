@@ -34,6 +34,7 @@
 struct sim;
 struct sim_link;
 struct sim_ep;
+struct syn_encap;
 
 /* One packet in flight.  Owned by whoever holds it; sim_pkt_* helpers copy. */
 struct sim_pkt {
@@ -68,6 +69,10 @@ struct sim_vantage {
     struct syn_rng rng;
     uint64_t written;
     uint64_t lost;
+    /* Encapsulation of every packet written (NULL: none, link as above).  Shared by the
+     * vantages that write to the same capture file; not owned. */
+    struct syn_encap *encap;
+    bool host_is_client; /* end 1 of the link is the client: packets from it go c2s */
 };
 
 /* A link between the middlebox side (end 0) and a host side (end 1). */
