@@ -31,6 +31,7 @@ struct an_ctx {
     struct heur_ctx *heur;
     struct rep_summary *sum;
     struct heur_finding *findings; /* HEUR_SESSION_FINDINGS_MAX, reused */
+    struct smtp_settings smtp;     /* opt->smtp with this run's certificate cache */
     bool failed;                   /* a finding reached opt->fail_on */
     /* -w: every session (indexed by id - 1), to find the flagged ones again. */
     struct an_sess *sess;
@@ -70,6 +71,21 @@ void an_options_defaults(struct an_options *o)
     o->progress_min_bytes = 50u * 1000u * 1000u;
 }
 
+/* Sets up what every run's context needs besides its output: the SMTP
+ * settings and a certificate cache of its own.  Returns false on OOM. */
+static bool an__ctx_init(struct an_ctx *c)
+{
+    c->smtp = c->opt->smtp;
+    c->smtp.cert_cache = tls_cert_cache_new();
+    return c->smtp.cert_cache != NULL;
+}
+
+static void an__ctx_free(struct an_ctx *c)
+{
+    tls_cert_cache_free(c->smtp.cert_cache);
+    c->smtp.cert_cache = NULL;
+}
+
 static void *an__open(void *user, const struct cap_flow_info *fi)
 {
     struct an_ctx *c = user;
@@ -84,7 +100,7 @@ static void *an__open(void *user, const struct cap_flow_info *fi)
     unsigned flags = (port ? 0u : (unsigned)SMTP_F_PROBE) |
                      (fi->handshake ? 0u : (unsigned)SMTP_F_MIDSTREAM) |
                      (implicit ? (unsigned)SMTP_F_IMPLICIT_TLS : 0u);
-    f->smtp = smtp_session_new(&c->opt->smtp, flags);
+    f->smtp = smtp_session_new(&c->smtp, flags);
     if (!f->smtp) {
         free(f);
         return NULL;
@@ -674,8 +690,9 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
     c.findings = calloc(HEUR_FINISH_MAX > HEUR_SESSION_FINDINGS_MAX ? HEUR_FINISH_MAX
                                                                     : HEUR_SESSION_FINDINGS_MAX,
                         sizeof(*c.findings));
-    if (!c.heur || !c.findings) {
+    if (!an__ctx_init(&c) || !c.heur || !c.findings) {
         fprintf(stderr, "smtpscope: out of memory\n");
+        an__ctx_free(&c);
         heur_free(c.heur);
         free(c.findings);
         cap_dump_close(dump);
@@ -704,6 +721,7 @@ int an_run(const struct an_options *o, char *const *files, int nfiles, FILE *out
     }
     heur_free(c.heur);
     free(c.findings);
+    an__ctx_free(&c);
     if (dump) {
         if (an__write_flagged(&c, files, nfiles, dump) != 0)
             status = 2;
@@ -797,7 +815,7 @@ int an_split(const struct an_options *o, const char *name, an_split_fn side_of, 
                                                                : HEUR_SESSION_FINDINGS_MAX,
                    sizeof(*c[side].findings));
         t[side] = cap_tracker_new(&cs, &an__cb, &c[side]);
-        if (!c[side].heur || !c[side].findings || !t[side])
+        if (!an__ctx_init(&c[side]) || !c[side].heur || !c[side].findings || !t[side])
             status = 2;
     }
     struct cap_record rec;
@@ -831,6 +849,7 @@ int an_split(const struct an_options *o, const char *name, an_split_fn side_of, 
         heur_free(c[side].heur);
         free(c[side].findings);
         free(c[side].sess);
+        an__ctx_free(&c[side]);
     }
     cap_reader_free(rd);
     close(fd);
@@ -863,7 +882,7 @@ struct an_stream *an_stream_new(const struct an_options *o, FILE *out, const cha
         cs.ports[i] |= o->tls_ports[i];
     s->t = cap_tracker_new(&cs, &an__cb, &s->c);
     s->t0 = an__now();
-    if (!s->w || !s->c.heur || !s->c.findings || !s->t) {
+    if (!an__ctx_init(&s->c) || !s->w || !s->c.heur || !s->c.findings || !s->t) {
         an_stream_free(s);
         return NULL;
     }
@@ -938,6 +957,7 @@ void an_stream_free(struct an_stream *s)
     heur_free(s->c.heur);
     free(s->c.findings);
     free(s->c.sess);
+    an__ctx_free(&s->c);
     if (s->w)
         rep_free(s->w);
     free(s);

@@ -162,6 +162,7 @@ void smtp_settings_defaults(struct smtp_settings *s)
     s->proxy_max = 8192;
     s->lax_replay_max = 4096;
     s->keep_transcript = false;
+    s->cert_cache = NULL;
 }
 
 /* ---- small helpers ---- */
@@ -1012,7 +1013,7 @@ static size_t smtp__tls(struct smtp_session *s, enum sc_dir dir, const uint8_t *
         smtp__add_note(s, dir, SMTP_L_TLS, m, "[TLS from here on]");
     }
     if (!s->tls)
-        s->tls = tls_conn_new(&s->info.events);
+        s->tls = tls_conn_new(&s->info.events, s->set.cert_cache);
     if (s->tls)
         tls_conn_feed(s->tls, dir, p, n, m);
     s->info.tls_bytes[dir] += n;

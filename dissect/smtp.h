@@ -126,6 +126,9 @@ struct smtp_settings {
      * past 4 KiB the candidate is dropped ("lax_replay_overflow"). */
     size_t lax_replay_max;
     bool keep_transcript;
+    /* Certificate descriptions shared by the sessions of one analysis (see
+     * tls.h); not owned, NULL to parse every certificate. */
+    struct tls_cert_cache *cert_cache;
 };
 
 /* Fills s with the defaults documented above (keep_transcript false). */

@@ -46,7 +46,51 @@ struct tls_conn {
     struct tls__dir d[2];
     struct tls_info info;
     struct sc_events *ev;
+    struct tls_cert_cache *cache;
 };
+
+/* Slots per set: a certificate may sit in any of the 4 slots of the set its
+ * digest picks, so a few servers hashing to one set do not evict each other. */
+#define TLS__CACHE_WAYS 4
+
+struct tls__cache_slot {
+    uint64_t used;  /* stamp of the last use; 0: empty */
+    uint8_t md[32]; /* SHA-256 of the DER */
+    struct tls_cert cert;
+};
+
+struct tls_cert_cache {
+    struct tls__cache_slot slot[TLS_CERT_CACHE_SLOTS];
+    uint64_t parsed, hits, clock;
+    /* Digests fetched once: EVP_sha256() and EVP_md5() look the algorithm
+     * up in the provider tables on every EVP_Digest call (OpenSSL 3). */
+    EVP_MD *sha256, *md5;
+};
+
+struct tls_cert_cache *tls_cert_cache_new(void)
+{
+    struct tls_cert_cache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    c->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+    return c;
+}
+
+void tls_cert_cache_free(struct tls_cert_cache *c)
+{
+    if (!c)
+        return;
+    EVP_MD_free(c->sha256);
+    EVP_MD_free(c->md5);
+    free(c);
+}
+
+void tls_cert_cache_stats(const struct tls_cert_cache *c, uint64_t *parsed, uint64_t *hits)
+{
+    *parsed = c ? c->parsed : 0;
+    *hits = c ? c->hits : 0;
+}
 
 static const char *const tls__outcomes[TLS_OUT__COUNT] = {
     "none", "established", "alert", "no_server_hello", "no_client_hello", "incomplete",
@@ -196,12 +240,13 @@ const char *tls_alert_name(uint8_t desc)
     }
 }
 
-struct tls_conn *tls_conn_new(struct sc_events *ev)
+struct tls_conn *tls_conn_new(struct sc_events *ev, struct tls_cert_cache *cache)
 {
     struct tls_conn *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
     t->ev = ev;
+    t->cache = cache;
     for (int d = 0; d < 2; d++)
         sc_buf_init(&t->d[d].hs, TLS_MESSAGE_MAX);
     return t;
@@ -269,7 +314,16 @@ static void tls__ja3_list(struct sc_buf *b, const uint16_t *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (tls__grease(v[i]))
             continue;
-        sc_buf_printf(b, "%s%u", first ? "" : "-", v[i]);
+        char d[8]; /* "-65535" */
+        size_t k = sizeof(d);
+        unsigned x = v[i];
+        do {
+            d[--k] = (char)('0' + x % 10);
+            x /= 10;
+        } while (x);
+        if (!first)
+            d[--k] = '-';
+        sc_buf_append(b, d + k, sizeof(d) - k);
         first = false;
     }
 }
@@ -409,7 +463,8 @@ static void tls__client_hello(struct tls_conn *t, const uint8_t *p, size_t n,
     snprintf(in->ja3, sizeof(in->ja3), "%s", sc_buf_str(&j));
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!j.truncated && EVP_Digest(j.data, j.len, md, &mdlen, EVP_md5(), NULL) == 1)
+    const EVP_MD *md5 = t->cache && t->cache->md5 ? t->cache->md5 : EVP_md5();
+    if (!j.truncated && EVP_Digest(j.data, j.len, md, &mdlen, md5, NULL) == 1)
         tls__hex(in->ja3_md5, md, mdlen);
     sc_buf_free(&j);
     free(vals);
@@ -490,25 +545,54 @@ static void tls__name(char *out, size_t outlen, const X509_NAME *nm)
     BIO_free(b);
 }
 
-static void tls__cert(struct tls_cert *c, const uint8_t *der, size_t n)
+static void tls__cert(struct tls_cert_cache *cache, struct tls_cert *c, const uint8_t *der,
+                      size_t n)
 {
     memset(c, 0, sizeof(*c));
     c->der_len = (uint32_t)n;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (EVP_Digest(der, n, md, &mdlen, EVP_sha256(), NULL) == 1)
+    const EVP_MD *sha = cache && cache->sha256 ? cache->sha256 : EVP_sha256();
+    if (EVP_Digest(der, n, md, &mdlen, sha, NULL) != 1 || mdlen != 32)
+        cache = NULL; /* no key: parse without the cache */
+    else
         tls__hex(c->sha256, md, mdlen);
+    struct tls__cache_slot *slot = NULL;
+    if (cache) {
+        /* The digest is uniform: its first bytes pick the set. */
+        size_t sets = TLS_CERT_CACHE_SLOTS / TLS__CACHE_WAYS;
+        struct tls__cache_slot *set =
+            &cache->slot[(((size_t)md[0] << 8 | md[1]) % sets) * TLS__CACHE_WAYS];
+        cache->clock++;
+        for (int w = 0; w < TLS__CACHE_WAYS; w++) {
+            struct tls__cache_slot *e = &set[w];
+            if (e->used && memcmp(e->md, md, 32) == 0 && e->cert.der_len == n) {
+                e->used = cache->clock;
+                *c = e->cert;
+                cache->hits++;
+                return;
+            }
+            if (!slot || e->used < slot->used)
+                slot = e; /* the empty or least recently used slot takes it */
+        }
+        cache->parsed++;
+    }
     const unsigned char *q = der;
     X509 *x = d2i_X509(NULL, &q, (long)n);
-    if (!x)
-        return;
-    c->parsed = true;
-    tls__name(c->subject, sizeof(c->subject), X509_get_subject_name(x));
-    tls__name(c->issuer, sizeof(c->issuer), X509_get_issuer_name(x));
-    tls__asn1_time(c->not_before, sizeof(c->not_before), X509_get0_notBefore(x));
-    tls__asn1_time(c->not_after, sizeof(c->not_after), X509_get0_notAfter(x));
-    c->self_signed = X509_self_signed(x, 1) == 1;
-    X509_free(x);
+    if (x) {
+        c->parsed = true;
+        tls__name(c->subject, sizeof(c->subject), X509_get_subject_name(x));
+        tls__name(c->issuer, sizeof(c->issuer), X509_get_issuer_name(x));
+        tls__asn1_time(c->not_before, sizeof(c->not_before), X509_get0_notBefore(x));
+        tls__asn1_time(c->not_after, sizeof(c->not_after), X509_get0_notAfter(x));
+        c->self_signed = X509_self_signed(x, 1) == 1;
+        X509_free(x);
+    }
+    if (slot) {
+        slot->used = cache->clock;
+        memcpy(slot->md, md, 32);
+        slot->cert = *c;
+    }
 }
 
 static void tls__certificate(struct tls_conn *t, const uint8_t *p, size_t n,
@@ -535,7 +619,7 @@ static void tls__certificate(struct tls_conn *t, const uint8_t *p, size_t n,
         }
         if (in->n_chain < TLS_CHAIN_MAX) {
             struct tls_cert *c = &in->chain[in->n_chain++];
-            tls__cert(c, l.pos, cl);
+            tls__cert(t->cache, c, l.pos, cl);
             if (!c->parsed)
                 tls__event(t, "tls_certificate_unparsable", SC_DIR_S2C, m,
                            "certificate %u (%u bytes) is not DER X.509", in->chain_total + 1, cl);

@@ -122,10 +122,33 @@ struct tls_info {
     bool desync[2]; /* a header was not TLS: counting only from there */
 };
 
+/* Certificates described once per run.  Parsing a certificate through
+ * OpenSSL (d2i_X509, names, validity, the self-signature check) costs about
+ * as much as reading a megabyte of capture, and a mail server presents the
+ * same certificate in every session, so the description is remembered under
+ * the SHA-256 of the DER.  256 slots, in sets of 4 picked by the digest,
+ * cover the servers of a busy relay; a new certificate replaces the least
+ * recently used one of its set, which is parsed again if it comes back.  The
+ * cache also holds the SHA-256 and MD5 (JA3) digests, fetched from OpenSSL's
+ * providers once instead of at every use.  One cache per analysis (not
+ * thread-safe). */
+#define TLS_CERT_CACHE_SLOTS 256
+
+struct tls_cert_cache;
+
+/* Creates an empty cache (about 170 KB).  NULL on OOM. */
+struct tls_cert_cache *tls_cert_cache_new(void);
+void tls_cert_cache_free(struct tls_cert_cache *c);
+
+/* Parses and hashes that took place, and those the cache answered. */
+void tls_cert_cache_stats(const struct tls_cert_cache *c, uint64_t *parsed, uint64_t *hits);
+
 struct tls_conn;
 
-/* Creates a reader; events go to ev (not owned).  NULL on OOM. */
-struct tls_conn *tls_conn_new(struct sc_events *ev);
+/* Creates a reader; events go to ev (not owned); certificates are described
+ * through `cache` (not owned, may be NULL: every certificate is parsed).
+ * NULL on OOM. */
+struct tls_conn *tls_conn_new(struct sc_events *ev, struct tls_cert_cache *cache);
 void tls_conn_free(struct tls_conn *t);
 
 /* Feeds n more bytes of direction dir. */

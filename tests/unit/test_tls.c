@@ -135,11 +135,11 @@ enum split { WHOLE, AT, BYTES };
 
 /* What the reader made of a conversation, as one string. */
 static void feed(const struct convo *cv, enum split how, size_t k, char *out, size_t outlen,
-                 enum tls_outcome *oc, struct tls_info *copy)
+                 enum tls_outcome *oc, struct tls_info *copy, struct tls_cert_cache *cache)
 {
     struct sc_events ev;
     sc_events_init(&ev);
-    struct tls_conn *t = tls_conn_new(&ev);
+    struct tls_conn *t = tls_conn_new(&ev, cache);
     assert_non_null(t);
     for (size_t i = 0; i < cv->n; i++) {
         struct sc_meta m = {i + 1, (sc_time)i};
@@ -174,21 +174,34 @@ static void feed(const struct convo *cv, enum split how, size_t k, char *out, si
     sc_events_free(&ev);
 }
 
-/* Every way of feeding gives the same string; returns it. */
+/* Every way of feeding gives the same string; returns it.  The first feed
+ * parses every certificate; the others share a certificate cache, which must
+ * change nothing but the number of parses. */
 static void all_ways(const struct convo *cv, char *want, size_t wantlen, struct tls_info *info,
                      enum tls_outcome *oc)
 {
-    feed(cv, WHOLE, 0, want, wantlen, oc, info);
+    feed(cv, WHOLE, 0, want, wantlen, oc, info, NULL);
+    struct tls_cert_cache *cache = tls_cert_cache_new();
+    assert_non_null(cache);
     char got[1024];
-    feed(cv, BYTES, 0, got, sizeof(got), NULL, NULL);
+    feed(cv, BYTES, 0, got, sizeof(got), NULL, NULL, cache);
     assert_string_equal(got, want);
     size_t longest = 0;
     for (size_t i = 0; i < cv->n; i++)
         longest = cv->b[i].len > longest ? cv->b[i].len : longest;
+    struct tls_info cached;
     for (size_t k = 1; k < longest; k++) {
-        feed(cv, AT, k, got, sizeof(got), NULL, NULL);
+        feed(cv, AT, k, got, sizeof(got), NULL, &cached, cache);
         assert_string_equal(got, want);
+        assert_int_equal(cached.n_chain, info->n_chain);
+        assert_memory_equal(cached.chain, info->chain, sizeof(info->chain[0]) * info->n_chain);
     }
+    uint64_t parsed, hits;
+    tls_cert_cache_stats(cache, &parsed, &hits);
+    assert_true(parsed <= info->n_chain); /* each certificate parsed once at most */
+    if (info->n_chain && longest > 2)
+        assert_true(hits > 0);
+    tls_cert_cache_free(cache);
 }
 
 static struct tlsgen_ctx *ctx(int version, bool ec, const char *issuer, const char *cipher,
@@ -339,7 +352,7 @@ static struct sc_events *feed_raw(enum sc_dir d, const uint8_t *p, size_t n)
     static struct sc_events ev;
     sc_events_free(&ev);
     sc_events_init(&ev);
-    struct tls_conn *t = tls_conn_new(&ev);
+    struct tls_conn *t = tls_conn_new(&ev, NULL);
     struct sc_meta m = {1, 0};
     tls_conn_feed(t, d, p, n, &m);
     (void)tls_conn_outcome(t);
@@ -387,7 +400,7 @@ static void test_damaged_handshakes_never_crash(void **state)
     for (int round = 0; round < 400; round++) {
         struct sc_events ev;
         sc_events_init(&ev);
-        struct tls_conn *t = tls_conn_new(&ev);
+        struct tls_conn *t = tls_conn_new(&ev, NULL);
         for (size_t i = 0; i < cv.n; i++) {
             struct sc_buf b;
             sc_buf_init(&b, 0);
