@@ -73,8 +73,22 @@ struct smtp__reply {
     uint32_t nlines;
     bool starttls_kw; /* a continuation line is the STARTTLS keyword */
     char enh[12];
-    struct sc_buf *lines; /* reply_lines_max kept lines (text after "NNN-") */
+    struct sc_buf *lines;  /* kept lines (text after "NNN-"), nlines_alloc of them */
+    uint32_t nlines_alloc; /* grows with the longest reply, up to reply_lines_max */
     uint32_t nkept;
+};
+
+/* Transcript text is carved from blocks freed with the session, one malloc
+ * per block instead of one per line.  Blocks double from 512 bytes (a short
+ * session's whole dialogue) to 8 KiB, so an open session holds little unused
+ * room; a line longer than that gets a block of its own size. */
+#define SMTP_TEXT_BLOCK_FIRST 512
+#define SMTP_TEXT_BLOCK_MAX 8192
+
+struct smtp__tblock {
+    struct smtp__tblock *next;
+    size_t size, used;
+    uint8_t data[];
 };
 
 /* A chunk of held client bytes: this header, then `len` bytes. */
@@ -101,7 +115,8 @@ struct smtp_session {
     bool s_peek;
     struct smtp__linebuf lb[2];
     uint64_t off[2];
-    struct smtp__pending *pq;
+    struct smtp__pending *pq; /* ring of pq_cap entries, grown up to pending_max */
+    size_t pq_cap;
     size_t pq_head;
     size_t pq_len;
     bool greeted;
@@ -136,10 +151,11 @@ struct smtp_session {
     uint16_t starttls_code;
     bool cleartext_after;
     struct smtp__reply rep;
-    size_t tr_alloc;     /* transcript entries allocated */
-    bool closed_reply;   /* the reply being completed was cut by the end of the stream */
-    bool cut_reply;      /* the reply being completed was cut by a gap */
-    struct proxy *proxy; /* probing: a proxy handshake in front of SMTP */
+    size_t tr_alloc;           /* transcript entries allocated */
+    struct smtp__tblock *text; /* transcript text blocks, newest first */
+    bool closed_reply;         /* the reply being completed was cut by the end of the stream */
+    bool cut_reply;            /* the reply being completed was cut by a gap */
+    struct proxy *proxy;       /* probing: a proxy handshake in front of SMTP */
 };
 
 static const char *const smtp__tls_names[SMTP_TLS__COUNT] = {
@@ -209,6 +225,28 @@ static void smtp__set_field(struct sc_buf *b, const uint8_t *p, size_t n)
     sc_buf_append(b, p, n);
 }
 
+/* Room for n bytes of transcript text; NULL on OOM. */
+static uint8_t *smtp__text_alloc(struct smtp_session *s, size_t n)
+{
+    struct smtp__tblock *b = s->text;
+    if (!b || b->size - b->used < n) {
+        size_t size = b ? (b->size < SMTP_TEXT_BLOCK_MAX ? b->size * 2 : SMTP_TEXT_BLOCK_MAX)
+                        : SMTP_TEXT_BLOCK_FIRST;
+        if (size < n)
+            size = n;
+        struct smtp__tblock *nb = malloc(sizeof(*nb) + size);
+        if (!nb)
+            return NULL;
+        nb->next = b;
+        nb->size = size;
+        nb->used = 0;
+        s->text = b = nb;
+    }
+    uint8_t *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
 /* Adds a transcript entry; `text` is raw bytes (or our own description). */
 static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
                            enum smtp_verb verb, uint16_t code, bool last, const uint8_t *text,
@@ -244,7 +282,7 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
         text_len = s->set.line_keep;
     struct smtp_line *l = &in->transcript[in->n_transcript];
     memset(l, 0, sizeof(*l));
-    l->text = malloc(text_len + 1);
+    l->text = smtp__text_alloc(s, text_len + 1);
     if (!l->text) {
         in->transcript_dropped++;
         return;
@@ -288,13 +326,38 @@ static void smtp__add_note(struct smtp_session *s, enum sc_dir dir, enum smtp_li
 
 static struct smtp__pending *smtp__pq_at(struct smtp_session *s, size_t i)
 {
-    return &s->pq[(s->pq_head + i) % s->set.pending_max];
+    return &s->pq[(s->pq_head + i) % s->pq_cap];
+}
+
+/* Pending commands a session starts with room for: one transaction's worth
+ * (RFC 2920 pipelines a handful); the ring doubles from there up to
+ * pending_max, so an idle session does not carry the whole bound. */
+#define SMTP_PQ_INITIAL 8
+
+/* Makes room for one more pending command; false on OOM. */
+static bool smtp__pq_grow(struct smtp_session *s)
+{
+    if (s->pq_len < s->pq_cap)
+        return true;
+    size_t want = s->pq_cap ? s->pq_cap * 2 : SMTP_PQ_INITIAL;
+    if (want > s->set.pending_max)
+        want = s->set.pending_max;
+    struct smtp__pending *v = malloc(want * sizeof(*v));
+    if (!v)
+        return false;
+    for (size_t i = 0; i < s->pq_len; i++)
+        v[i] = *smtp__pq_at(s, i); /* linearised: the head moves to 0 */
+    free(s->pq);
+    s->pq = v;
+    s->pq_cap = want;
+    s->pq_head = 0;
+    return true;
 }
 
 static struct smtp__pending *smtp__push(struct smtp_session *s, enum smtp_verb v,
                                         const struct sc_meta *m)
 {
-    if (s->pq_len >= s->set.pending_max) {
+    if (s->pq_len >= s->set.pending_max || !smtp__pq_grow(s)) {
         smtp__event(s, "pending_overflow", SC_DIR_C2S, m,
                     "too many commands without replies; later replies are not matched");
         s->desync = true;
@@ -311,7 +374,7 @@ static void smtp__pop(struct smtp_session *s)
 {
     if (s->pq_len == 0)
         return;
-    s->pq_head = (s->pq_head + 1) % s->set.pending_max;
+    s->pq_head = (s->pq_head + 1) % s->pq_cap;
     s->pq_len--;
 }
 
@@ -328,17 +391,6 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     if (s->set.line_keep == 0)
         s->set.line_keep = 1;
     s->flags = flags;
-    s->pq = calloc(s->set.pending_max, sizeof(*s->pq));
-    s->rep.lines =
-        calloc(s->set.reply_lines_max ? s->set.reply_lines_max : 1, sizeof(*s->rep.lines));
-    if (!s->pq || !s->rep.lines) {
-        free(s->pq);
-        free(s->rep.lines);
-        free(s);
-        return NULL;
-    }
-    for (size_t i = 0; i < s->set.reply_lines_max; i++)
-        sc_buf_init(&s->rep.lines[i], s->set.line_keep);
     sc_buf_init(&s->info.banner, s->set.line_keep);
     sc_buf_init(&s->info.helo, s->set.line_keep);
     sc_buf_init(&s->info.auth_mech, 32);
@@ -368,8 +420,10 @@ void smtp_session_free(struct smtp_session *s)
         return;
     struct smtp_info *in = &s->info;
     tls_conn_free(s->tls);
-    for (size_t i = 0; i < in->n_transcript; i++)
-        free(in->transcript[i].text);
+    for (struct smtp__tblock *b = s->text, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
     free(in->transcript);
     for (size_t i = 0; i < in->n_ehlo_keywords; i++)
         sc_buf_free(&in->ehlo_keywords[i]);
@@ -386,7 +440,7 @@ void smtp_session_free(struct smtp_session *s)
         free(s->proxy);
     }
     sc_events_free(&in->events);
-    for (size_t i = 0; i < s->set.reply_lines_max; i++)
+    for (size_t i = 0; i < s->rep.nlines_alloc; i++)
         sc_buf_free(&s->rep.lines[i]);
     free(s->rep.lines);
     free(s->lb[0].buf);
@@ -853,11 +907,12 @@ static uint64_t smtp__filename_len(const uint8_t *pre, size_t kept, uint64_t tot
     return 0;
 }
 
-/* A message line ended (at its LF). */
-static void smtp__body_eol(struct smtp_session *s, const struct sc_meta *m)
+/* A message line of `len` bytes (without its line ending) ended at its LF;
+ * pre holds its first bytes (SMTP_BODY_PREFIX at most). */
+static void smtp__body_line(struct smtp_session *s, const uint8_t *pre, uint64_t len,
+                            const struct sc_meta *m)
 {
     struct smtp_info *in = &s->info;
-    uint64_t len = s->bl_len - (s->bl_len && s->bl_last == '\r' ? 1 : 0);
     if (s->bl_headers) {
         if (len == 0) {
             s->bl_headers = false;
@@ -867,13 +922,19 @@ static void smtp__body_eol(struct smtp_session *s, const struct sc_meta *m)
         }
     }
     size_t kept = len < SMTP_BODY_PREFIX ? (size_t)len : SMTP_BODY_PREFIX;
-    uint64_t fl = smtp__filename_len(s->bl_pre, kept, len);
+    uint64_t fl = smtp__filename_len(pre, kept, len);
     if (fl > in->max_filename) {
         in->max_filename = fl;
         in->max_filename_meta = *m;
     }
     s->bl_len = 0;
     s->bl_last = 0;
+}
+
+/* A message line ended (at its LF): the line is in bl_pre / bl_len. */
+static void smtp__body_eol(struct smtp_session *s, const struct sc_meta *m)
+{
+    smtp__body_line(s, s->bl_pre, s->bl_len - (s->bl_len && s->bl_last == '\r' ? 1 : 0), m);
 }
 
 /* Body bytes in CM_BODY; returns bytes consumed (stops after CRLF.CRLF). */
@@ -884,6 +945,21 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
     if (s->lax_seen && !s->lax_dead)
         lax_from = 0;
     while (i < n) {
+        if ((s->dot == DOT_BOL || s->dot == DOT_BOL_LAX) && p[i] != '.' && p[i] != '\n') {
+            /* Fast path: a line that starts here and ends in this buffer,
+             * read in place.  It does what the byte-wise start below and the
+             * DOT_MID case would do, without copying its first bytes. */
+            const uint8_t *lf = memchr(p + i, '\n', n - i);
+            if (lf) {
+                size_t k = (size_t)(lf - (p + i)); /* >= 1: p[i] is not the LF */
+                bool crlf = p[i + k - 1] == '\r';
+                s->dot_cr = p[i] == '\r';
+                smtp__body_line(s, p + i, k - (crlf ? 1 : 0), m);
+                s->dot = crlf ? DOT_BOL : DOT_BOL_LAX;
+                i += k + 1;
+                continue;
+            }
+        }
         if (s->dot == DOT_MID) {
             const uint8_t *lf = memchr(p + i, '\n', n - i);
             if (!lf) {
@@ -1172,6 +1248,27 @@ static bool smtp__is_kw(const uint8_t *t, size_t n, const char *kw)
     return true;
 }
 
+/* Makes room for reply line nkept: the array of kept lines grows by doubling
+ * (4 first: most replies have one line) up to reply_lines_max.  False on OOM
+ * (the line is then counted, not kept). */
+static bool smtp__rep_room(struct smtp_session *s)
+{
+    struct smtp__reply *r = &s->rep;
+    if (r->nkept < r->nlines_alloc)
+        return true;
+    size_t want = r->nlines_alloc ? (size_t)r->nlines_alloc * 2 : 4;
+    if (want > s->set.reply_lines_max)
+        want = s->set.reply_lines_max;
+    struct sc_buf *v = realloc(r->lines, want * sizeof(*v));
+    if (!v)
+        return false;
+    for (size_t i = r->nlines_alloc; i < want; i++)
+        sc_buf_init(&v[i], s->set.line_keep);
+    r->lines = v;
+    r->nlines_alloc = (uint32_t)want;
+    return true;
+}
+
 static void smtp__rep_reset(struct smtp_session *s)
 {
     s->rep.open = false;
@@ -1397,7 +1494,7 @@ static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n
     } else if (smtp__is_kw(text, tlen, "STARTTLS") || smtp__is_kw(text, tlen, "X-ANONYMOUSTLS")) {
         r->starttls_kw = true;
     }
-    if (r->nkept < s->set.reply_lines_max) {
+    if (r->nkept < s->set.reply_lines_max && smtp__rep_room(s)) {
         smtp__set_field(&r->lines[r->nkept], text, tlen);
         r->nkept++;
     }
