@@ -45,10 +45,33 @@ struct an_ctx {
     uint64_t empty;
 };
 
-/* Per-flow consumer state. */
+/* A capture event on a flow that has no SMTP session yet, kept until one is
+ * created (and dropped with the flow if none ever is: an empty connection is
+ * not reported).  A flow without data has one or two (midstream, eviction);
+ * past AN_EARLY_EVENTS_MAX (a run of per-packet events such as malformed
+ * options on bare ACKs) the session is created and takes them directly, its
+ * event list being bounded by aggregation. */
+#define AN_EARLY_EVENTS_MAX 8
+
+struct an_event {
+    struct an_event *next;
+    const char *kind; /* static, as the tracker gives it */
+    enum sc_dir dir;
+    struct sc_meta meta;
+    bool has_detail;
+    char detail[]; /* copied: the tracker's may not outlive the call */
+};
+
+/* Per-flow consumer state.  The SMTP session is created when the flow's
+ * first byte, gap or FIN arrives: a connection that never carries anything (a
+ * SYN flood's half-open flows, the stray ACKs of connections already closed)
+ * costs only this, its events held aside. */
 struct an_flow {
     struct an_ctx *ctx;
     struct smtp_session *smtp;
+    struct an_event *early, **early_tail; /* events before the session, in order */
+    unsigned nearly;
+    unsigned flags; /* for smtp_session_new */
     bool probe;
     uint8_t ipver, nencap;
     struct cap_encap *encap; /* NULL when nencap is 0 */
@@ -97,14 +120,9 @@ static void *an__open(void *user, const struct cap_flow_info *fi)
     struct an_flow *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
-    unsigned flags = (port ? 0u : (unsigned)SMTP_F_PROBE) |
-                     (fi->handshake ? 0u : (unsigned)SMTP_F_MIDSTREAM) |
-                     (implicit ? (unsigned)SMTP_F_IMPLICIT_TLS : 0u);
-    f->smtp = smtp_session_new(&c->smtp, flags);
-    if (!f->smtp) {
-        free(f);
-        return NULL;
-    }
+    f->flags = (port ? 0u : (unsigned)SMTP_F_PROBE) |
+               (fi->handshake ? 0u : (unsigned)SMTP_F_MIDSTREAM) |
+               (implicit ? (unsigned)SMTP_F_IMPLICIT_TLS : 0u);
     f->ctx = c;
     f->probe = !port;
     f->ipver = fi->ipver;
@@ -115,7 +133,34 @@ static void *an__open(void *user, const struct cap_flow_info *fi)
             f->nencap = fi->nencap;
         }
     }
+    f->early_tail = &f->early;
     return f;
+}
+
+static void an__early_free(struct an_flow *f)
+{
+    for (struct an_event *e = f->early, *next; e; e = next) {
+        next = e->next;
+        free(e);
+    }
+    f->early = NULL;
+    f->early_tail = &f->early;
+    f->nearly = 0;
+}
+
+/* The flow's SMTP session, created on first use with the events that came
+ * before it; NULL on OOM. */
+static struct smtp_session *an__smtp(struct an_flow *f)
+{
+    if (f->smtp)
+        return f->smtp;
+    f->smtp = smtp_session_new(&f->ctx->smtp, f->flags);
+    if (f->smtp)
+        for (const struct an_event *e = f->early; e; e = e->next)
+            sc_events_add(smtp_session_events(f->smtp), e->kind, e->dir, e->meta.frame, e->meta.ts,
+                          e->has_detail ? e->detail : NULL);
+    an__early_free(f);
+    return f->smtp;
 }
 
 static int an__data(void *user, void *flow, enum sc_dir dir, uint64_t off, const uint8_t *p,
@@ -123,6 +168,8 @@ static int an__data(void *user, void *flow, enum sc_dir dir, uint64_t off, const
 {
     (void)user;
     struct an_flow *f = flow;
+    if (!an__smtp(f))
+        return 1; /* out of memory: the flow is dropped */
     return smtp_feed(f->smtp, dir, off, p, n, m) == SMTP_NOT_SMTP;
 }
 
@@ -132,6 +179,8 @@ static int an__gap(void *user, void *flow, enum sc_dir dir, uint64_t off, uint64
     (void)user;
     (void)off;
     struct an_flow *f = flow;
+    if (!an__smtp(f))
+        return 1;
     if (why != CAP_GAP_ACKED)
         sc_events_add(smtp_session_events(f->smtp), cap_gap_reason_name(why), dir, m->frame, m->ts,
                       NULL);
@@ -143,14 +192,31 @@ static void an__event(void *user, void *flow, const char *kind, enum sc_dir dir,
 {
     (void)user;
     struct an_flow *f = flow;
-    sc_events_add(smtp_session_events(f->smtp), kind, dir, m->frame, m->ts, detail);
+    if (f->smtp || (f->nearly >= AN_EARLY_EVENTS_MAX && an__smtp(f))) {
+        sc_events_add(smtp_session_events(f->smtp), kind, dir, m->frame, m->ts, detail);
+        return;
+    }
+    size_t dl = detail ? strlen(detail) : 0;
+    struct an_event *e = malloc(sizeof(*e) + dl + 1);
+    if (!e)
+        return; /* out of memory: the event is lost, the analysis goes on */
+    e->next = NULL;
+    e->kind = kind;
+    e->dir = dir;
+    e->meta = *m;
+    e->has_detail = detail != NULL;
+    memcpy(e->detail, detail ? detail : "", dl + 1);
+    *f->early_tail = e;
+    f->early_tail = &e->next;
+    f->nearly++;
 }
 
 static void an__fin(void *user, void *flow, enum sc_dir dir, const struct sc_meta *m)
 {
     (void)user;
     struct an_flow *f = flow;
-    smtp_fin(f->smtp, dir, m);
+    if (an__smtp(f))
+        smtp_fin(f->smtp, dir, m);
 }
 
 /* Counts findings in the summary and against the exit threshold, and marks
@@ -224,7 +290,12 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
 {
     struct an_ctx *c = user;
     struct an_flow *f = flow;
-    if (why != CAP_CLOSE_DROPPED) {
+    if (why != CAP_CLOSE_DROPPED && !f->smtp) {
+        /* Nothing ever arrived: an empty connection, or a probe never shown
+         * to be SMTP (as a session fed nothing would be). */
+        if (!f->probe)
+            c->empty++;
+    } else if (why != CAP_CLOSE_DROPPED) {
         smtp_close(f->smtp, m);
         const struct smtp_info *in = smtp_session_info(f->smtp);
         if (f->probe && !smtp_session_confirmed(f->smtp)) {
@@ -323,6 +394,7 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
     }
     smtp_session_free(f->smtp);
     free(f->encap);
+    an__early_free(f);
     free(f);
 }
 
