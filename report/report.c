@@ -76,16 +76,42 @@ static void rep__emit(struct rep_writer *w)
     w->records++;
 }
 
+/* Writes v in decimal, right-aligned, ending at end; returns where it starts.
+ * Zero-padded to at least `width` digits.  (Records are built by hand rather
+ * than through printf: a session record has dozens of numbers, and printf's
+ * format parsing was a tenth of the whole analysis of a capture of short
+ * sessions.) */
+static char *rep__digits(char *end, uint64_t v, int width)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+        width--;
+    } while (v || width > 0);
+    return end;
+}
+
 void rep_fmt_epoch(char *out, size_t outlen, sc_time t)
 {
-    const char *sign = "";
     uint64_t u = (uint64_t)t;
-    if (t < 0) {
-        sign = "-";
+    if (t < 0)
         u = (uint64_t)0 - (uint64_t)t;
-    }
-    snprintf(out, outlen, "%s%" PRIu64 ".%06" PRIu64, sign, u / 1000000000u,
-             (u % 1000000000u) / 1000u);
+    char d[40];
+    char *end = d + sizeof(d) - 1;
+    *end = 0;
+    char *p = rep__digits(end, (u % 1000000000u) / 1000u, 6);
+    *--p = '.';
+    p = rep__digits(p, u / 1000000000u, 1);
+    if (t < 0)
+        *--p = '-';
+    snprintf(out, outlen, "%s", p);
+}
+
+static void rep__u64(struct sc_buf *b, uint64_t v)
+{
+    char d[24];
+    char *p = rep__digits(d + sizeof(d), v, 1);
+    sc_buf_append(b, p, (size_t)(d + sizeof(d) - p));
 }
 
 /* "2009-10-05 06:06:07.123456" in UTC. */
@@ -128,7 +154,32 @@ static void rep__jstr(struct rep_writer *w, const char *s)
 
 static void rep__jfield(struct rep_writer *w, const char *name)
 {
-    sc_buf_printf(&w->b, ",\"%s\":", name);
+    sc_buf_append(&w->b, ",\"", 2);
+    sc_buf_puts(&w->b, name);
+    sc_buf_append(&w->b, "\":", 2);
+}
+
+/* ,"name":123 */
+static void rep__jnum(struct rep_writer *w, const char *name, uint64_t v)
+{
+    rep__jfield(w, name);
+    rep__u64(&w->b, v);
+}
+
+/* ,"name":true */
+static void rep__jbool(struct rep_writer *w, const char *name, bool v)
+{
+    rep__jfield(w, name);
+    sc_buf_puts(&w->b, v ? "true" : "false");
+}
+
+/* ,"name":"s" for one of our own names (nothing to escape) */
+static void rep__jname(struct rep_writer *w, const char *name, const char *s)
+{
+    rep__jfield(w, name);
+    sc_buf_putc(&w->b, '"');
+    sc_buf_puts(&w->b, s);
+    sc_buf_putc(&w->b, '"');
 }
 
 static void rep__jbuf_or_null(struct rep_writer *w, const char *name, const struct sc_buf *b)
@@ -331,18 +382,20 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
 {
     const struct smtp_info *in = s->smtp;
     struct sc_buf *b = &w->b;
-    sc_buf_printf(b, "{\"type\":\"session\",\"schema\":%d,\"id\":%" PRIu64, REP_SCHEMA, s->id);
+    sc_buf_puts(b, "{\"type\":\"session\"");
+    rep__jnum(w, "schema", REP_SCHEMA);
+    rep__jnum(w, "id", s->id);
     rep__jfield(w, "file");
     rep__jstr(w, s->file);
     rep__jfield(w, "client");
     rep__jstr(w, s->client);
     rep__jfield(w, "server");
     rep__jstr(w, s->server);
-    sc_buf_printf(b, ",\"first_frame\":%" PRIu64 ",\"last_frame\":%" PRIu64, s->first_frame,
-                  s->last_frame);
+    rep__jnum(w, "first_frame", s->first_frame);
+    rep__jnum(w, "last_frame", s->last_frame);
     rep__jtime(w, "start", s->start);
     rep__jtime(w, "end", s->end);
-    sc_buf_printf(b, ",\"partial\":%s", s->partial ? "true" : "false");
+    rep__jbool(w, "partial", s->partial);
     rep__jfield(w, "encap");
     rep__jstr(w, s->encap ? s->encap : "ip");
     rep__jfield(w, "proxy");
@@ -360,40 +413,47 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
         rep__jbytes(w, in->ehlo_keywords[i].data, in->ehlo_keywords[i].len);
     }
     sc_buf_putc(b, ']');
-    sc_buf_printf(b, ",\"starttls\":{\"offered\":%s,\"attempted\":%s,\"result\":\"%s\"}",
-                  in->starttls_offered ? "true" : "false",
-                  in->starttls_attempted ? "true" : "false", smtp_starttls_name(in->starttls));
-    sc_buf_printf(b, ",\"implicit_tls\":%s", in->implicit_tls ? "true" : "false");
+    sc_buf_puts(b, ",\"starttls\":{\"offered\":");
+    sc_buf_puts(b, in->starttls_offered ? "true" : "false");
+    rep__jbool(w, "attempted", in->starttls_attempted);
+    rep__jname(w, "result", smtp_starttls_name(in->starttls));
+    sc_buf_putc(b, '}');
+    rep__jbool(w, "implicit_tls", in->implicit_tls);
     rep__json_tls(w, in);
     rep__jbuf_or_null(w, "auth", &in->auth_mech);
     if (in->auth_mech.len)
-        sc_buf_printf(b, ",\"auth_success\":%s", in->auth_success ? "true" : "false");
+        rep__jbool(w, "auth_success", in->auth_success);
     rep__jbuf_or_null(w, "mail_from", &in->mail_from);
-    sc_buf_printf(b,
-                  ",\"rcpt_count\":%" PRIu64 ",\"rcpt_accepted\":%" PRIu64 ",\"messages\":%" PRIu64
-                  ",\"messages_accepted\":%" PRIu64 ",\"commands\":%" PRIu64 ",\"replies\":%" PRIu64
-                  ",\"bytes_c2s\":%" PRIu64 ",\"bytes_s2c\":%" PRIu64,
-                  in->rcpt_count, in->rcpt_accepted, in->messages, in->messages_accepted,
-                  in->commands, in->replies, in->bytes[SC_DIR_C2S], in->bytes[SC_DIR_S2C]);
+    rep__jnum(w, "rcpt_count", in->rcpt_count);
+    rep__jnum(w, "rcpt_accepted", in->rcpt_accepted);
+    rep__jnum(w, "messages", in->messages);
+    rep__jnum(w, "messages_accepted", in->messages_accepted);
+    rep__jnum(w, "commands", in->commands);
+    rep__jnum(w, "replies", in->replies);
+    rep__jnum(w, "bytes_c2s", in->bytes[SC_DIR_C2S]);
+    rep__jnum(w, "bytes_s2c", in->bytes[SC_DIR_S2C]);
     rep__jfield(w, "close");
     rep__jstr(w, s->close);
-    sc_buf_printf(b, ",\"gaps\":%u,\"gap_bytes\":%" PRIu64 ",\"confidence\":%.2f", in->gaps,
-                  in->gap_bytes, in->confidence);
+    rep__jnum(w, "gaps", in->gaps);
+    rep__jnum(w, "gap_bytes", in->gap_bytes);
+    sc_buf_printf(b, ",\"confidence\":%.2f", in->confidence);
     rep__jfield(w, "tcp");
     for (int d = 0; d < 2; d++) {
         const struct rep_tcp_side *t = &s->tcp[d];
-        sc_buf_printf(b, "%s\"%s\":{\"syn\":%s", d ? "," : "{", d ? "server" : "client",
-                      t->syn_seen ? "true" : "false");
+        sc_buf_puts(b, d ? ",\"server\":{\"syn\":" : "{\"client\":{\"syn\":");
+        sc_buf_puts(b, t->syn_seen ? "true" : "false");
         if (t->syn_seen) {
             if (t->mss_present)
-                sc_buf_printf(b, ",\"mss\":%u", t->mss);
+                rep__jnum(w, "mss", t->mss);
             if (t->wscale_present)
-                sc_buf_printf(b, ",\"wscale\":%u", t->wscale);
-            sc_buf_printf(b, ",\"sack_perm\":%s,\"timestamps\":%s", t->sack_perm ? "true" : "false",
-                          t->timestamps ? "true" : "false");
+                rep__jnum(w, "wscale", t->wscale);
+            rep__jbool(w, "sack_perm", t->sack_perm);
+            rep__jbool(w, "timestamps", t->timestamps);
         }
-        sc_buf_printf(b, ",\"ttl\":%u,\"retransmits\":%u,\"overlaps_diff\":%u}", t->ttl,
-                      t->retransmits, t->overlaps_diff);
+        rep__jnum(w, "ttl", t->ttl);
+        rep__jnum(w, "retransmits", t->retransmits);
+        rep__jnum(w, "overlaps_diff", t->overlaps_diff);
+        sc_buf_putc(b, '}');
     }
     sc_buf_putc(b, '}');
     rep__jfield(w, "findings");
@@ -412,8 +472,12 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
         const struct sc_event *e = &in->events.v[i];
         if (i)
             sc_buf_putc(b, ',');
-        sc_buf_printf(b, "{\"kind\":\"%s\",\"dir\":\"%s\",\"frame\":%" PRIu64 ",\"count\":%" PRIu64,
-                      e->kind, sc_dir_name(e->dir), e->frame, e->count);
+        sc_buf_puts(b, "{\"kind\":\"");
+        sc_buf_puts(b, e->kind);
+        sc_buf_putc(b, '"');
+        rep__jname(w, "dir", sc_dir_name(e->dir));
+        rep__jnum(w, "frame", e->frame);
+        rep__jnum(w, "count", e->count);
         if (e->detail) {
             rep__jfield(w, "detail");
             rep__jstr(w, e->detail);
@@ -430,20 +494,26 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
             rep_fmt_epoch(ts, sizeof(ts), l->meta.ts);
             if (i)
                 sc_buf_putc(b, ',');
-            sc_buf_printf(b, "{\"dir\":\"%s\",\"frame\":%" PRIu64 ",\"ts\":%s,\"kind\":\"%s\"",
-                          sc_dir_name(l->dir), l->meta.frame, ts, rep__kind_name(l->kind));
+            sc_buf_puts(b, "{\"dir\":\"");
+            sc_buf_puts(b, sc_dir_name(l->dir));
+            sc_buf_putc(b, '"');
+            rep__jnum(w, "frame", l->meta.frame);
+            rep__jfield(w, "ts");
+            sc_buf_puts(b, ts);
+            rep__jname(w, "kind", rep__kind_name(l->kind));
             if (l->kind == SMTP_L_COMMAND) {
                 rep__jfield(w, "cmd");
                 rep__jverb(w, l);
             } else if (l->kind == SMTP_L_REPLY) {
-                sc_buf_printf(b, ",\"code\":%u,\"last\":%s", l->code, l->last ? "true" : "false");
+                rep__jnum(w, "code", l->code);
+                rep__jbool(w, "last", l->last);
                 if (l->enh[0])
-                    sc_buf_printf(b, ",\"enhanced\":\"%s\"", l->enh);
+                    rep__jname(w, "enhanced", l->enh);
             }
             rep__jfield(w, "line");
             rep__jbytes(w, l->text, l->text_len);
             if (l->len > l->text_len && (l->kind == SMTP_L_COMMAND || l->kind == SMTP_L_REPLY))
-                sc_buf_printf(b, ",\"len\":%u", l->len);
+                rep__jnum(w, "len", l->len);
             if (l->incomplete)
                 sc_buf_puts(b, ",\"incomplete\":true");
             sc_buf_putc(b, '}');
