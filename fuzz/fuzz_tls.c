@@ -50,8 +50,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct sc_events ev;
     sc_events_init(&ev);
-    struct tls_conn *t = tls_conn_new(&ev);
+    /* Half the inputs (by their first byte) go through a certificate cache,
+     * so both ways of describing a certificate are fuzzed. */
+    struct tls_cert_cache *cache = size && (data[0] & 0x80) ? tls_cert_cache_new() : NULL;
+    struct tls_conn *t = tls_conn_new(&ev, cache);
     if (!t) {
+        tls_cert_cache_free(cache);
         sc_events_free(&ev);
         return 0;
     }
@@ -74,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_check_info(tls_conn_info(t), tls_conn_outcome(t));
     FZ_CHECK(ev.n <= SC_EVENT_KINDS_MAX);
     tls_conn_free(t);
+    tls_cert_cache_free(cache);
     sc_events_free(&ev);
     return 0;
 }
