@@ -575,7 +575,7 @@ int cli_live(int argc, char **argv)
         fputs("Try 'smtpscope live --help' for more information.\n", stderr);
         return EXIT_USAGE;
     }
-    if ((rot_mb || rot_n) && !wfile) {
+    if ((rot_mb > 0 || rot_n > 0) && !wfile) {
         fputs("smtpscope: -C and -W go with -w FILE.pcap\n", stderr);
         return EXIT_USAGE;
     }

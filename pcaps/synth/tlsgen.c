@@ -704,10 +704,13 @@ static bool tg_load(struct tlsgen_ctx *c, const struct tlsgen_opts *o)
 
 /* OpenSSL 3.0's built-in supported groups and signature algorithms, in its
  * order (what a ClientHello carries when nothing is configured).  Set
- * explicitly because a system openssl.cnf may change the defaults. */
-static const char tg_groups[] =
+ * explicitly because a system openssl.cnf may change the defaults.  Not const:
+ * OpenSSL's SSL_CTX_set1_*_list() macros cast their argument to char *
+ * (SSL_CTX_ctrl() takes void *), which -Wcast-qual rejects for a const one;
+ * OpenSSL only reads them. */
+static char tg_groups[] =
     "x25519:secp256r1:x448:secp521r1:secp384r1:ffdhe2048:ffdhe3072:ffdhe4096:ffdhe6144:ffdhe8192";
-static const char tg_sigalgs[] =
+static char tg_sigalgs[] =
     "ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ecdsa_secp521r1_sha512:ed25519:ed448:"
     "rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512:"
     "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:"

@@ -52,7 +52,8 @@ static void analyse_how(struct heur_ctx *h, uint64_t id, const char *client, con
     uint64_t off[2] = {0, 0};
     uint64_t frame = 3;
     for (size_t i = 0; d[i].dir != SC_DIR_NONE; i++) {
-        struct sc_meta m = {++frame, (sc_time)frame * 1000000};
+        frame++; /* separate statement: an initializer list's order is unspecified */
+        struct sc_meta m = {frame, (sc_time)frame * 1000000};
         size_t n = strlen(d[i].bytes);
         if (!bytewise) {
             smtp_feed(s, d[i].dir, off[d[i].dir], (const uint8_t *)d[i].bytes, n, &m);
@@ -62,7 +63,8 @@ static void analyse_how(struct heur_ctx *h, uint64_t id, const char *client, con
         for (size_t k = 0; k < n; k++) /* telnet style: one byte a segment */
             smtp_feed(s, d[i].dir, off[d[i].dir]++, (const uint8_t *)d[i].bytes + k, 1, &m);
     }
-    struct sc_meta end = {++frame, (sc_time)frame * 1000000};
+    frame++;
+    struct sc_meta end = {frame, (sc_time)frame * 1000000};
     smtp_close(s, &end);
     struct heur_session hs = {
         .id = id,
