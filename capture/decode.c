@@ -184,8 +184,23 @@ static enum cap_status cap__tcp(struct cap_packet *pkt, const uint8_t *p, size_t
     if (!sc_wire_ok(&w))
         return pkt->status = CAP_ST_MALFORMED;
     size_t hlen = (size_t)(off >> 4) * 4;
-    if (hlen < 20 || hlen > caplen)
+    if (hlen < 20)
         return pkt->status = CAP_ST_MALFORMED;
+    if (hlen > caplen) {
+        /* The snap length cut the options (tcpdump -s 64 with timestamps on):
+         * the fixed header is whole and the IP length says the segment goes on,
+         * so flags, sequence numbers and the payload's length still count and
+         * the whole payload is missing (a snaplen gap).  The options that were
+         * captured are read; one cut in the middle is not malformed. */
+        if (caplen < 20 || wire < hlen)
+            return pkt->status = CAP_ST_MALFORMED;
+        cap__tcp_options(&pkt->opts, p + 20, caplen - 20);
+        pkt->opts.malformed = false;
+        pkt->payload = p + caplen;
+        pkt->payload_len = 0;
+        pkt->payload_wire = (uint32_t)(wire - hlen > UINT32_MAX ? UINT32_MAX : wire - hlen);
+        return pkt->status = CAP_ST_TCP;
+    }
     if (hlen > 20)
         cap__tcp_options(&pkt->opts, p + 20, hlen - 20);
     size_t have = caplen - hlen;

@@ -802,6 +802,40 @@ static void test_tcp_bad_data_offset_is_malformed(void **state)
     expect_status(CAP_LINKTYPE_RAW, &k, CAP_ST_MALFORMED);
 }
 
+static void test_snaplen_cutting_tcp_options_keeps_the_segment(void **state)
+{
+    (void)state;
+    /* tcpdump -s 64 on Linux: 14 + 20 + 20 bytes of headers, then 10 of the
+     * 12 option bytes (NOP NOP TS); the segment carries 100 bytes. */
+    static const uint8_t ts[12] = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2};
+    struct pk k = {0};
+    eth(&k, 0x0800);
+    size_t ip = ip4(&k, 6, 0, 0);
+    tcp_hdr(&k, T_FLAGS, ts, sizeof(ts));
+    fill(&k, 'x', 100);
+    ip4_done(&k, ip);
+    struct dec d;
+    dec_run(&d, CAP_LINKTYPE_ETHERNET, k.b, 64);
+    assert_int_equal(d.st, CAP_ST_TCP);
+    assert_int_equal(d.pkt.seq, T_SEQ);
+    assert_int_equal(d.pkt.flags, T_FLAGS & 0x3f);
+    assert_int_equal(d.pkt.payload_len, 0);
+    assert_int_equal(d.pkt.payload_wire, 100);
+    assert_false(d.pkt.opts.malformed);
+    assert_false(d.pkt.opts.ts_present);
+    dec_free(&d);
+    /* An IP length too short for the header it announces is still malformed. */
+    k.n = 0;
+    eth(&k, 0x0800);
+    ip = ip4(&k, 6, 0, 0);
+    tcp_hdr(&k, T_FLAGS, ts, sizeof(ts));
+    ip4_done(&k, ip);
+    k.b[14 + 3] = 20 + 24; /* IP total length: 24 bytes of TCP for a 32-byte header */
+    dec_run(&d, CAP_LINKTYPE_ETHERNET, k.b, 64);
+    assert_int_equal(d.st, CAP_ST_MALFORMED);
+    dec_free(&d);
+}
+
 static void test_ip_total_length_zero_uses_captured_bytes(void **state)
 {
     (void)state;
@@ -857,6 +891,7 @@ struct tmpl {
     struct pk k;
     size_t hdr_end; /* first payload byte */
     size_t ip_end;  /* end of the IP datagram (padding after it) */
+    size_t optlen;  /* TCP option bytes before hdr_end */
 };
 
 #define N_TMPL 22
@@ -875,6 +910,7 @@ static size_t build_templates(struct tmpl *t)
     tcp_std(&t[n].k, opts, sizeof(opts));
     ip4_done(&t[n].k, ip);
     t[n].hdr_end = 18 + 28 + 32;
+    t[n].optlen = sizeof(opts);
     n++;
 
     t[n].linktype = CAP_LINKTYPE_ETHERNET; /* padded bare ACK + 2 bytes */
@@ -900,6 +936,7 @@ static size_t build_templates(struct tmpl *t)
     tcp_std(&t[n].k, opts, sizeof(opts));
     ip6_done(&t[n].k, ip);
     t[n].hdr_end = 22 + 40 + 40 + 32;
+    t[n].optlen = sizeof(opts);
     n++;
 
     t[n].linktype = CAP_LINKTYPE_ETHERNET;
@@ -944,7 +981,13 @@ static void test_every_truncation_is_safe_and_not_tcp_until_payload(void **state
         dec_free(&d);
         for (size_t cut = 0; cut < t[i].k.n; cut++) {
             dec_run(&d, t[i].linktype, t[i].k.b, cut);
-            if (cut < t[i].hdr_end) {
+            if (cut >= t[i].hdr_end - t[i].optlen && cut < t[i].hdr_end) {
+                /* Options cut by the snap length: still TCP, the payload all missing. */
+                assert_int_equal(d.st, CAP_ST_TCP);
+                assert_int_equal(d.pkt.payload_len, 0);
+                assert_int_equal(d.pkt.payload_wire, full);
+                assert_false(d.pkt.opts.malformed);
+            } else if (cut < t[i].hdr_end) {
                 if (d.st == CAP_ST_TCP)
                     fail_msg("template %zu cut at %zu: headers cut but status tcp", i, cut);
                 /* 802.3 with a cut LLC header reads as "not IP"; the rest
@@ -1513,6 +1556,7 @@ int main(void)
         cmocka_unit_test(test_ip_total_length_zero_uses_captured_bytes),
         cmocka_unit_test(test_snaplen_cut_keeps_wire_length),
         cmocka_unit_test(test_every_truncation_is_safe_and_not_tcp_until_payload),
+        cmocka_unit_test(test_snaplen_cutting_tcp_options_keeps_the_segment),
         cmocka_unit_test(test_random_buffers_on_every_link_type),
         cmocka_unit_test(test_every_tunnel_decodes_the_inner_segment),
         cmocka_unit_test(test_context_names_the_observation),
