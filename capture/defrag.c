@@ -253,6 +253,32 @@ static long cap__insert(struct cap_defrag *d, struct cap__dg *g, uint32_t off, u
     return added;
 }
 
+/* What cap__insert() would charge for [off, off+len): the bytes not held
+ * yet plus CAP_DEFRAG_PIECE_COST for each hole they fill (one piece each).
+ * A fragment spanning many holes costs more than its length and one piece,
+ * so this, not the fragment's size, is what must fit under mem_max. */
+static size_t cap__cost(const struct cap__dg *g, uint32_t off, uint32_t len)
+{
+    size_t cost = 0;
+    uint32_t end = off + len;
+    uint32_t i = 0;
+    while (off < end) {
+        while (i < g->npieces && g->pieces[i].off + g->pieces[i].len <= off)
+            i++;
+        if (i < g->npieces && g->pieces[i].off <= off) {
+            uint32_t pe = g->pieces[i].off + g->pieces[i].len;
+            off = pe < end ? pe : end;
+            continue;
+        }
+        uint32_t stop = end;
+        if (i < g->npieces && g->pieces[i].off < stop)
+            stop = g->pieces[i].off;
+        cost += (size_t)(stop - off) + CAP_DEFRAG_PIECE_COST;
+        off = stop;
+    }
+    return cost;
+}
+
 /* The bytes from offset 0 without a hole. */
 static uint32_t cap__prefix(const struct cap__dg *g)
 {
@@ -324,8 +350,9 @@ enum cap_defrag_result cap_defrag_add(struct cap_defrag *d, const struct cap_pac
             g->total = (uint32_t)wire_end;
         g->have_last = true;
     }
-    /* Room for the new bytes: evict the oldest other datagrams first. */
-    size_t need = (size_t)f->len + CAP_DEFRAG_PIECE_COST;
+    /* Room for the new bytes and pieces: evict the oldest other datagrams
+     * first. */
+    size_t need = cap__cost(g, f->off, f->len);
     cap__shed_gone(d, need);
     while (d->mem + need > d->lim.mem_max && d->age.next != &d->age && d->age.next != g) {
         d->st.evicted++;

@@ -285,6 +285,40 @@ static void test_flood_stays_bounded(void **state)
     cap_defrag_free(d);
 }
 
+/* A fragment that fills many holes at once is charged for every piece it
+ * makes, not for its length and one piece: 35 one-byte pieces 8 bytes apart,
+ * then one fragment over all of them, must not take the memory held past
+ * mem_max (it did: 3640 bytes held under a 2048-byte limit; found by
+ * fuzz_defrag's memory check).  With room, the same datagram completes. */
+static void test_many_holes_charged(void **state)
+{
+    (void)state;
+    uint8_t seg[400];
+    size_t n = segment(seg, 380, 21);
+    struct cap_packet out;
+    for (int roomy = 0; roomy < 2; roomy++) {
+        const size_t mem = roomy ? 65536 : 2048;
+        struct cap_defrag *d = new_defrag(mem, 0, 0);
+        uint64_t frame = 1;
+        for (uint32_t i = 0; i < 35; i++) {
+            assert_int_equal(feed(d, seg, i * 8, 1, true, 50, frame++, &out), CAP_DEFRAG_HELD);
+            assert_true(cap_defrag_mem(d) <= mem);
+        }
+        assert_int_equal(feed(d, seg, 0, 280, true, 50, frame++, &out), CAP_DEFRAG_HELD);
+        assert_true(cap_defrag_mem(d) <= mem);
+        enum cap_defrag_result r = feed(d, seg, 280, (uint32_t)n - 280, false, 50, frame++, &out);
+        if (roomy) {
+            assert_int_equal(r, CAP_DEFRAG_DONE);
+            assert_segment(&out, 380, 21);
+        } else {
+            assert_int_not_equal(r, CAP_DEFRAG_DONE); /* the middle fragment did not fit */
+            assert_true(cap_defrag_stats(d)->invalid > 0);
+        }
+        assert_true(cap_defrag_mem(d) <= mem);
+        cap_defrag_free(d);
+    }
+}
+
 /* Tiny fragments in a shuffled order, with duplicates, complete exactly
  * once; more pieces than CAP_DEFRAG_MAX_PIECES give up the datagram. */
 static void test_tiny_pieces(void **state)
@@ -420,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_flush_at_end),
         cmocka_unit_test(test_flood_stays_bounded),
         cmocka_unit_test(test_tiny_pieces),
+        cmocka_unit_test(test_many_holes_charged),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_contexts_and_ipv6),
         cmocka_unit_test(test_datagram_limit),
