@@ -22,6 +22,11 @@
 #                 order and with reordering, loss, changed retransmissions,
 #                 cut segments, sequence wrap, flushes and stops
 #   fuzz_yaml     configuration files, valid and not
+#   fuzz_defrag   fuzz_defrag.c's records: IPv4 and IPv6 datagrams cut into
+#                 fragments in order, reversed, overlapping (agreeing and
+#                 not), tiny, cut by the snap length, past the largest size,
+#                 waiting past the timeout, under tight limits, in every
+#                 encapsulation, and a fragment inside a fragment
 #
 # The output is the same on every run.  Every file stays under 4 KiB.
 # Usage: fuzz/make-corpus.sh        (needs python3; no other tool)
@@ -36,7 +41,7 @@ PCAPS = os.path.join(ROOT, "pcaps")
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 LIMIT = 4096  # bytes per seed file
 TARGETS = ["fuzz_decode", "fuzz_reasm", "fuzz_smtp", "fuzz_tls", "fuzz_yaml", "fuzz_pcap",
-           "fuzz_compare"]
+           "fuzz_compare", "fuzz_defrag"]
 
 # fuzz_decode.c's link-type table, in its order.
 LT_NULL, LT_EN10MB, LT_RAW14, LT_RAW12, LT_RAW, LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2 = \
@@ -715,6 +720,124 @@ def fuzz_yaml():
         emit("fuzz_yaml", os.path.basename(path).replace(".yaml", "") + "-other.yaml", data)
 
 
+# ---- fuzz_defrag ----
+
+def dg_head(mem=3, dgs=3, encap=0, no_ctx=False, timeout=120, no_vxlan=False):
+    """fuzz_defrag.c's two header bytes."""
+    return bytes([mem | dgs << 2 | encap << 4 | (0x80 if no_ctx else 0),
+                  timeout | (0x80 if no_vxlan else 0)])
+
+
+def dg_frag(key, off8, n, more, fill=None, data=b"", tcp=True, cut=0):
+    """A fragment record: fill=s for the pattern s + offset, else literal data."""
+    op = key | (8 if more else 0) | (16 if fill is not None else 0) | (32 if tcp else 0)
+    if cut:
+        op |= 64
+    o = off8 | (cut - 1 if cut else 0) << 13
+    rec = bytes([op]) + struct.pack("<HH", o, n if fill is not None else len(data))
+    return rec + (bytes([fill]) if fill is not None else data)
+
+
+def dg_time(steps):
+    return bytes([0x80 | steps])
+
+
+DG_FLUSH, DG_DUP, DG_DRAIN, DG_BACK = b"\xc0", b"\xc2", b"\xc3", b"\xbf"
+
+
+def dg_raw(lt_index, pkt):
+    return b"\xc1" + bytes([lt_index]) + struct.pack("<H", len(pkt)) + pkt
+
+
+def ip4(src, dst, proto, ident, off8, more, payload):
+    h = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident,
+                    off8 | (0x2000 if more else 0), 64, proto, 0, bytes(src), bytes(dst))
+    return h + payload
+
+
+def fuzz_defrag():
+    smtp = (b"EHLO client.example.org\r\nMAIL FROM:<a@example.org>\r\n"
+            b"RCPT TO:<b@example.net>\r\nDATA\r\n")
+    # In order and reversed, IPv4 (key 0) and IPv6 (key 1).
+    for key, name in ((0, "v4"), (1, "v6")):
+        a = dg_frag(key, 0, 1000, True, fill=7)
+        b = dg_frag(key, 125, 400, False, fill=7, tcp=False)
+        emit("fuzz_defrag", name + "-in-order", dg_head() + a + b)
+        emit("fuzz_defrag", name + "-reversed", dg_head() + b + a)
+    # Literal SMTP bytes after the TCP header, in three 8-byte-aligned pieces.
+    seg = bytes(20) + smtp
+    pieces = [(0, 40), (40, 48), (88, len(seg) - 88)]
+    for key, name in ((2, "smtp-literal"), (3, "smtp-literal-v6")):
+        recs = b"".join(dg_frag(key, o // 8, 0, o + n < len(seg), data=seg[o:o + n])
+                        for o, n in pieces)
+        emit("fuzz_defrag", name, dg_head() + recs)
+    # Overlaps: agreeing (same fill), conflicting (other fill), two ends.
+    emit("fuzz_defrag", "overlap-agree",
+         dg_head() + dg_frag(0, 0, 400, True, fill=1) + dg_frag(0, 40, 400, True, fill=1)
+         + dg_frag(0, 20, 200, True, fill=1) + dg_frag(0, 90, 80, False, fill=1))
+    emit("fuzz_defrag", "overlap-conflict",
+         dg_head() + dg_frag(0, 0, 400, True, fill=1) + dg_frag(0, 40, 400, True, fill=9)
+         + dg_frag(0, 10, 200, True, fill=3) + dg_frag(0, 90, 80, False, fill=1))
+    emit("fuzz_defrag", "two-ends",
+         dg_head() + dg_frag(1, 0, 64, True, fill=2) + dg_frag(1, 8, 64, False, fill=2)
+         + dg_frag(1, 10, 8, False, fill=2))
+    # Duplicates, the same datagram from swapped addresses (key 6), time back.
+    emit("fuzz_defrag", "dup-swapped",
+         dg_head() + dg_frag(0, 0, 64, True, fill=4) + DG_DUP + dg_frag(6, 0, 64, True, fill=5)
+         + DG_BACK + dg_frag(6, 8, 16, False, fill=5) + DG_DUP + dg_frag(0, 8, 16, False, fill=4))
+    # Tiny pieces: 1-byte literals (hostile, not multiples of 8) and 8-byte ones.
+    tiny = b"".join(dg_frag(2, i, 0, True, data=bytes([65 + i])) for i in range(60))
+    emit("fuzz_defrag", "tiny-pieces", dg_head() + tiny + dg_frag(2, 60, 8, False, fill=0))
+    # Cut by the snap length, then the whole fragment again.
+    emit("fuzz_defrag", "snaplen-cut",
+         dg_head() + dg_frag(0, 0, 1400, True, fill=3, cut=4)
+         + dg_frag(0, 175, 100, False, fill=3) + dg_frag(0, 0, 1400, True, fill=3))
+    # Past CAP_DEFRAG_MAX_SIZE, and a datagram of exactly 65535 bytes.
+    emit("fuzz_defrag", "too-big",
+         dg_head() + dg_frag(0, 0x1fff, 200, False, fill=0)
+         + dg_frag(0, 0, 65528, True, fill=1) + dg_frag(0, 8191, 7, False, fill=1))
+    # Timeouts: the first fragment waits too long (partial delivery), a later
+    # datagram completes; a flush delivers what is left.
+    emit("fuzz_defrag", "timeout",
+         dg_head(timeout=8) + dg_frag(0, 0, 200, True, fill=6) + dg_time(20)
+         + dg_frag(0, 25, 50, False, fill=6) + dg_frag(2, 0, 100, True, fill=2) + DG_DRAIN
+         + dg_time(5) + dg_frag(2, 13, 20, False, fill=2) + dg_frag(4, 0, 80, True, fill=3)
+         + DG_FLUSH + dg_frag(4, 10, 8, False, fill=3))
+    emit("fuzz_defrag", "timeout-zero",
+         dg_head(timeout=0) + dg_frag(1, 0, 64, True, fill=1) + dg_time(1)
+         + dg_frag(1, 8, 64, False, fill=1))
+    # Tight limits: 2 KiB of data, one datagram, interleaved keys.
+    recs = b""
+    for i in range(6):
+        recs += dg_frag(i % 4 * 2, 0, 600, True, fill=i) + dg_frag((i + 1) % 4 * 2, 75, 300,
+                                                                    False, fill=i)
+    emit("fuzz_defrag", "tight-limits", dg_head(mem=0, dgs=0) + recs)
+    emit("fuzz_defrag", "three-datagrams", dg_head(mem=1, dgs=1) + recs)
+    # Every encapsulation, IPv4 then IPv6; VXLAN also with its port off.
+    for encap, name in enumerate(["raw", "eth", "vlan", "ipip", "gre", "vxlan", "sll", "qinq"]):
+        body = (dg_frag(0, 0, 300, True, fill=encap) + dg_frag(1, 0, 300, True, fill=encap)
+                + dg_frag(0, 30, 100, False, fill=encap) + dg_frag(1, 30, 100, False, fill=encap))
+        emit("fuzz_defrag", "encap-" + name, dg_head(encap=encap) + body)
+        if name in ("vlan", "ipip"):
+            emit("fuzz_defrag", "encap-" + name + "-no-ctx", dg_head(encap=encap, no_ctx=True)
+                 + body)
+    emit("fuzz_defrag", "encap-vxlan-off", dg_head(encap=5, no_vxlan=True)
+         + dg_frag(0, 0, 300, True, fill=1) + dg_frag(0, 30, 100, False, fill=1))
+    # A fragment inside a fragment: an IPv4-in-IPv4 datagram cut in two raw
+    # packets (link type raw, index 4), whose payload is the first fragment
+    # of an inner datagram; the inner datagram's second fragment arrives
+    # directly.
+    a, b = [10, 0, 0, 1], [10, 0, 0, 2]
+    c, d = [192, 0, 2, 9], [198, 51, 100, 9]
+    tcp = struct.pack(">HHIIBBHHH", 40000, 25, 1000, 1, 0x50, 0x18, 65535, 0, 0)
+    inner1 = ip4(c, d, 6, 77, 0, True, tcp + smtp[:44])
+    outer = inner1
+    emit("fuzz_defrag", "nested",
+         dg_head() + dg_raw(4, ip4(a, b, 4, 5, 0, True, outer[:48]))
+         + dg_raw(4, ip4(a, b, 4, 5, 6, False, outer[48:]))
+         + dg_raw(4, ip4(c, d, 6, 77, 8, False, smtp[44:])))
+
+
 # ---- main ----
 
 for t in TARGETS:
@@ -730,6 +853,7 @@ fuzz_smtp()
 fuzz_tls()
 fuzz_reasm()
 fuzz_yaml()
+fuzz_defrag()
 for t in TARGETS:
     print("make-corpus.sh: %-13s %d seeds" % (t, written[t]))
 PY
