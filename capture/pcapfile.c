@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -49,9 +51,13 @@ struct cap__iface {
 
 struct cap_reader {
     struct cap_reader_settings set;
-    int fd;       /* -1 for memory input */
-    bool eof;     /* fd reached end of input */
-    uint8_t *buf; /* fd input: owned buffer; memory input: the caller's bytes */
+    int fd;          /* -1 for memory input */
+    bool eof;        /* fd reached end of input */
+    uint8_t *buf;    /* fd input: owned buffer; mapped file: the mapping; memory
+                      * input: the caller's bytes */
+    bool owned;      /* buf is ours to free */
+    bool mapped;     /* buf is a mapping of the whole file, alloc bytes long */
+    size_t released; /* mapped: bytes before this were given back (page aligned) */
     size_t alloc;
     size_t pos;        /* next unread byte in buf */
     size_t end;        /* bytes valid in buf */
@@ -75,7 +81,14 @@ void cap_reader_defaults(struct cap_reader_settings *s)
     s->max_block = 262144 + 65536;
     s->max_interfaces = 1024;
     s->read_size = 1u << 20;
+    s->map_files = true;
 }
+
+/* A mapped file's pages behind the read position are handed back to the
+ * kernel every CAP_MAP_RELEASE bytes, so resident memory stays flat however
+ * large the file (the pages stay in the page cache; touching them again would
+ * read them back, never see zeros). */
+#define CAP_MAP_RELEASE (4u << 20)
 
 static int cap__fail(struct cap_reader *r, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -456,16 +469,39 @@ static struct cap_reader *cap__alloc(const struct cap_reader_settings *s)
     return r;
 }
 
+/* Maps a regular, non-empty file whole; false when it is not one or the
+ * mapping fails (the caller reads instead). */
+static bool cap__map(struct cap_reader *r, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (uint64_t)st.st_size > SIZE_MAX)
+        return false;
+    size_t len = (size_t)st.st_size;
+    void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED)
+        return false;
+    (void)madvise(p, len, MADV_SEQUENTIAL);
+    r->buf = p;
+    r->end = len;
+    r->alloc = len;
+    r->mapped = true;
+    return true;
+}
+
 int cap_reader_open_fd(struct cap_reader **out, int fd, const struct cap_reader_settings *s)
 {
     struct cap_reader *r = cap__alloc(s);
     *out = r;
     if (!r)
         return SC_ENOMEM;
+    if (r->set.map_files && lseek(fd, 0, SEEK_CUR) == 0 && cap__map(r, fd))
+        return cap__open(r); /* fd stays -1: the mapping is all the input */
     r->fd = fd;
     r->buf = malloc(r->set.read_size);
     if (!r->buf)
         return cap__fail(r, SC_ENOMEM, "out of memory");
+    r->owned = true;
     r->alloc = r->set.read_size;
     return cap__open(r);
 }
@@ -487,6 +523,14 @@ int cap_reader_next(struct cap_reader *r, struct cap_record *rec)
 {
     if (r->err)
         return r->err;
+    if (r->mapped && r->pos - r->released >= CAP_MAP_RELEASE) {
+        /* The record last returned may still be in use: keep its page. */
+        size_t upto = r->pos & ~(size_t)((1u << 16) - 1);
+        if (upto > r->released) {
+            (void)madvise(r->buf + r->released, upto - r->released, MADV_DONTNEED);
+            r->released = upto;
+        }
+    }
     return r->fmt == FMT_PCAP ? cap__next_pcap(r, rec) : cap__next_pcapng(r, rec);
 }
 
@@ -514,8 +558,10 @@ void cap_reader_free(struct cap_reader *r)
 {
     if (!r)
         return;
-    if (r->fd >= 0)
+    if (r->owned)
         free(r->buf);
+    else if (r->mapped)
+        munmap(r->buf, r->alloc);
     free(r->ifs);
     free(r);
 }

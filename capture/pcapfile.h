@@ -4,8 +4,9 @@
  * as documented in draft-ietf-opsawg-pcap, and pcapng (SHB, IDB, EPB, SPB,
  * OPB; other blocks are skipped) as in draft-ietf-opsawg-pcapng, including
  * several sections, several interfaces with different link types, if_tsresol
- * and if_tsoffset.  The reader pulls from a file descriptor through one buffer
- * (so pipes and stdin work) or walks a memory range (fuzzing, tests).  It
+ * and if_tsoffset.  The reader maps a regular file, pulls from any other file
+ * descriptor through one buffer (so pipes and stdin work), or walks a memory
+ * range (fuzzing, tests).  It
  * never reads past what it was given and never trusts a length field: every
  * record is checked against the named limits in cap_reader_settings.
  *
@@ -15,6 +16,7 @@
 #ifndef SC_CAPTURE_PCAPFILE_H
 #define SC_CAPTURE_PCAPFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +36,11 @@ struct cap_reader_settings {
     uint32_t max_interfaces;
     /* Bytes read from the descriptor at a time. */
     size_t read_size;
+    /* A regular file opened at offset 0 is mapped whole instead of read
+     * (no copy through read(2); pages behind the read position are given
+     * back as it goes).  The file must not shrink while it is read: a
+     * truncated mapping faults (SIGBUS), as for any mmap reader. */
+    bool map_files;
 };
 
 /* Fills s with the defaults documented above. */

@@ -69,16 +69,35 @@ void cap_stream_free(struct cap_stream *s, size_t *pool_used)
     s->hist_cap = 0;
 }
 
+/* The history ring starts at this size and doubles, up to `history`, as the
+ * stream delivers bytes: a short dialogue (a few hundred bytes each way) does
+ * not hold the whole ring for its life. */
+#define CAP_HIST_FIRST 256
+
 static void cap__hist_put(struct cap_stream *s, const struct cap_stream_limits *lim,
                           const uint8_t *p, size_t n)
 {
     if (lim->history == 0)
         return;
-    if (!s->hist) {
-        s->hist = malloc(lim->history);
-        if (!s->hist)
+    uint64_t end = s->next_off + n;
+    if (s->hist_cap < lim->history && (!s->hist || end > s->hist_cap)) {
+        /* Grown before it would wrap, so every byte it holds sits at
+         * off % hist_cap == off and keeps its place in the larger ring
+         * (after a gap, what it holds is no longer valid anyway). */
+        size_t c = s->hist_cap ? s->hist_cap : CAP_HIST_FIRST;
+        while (c < end && c < lim->history)
+            c *= 2;
+        if (c > lim->history)
+            c = lim->history;
+        uint8_t *h = realloc(s->hist, c);
+        if (h) {
+            if (s->next_off > s->hist_cap && s->hist_valid_from < s->next_off)
+                s->hist_valid_from = s->next_off; /* it wrapped (an earlier OOM) */
+            s->hist = h;
+            s->hist_cap = c;
+        } else if (!s->hist) {
             return; /* retransmissions just go unverified */
-        s->hist_cap = lim->history;
+        }
     }
     uint64_t off = s->next_off;
     if (n > s->hist_cap) {
