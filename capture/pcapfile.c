@@ -58,6 +58,7 @@ struct cap_reader {
     bool owned;      /* buf is ours to free */
     bool mapped;     /* buf is a mapping of the whole file, alloc bytes long */
     size_t released; /* mapped: bytes before this were given back (page aligned) */
+    bool held;       /* the caller releases (cap_reader_hold) */
     size_t alloc;
     size_t pos;        /* next unread byte in buf */
     size_t end;        /* bytes valid in buf */
@@ -523,15 +524,30 @@ int cap_reader_next(struct cap_reader *r, struct cap_record *rec)
 {
     if (r->err)
         return r->err;
-    if (r->mapped && r->pos - r->released >= CAP_MAP_RELEASE) {
-        /* The record last returned may still be in use: keep its page. */
-        size_t upto = r->pos & ~(size_t)((1u << 16) - 1);
-        if (upto > r->released) {
-            (void)madvise(r->buf + r->released, upto - r->released, MADV_DONTNEED);
-            r->released = upto;
-        }
-    }
+    if (r->mapped && !r->held && r->pos - r->released >= CAP_MAP_RELEASE)
+        cap_reader_release(r, r->pos); /* the last record may still be in use: its page stays */
     return r->fmt == FMT_PCAP ? cap__next_pcap(r, rec) : cap__next_pcapng(r, rec);
+}
+
+void cap_reader_hold(struct cap_reader *r)
+{
+    r->held = true;
+}
+
+void cap_reader_release(struct cap_reader *r, uint64_t offset)
+{
+    if (!r->mapped || offset > r->alloc)
+        return;
+    size_t upto = (size_t)offset & ~(size_t)((1u << 16) - 1);
+    if (upto > r->released) {
+        (void)madvise(r->buf + r->released, upto - r->released, MADV_DONTNEED);
+        r->released = upto;
+    }
+}
+
+bool cap_reader_stable(const struct cap_reader *r)
+{
+    return !r->owned;
 }
 
 const char *cap_reader_errmsg(const struct cap_reader *r)

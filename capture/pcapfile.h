@@ -73,6 +73,18 @@ int cap_reader_open_mem(struct cap_reader **out, const uint8_t *p, size_t len,
  * the same error. */
 int cap_reader_next(struct cap_reader *r, struct cap_record *rec);
 
+/* True when every record's data stays valid until cap_reader_free (a mapped
+ * file or memory input), not only until the next cap_reader_next. */
+bool cap_reader_stable(const struct cap_reader *r);
+
+/* A mapped file's pages are given back as reading moves on.  After
+ * cap_reader_hold the caller says when instead, with cap_reader_release:
+ * the pages wholly before input offset `offset` (cap_reader_offset) are no
+ * longer in use.  Records there stay readable (the pages come back from
+ * the page cache); this only bounds resident memory. */
+void cap_reader_hold(struct cap_reader *r);
+void cap_reader_release(struct cap_reader *r, uint64_t offset);
+
 /* Returns the message for the last error, or "" if none. */
 const char *cap_reader_errmsg(const struct cap_reader *r);
 

@@ -34,6 +34,7 @@ struct cap__flow {
     void *app;
     uint64_t seq_no;
     uint64_t first_frame, last_frame;
+    uint64_t created_frame, touched_frame; /* frames being processed then */
     sc_time first_ts, last_ts;
     uint8_t nvlan;
     uint16_t vlan[CAP_MAX_VLAN_TAGS];
@@ -63,6 +64,8 @@ struct cap_tracker {
     size_t pool_used;
     struct cap_defrag *defrag;
     struct cap_tracker_stats stats;
+    bool (*mine)(void *user, const struct cap_packet *pkt); /* NULL: every segment */
+    void *mine_user;
 };
 
 /* Context handed to the stream callbacks of one direction. */
@@ -225,6 +228,8 @@ static void cap__info(const struct cap__flow *f, struct cap_flow_info *fi)
     memcpy(fi->vlan, f->vlan, sizeof(fi->vlan));
     fi->ctx = f->ctx;
     fi->seq_no = f->seq_no;
+    fi->created_frame = f->created_frame;
+    fi->touched_frame = f->touched_frame;
     fi->rst_seen = f->rst_seen;
     fi->fin_seen[SC_DIR_C2S] = f->fin_dir[c];
     fi->fin_seen[SC_DIR_S2C] = f->fin_dir[1 - c];
@@ -425,6 +430,7 @@ static void cap__flow_start(struct cap_tracker *t, struct cap__flow *f,
     f->client = -1;
     f->state = FS_PENDING;
     f->seq_no = ++t->next_seq_no;
+    f->created_frame = t->last.frame;
     f->first_frame = pkt->frame;
     f->first_ts = pkt->ts;
     f->nvlan = pkt->nvlan;
@@ -563,6 +569,9 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
     a[oe] = pkt->dst;
     port[se] = pkt->sport;
     port[oe] = pkt->dport;
+    if (t->mine && (pkt->frag.present || pkt->frag_first || pkt->frag_count) &&
+        !t->mine(t->mine_user, pkt))
+        return; /* another tracker's connection */
     uint64_t h = cap__hash(t, a, port, pkt->ctx);
     bool syn = pkt->flags & CAP_TH_SYN, ack = pkt->flags & CAP_TH_ACK;
     bool rst = pkt->flags & CAP_TH_RST, fin = pkt->flags & CAP_TH_FIN;
@@ -594,6 +603,7 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
     }
 
     f->touched = t->now;
+    f->touched_frame = t->last.frame;
     cap__unlink(f);
     cap__append(&t->live, f);
     f->last_frame = pkt->frame;
@@ -744,15 +754,17 @@ static void cap__count_encap(struct cap_tracker *t, const struct cap_packet *pkt
     }
 }
 
-void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
+void cap_tracker_packet_ex(struct cap_tracker *t, const struct cap_packet *pkt, unsigned flags)
 {
-    t->stats.packets++;
-    t->stats.by_status[pkt->status < CAP_ST__COUNT ? pkt->status : CAP_ST_MALFORMED]++;
-    if (pkt->nencap || pkt->status == CAP_ST_ENCAP_UNSUPPORTED)
-        cap__count_encap(t, pkt);
-    if (pkt->ts < t->now)
-        t->stats.ts_backwards++;
-    else
+    if (!(flags & CAP_PKT_UNCOUNTED)) {
+        t->stats.packets++;
+        t->stats.by_status[pkt->status < CAP_ST__COUNT ? pkt->status : CAP_ST_MALFORMED]++;
+        if (pkt->nencap || pkt->status == CAP_ST_ENCAP_UNSUPPORTED)
+            cap__count_encap(t, pkt);
+        if (pkt->ts < t->now)
+            t->stats.ts_backwards++;
+    }
+    if (pkt->ts >= t->now)
         t->now = pkt->ts;
     t->last.frame = pkt->frame;
     t->last.ts = pkt->ts;
@@ -761,6 +773,27 @@ void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
         cap__fragment(t, pkt);
     else if (pkt->status == CAP_ST_TCP)
         cap__segment(t, pkt);
+}
+
+void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
+{
+    cap_tracker_packet_ex(t, pkt, 0);
+}
+
+void cap_tracker_tick(struct cap_tracker *t, uint64_t frame, sc_time ts)
+{
+    if (ts >= t->now)
+        t->now = ts;
+    t->last.frame = frame;
+    t->last.ts = ts;
+    cap__expire(t);
+}
+
+void cap_tracker_set_owner(struct cap_tracker *t,
+                           bool (*mine)(void *user, const struct cap_packet *pkt), void *user)
+{
+    t->mine = mine;
+    t->mine_user = user;
 }
 
 static int cap__cmp_seq(const void *a, const void *b)

@@ -150,6 +150,10 @@ struct cap_flow_info {
     uint8_t ipver;
     uint64_t ctx;    /* observation context (part of the flow's identity) */
     uint64_t seq_no; /* order of creation in this tracker, from 1 */
+    /* Frames the tracker was processing (cap_tracker_packet or _tick) when
+     * the flow was created and when it was last active: the order of
+     * creation, and of idle expiry, across trackers sharing a capture. */
+    uint64_t created_frame, touched_frame;
     bool rst_seen;
     bool fin_seen[2];
 };
@@ -208,6 +212,28 @@ void cap_tracker_free(struct cap_tracker *t);
 
 /* Processes one decoded packet (any status; non-TCP ones are only counted). */
 void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt);
+
+/* ---- Parallel analysis: one capture shared by several trackers. ----
+ * Each TCP connection's packets go to one tracker; every tracker is told of
+ * every other packet's time with cap_tracker_tick, so idle flows expire at
+ * the same frame as in a single tracker; fragments go to every tracker, each
+ * reassembles them and only the owner (cap_tracker_set_owner) tracks what
+ * they make, and only one counts them (CAP_PKT_UNCOUNTED elsewhere). */
+
+/* The packet at `frame`, time `ts`, went to another tracker: time passes
+ * here as if it had come (idle flows expire, fragments time out). */
+void cap_tracker_tick(struct cap_tracker *t, uint64_t frame, sc_time ts);
+
+/* Segments put together from IP fragments (and first fragments delivered
+ * alone) are tracked only when mine(user, segment) is true. */
+void cap_tracker_set_owner(struct cap_tracker *t,
+                           bool (*mine)(void *user, const struct cap_packet *pkt), void *user);
+
+/* cap_tracker_packet with flags: CAP_PKT_UNCOUNTED leaves the packet out
+ * of the packet, status and encapsulation counts (another tracker counts
+ * it). */
+#define CAP_PKT_UNCOUNTED 1u
+void cap_tracker_packet_ex(struct cap_tracker *t, const struct cap_packet *pkt, unsigned flags);
 
 /* Closes every open flow with CAP_CLOSE_EOF, in order of creation, with the
  * meta (frame, ts) of the last packet seen.  The tracker stays usable. */

@@ -12,6 +12,7 @@
 
 #include "capture/decode.h"
 #include "capture/dump.h"
+#include "cli/par.h"
 #include "common/error.h"
 
 /* A session remembered for -w: where its packets are. */
@@ -43,6 +44,7 @@ struct an_ctx {
     uint64_t next_id;
     uint64_t sessions;
     uint64_t empty;
+    struct an_worker *worker; /* -j: set in a worker's context */
 };
 
 /* A capture event on a flow that has no SMTP session yet, kept until one is
@@ -75,6 +77,26 @@ struct an_flow {
     bool probe;
     uint8_t ipver, nencap;
     struct cap_encap *encap; /* NULL when nencap is 0 */
+};
+
+/* A session that ended and is to be reported: everything an__report needs,
+ * taken from the tracker while the flow still existed.  With -j it travels
+ * from the worker that tracked it to the thread that reports. */
+struct an_done {
+    struct par_item item; /* first: the merge key (par.h) */
+    struct an_flow *f;    /* owns the SMTP session */
+    const char *file;
+    uint32_t file_index;
+    enum cap_close why;
+    char client[64], server[64];
+    struct rep_tcp_side tcp[2];
+    struct heur_tcp htcp[2];
+    uint64_t first_frame, last_frame;
+    sc_time start, end;
+    bool partial;
+    struct cap_addr addr[2]; /* for -w */
+    uint16_t port[2];
+    uint64_t ctx;
 };
 
 void an_options_defaults(struct an_options *o)
@@ -234,7 +256,7 @@ static void an__count(struct an_ctx *c, const struct heur_finding *f, size_t n)
 }
 
 /* Remembers where session `id` is, for -w. */
-static void an__remember(struct an_ctx *c, uint64_t id, const struct cap_flow_info *fi)
+static void an__remember(struct an_ctx *c, uint64_t id, const struct an_done *d)
 {
     if (!c->opt->write_flagged || c->sess_oom || id != c->nsess + 1)
         return;
@@ -250,13 +272,13 @@ static void an__remember(struct an_ctx *c, uint64_t id, const struct cap_flow_in
     }
     struct an_sess *e = &c->sess[c->nsess++];
     memset(e, 0, sizeof(*e));
-    e->file = c->file_index;
-    for (int d = 0; d < 2; d++) {
-        e->addr[d] = fi->side[d].addr;
-        e->port[d] = fi->side[d].port;
+    e->file = d->file_index;
+    for (int k = 0; k < 2; k++) {
+        e->addr[k] = d->addr[k];
+        e->port[k] = d->port[k];
     }
-    e->ctx = fi->ctx;
-    e->first_frame = fi->first_frame;
+    e->ctx = d->ctx;
+    e->first_frame = d->first_frame;
 }
 
 /* The TCP facts of one side that the rules use. */
@@ -285,117 +307,324 @@ static void an__heur_tcp(struct heur_tcp *h, const struct cap_side *sd, const st
     }
 }
 
+static void an__flow_free(struct an_flow *f)
+{
+    smtp_session_free(f->smtp);
+    free(f->encap);
+    an__early_free(f);
+    free(f);
+}
+
+/* The flow ended: fills d and returns true when it is a session to report
+ * (the flow then belongs to d), false when it is not (counted as an empty
+ * connection where it is one; the caller frees the flow). */
+static bool an__ended(struct an_ctx *c, struct an_flow *f, const struct cap_flow_info *fi,
+                      enum cap_close why, const struct sc_meta *m, struct an_done *d)
+{
+    if (why == CAP_CLOSE_DROPPED)
+        return false;
+    if (!f->smtp) {
+        /* Nothing ever arrived: an empty connection, or a probe never shown
+         * to be SMTP (as a session fed nothing would be). */
+        if (!f->probe)
+            c->empty++;
+        return false;
+    }
+    smtp_close(f->smtp, m);
+    const struct smtp_info *in = smtp_session_info(f->smtp);
+    if (f->probe && !smtp_session_confirmed(f->smtp))
+        return false; /* never shown to be SMTP */
+    if (in->bytes[0] == 0 && in->bytes[1] == 0 && in->gaps == 0) {
+        c->empty++;
+        return false;
+    }
+    d->f = f;
+    d->file = c->file;
+    d->file_index = c->file_index;
+    cap_endpoint_str(d->client, sizeof(d->client), &fi->side[SC_DIR_C2S].addr,
+                     fi->side[SC_DIR_C2S].port);
+    cap_endpoint_str(d->server, sizeof(d->server), &fi->side[SC_DIR_S2C].addr,
+                     fi->side[SC_DIR_S2C].port);
+    /* A FIN seen before the capture ended still tells how it was closing. */
+    if (why == CAP_CLOSE_EOF && (fi->fin_seen[0] || fi->fin_seen[1]))
+        why = CAP_CLOSE_FIN;
+    d->why = why;
+    for (int k = 0; k < 2; k++) {
+        const struct cap_side *sd = &fi->side[k];
+        d->tcp[k] = (struct rep_tcp_side){
+            .syn_seen = sd->syn_seen,
+            .mss_present = sd->syn_opts.mss_present,
+            .wscale_present = sd->syn_opts.wscale_present,
+            .sack_perm = sd->syn_opts.sack_perm,
+            .timestamps = sd->syn_opts.ts_present,
+            .mss = sd->syn_opts.mss,
+            .wscale = sd->syn_opts.wscale,
+            .ttl = sd->first_ttl,
+            .retransmits = sd->stream ? sd->stream->retransmits : 0,
+            .overlaps_diff = sd->stream ? sd->stream->overlaps_diff : 0,
+            .isn = sd->isn,
+            .ttl_min = sd->ttl_min,
+            .ttl_max = sd->ttl_max,
+            .ipid_zero = sd->ipid_zero,
+            .ipid_small = sd->ipid_small,
+            .ipid_big = sd->ipid_big,
+            .rst = sd->rst,
+            .rst_ttl = sd->rst_ttl,
+            .rst_frame = sd->rst_frame,
+        };
+        an__heur_tcp(&d->htcp[k], sd, &fi->side[!k]);
+        d->addr[k] = sd->addr;
+        d->port[k] = sd->port;
+    }
+    d->ctx = fi->ctx;
+    d->first_frame = fi->first_frame;
+    d->last_frame = fi->last_frame;
+    d->start = fi->first_ts;
+    d->end = fi->last_ts;
+    d->partial = !fi->handshake;
+    return true;
+}
+
+/* Runs the rules on an ended session, numbers it and reports it; frees its
+ * flow.  Sessions come here in the order they ended in the capture. */
+static void an__report(struct an_ctx *c, struct an_done *d)
+{
+    const struct smtp_info *in = smtp_session_info(d->f->smtp);
+    struct heur_session hs = {
+        .id = c->next_id + 1,
+        .client = d->client,
+        .server = d->server,
+        .close = cap_close_name(d->why),
+        .smtp = in,
+    };
+    hs.tcp[0] = d->htcp[0];
+    hs.tcp[1] = d->htcp[1];
+    an__remember(c, hs.id, d);
+    enum heur_vantage vantage = HV_UNKNOWN;
+    size_t nf = heur_session(c->heur, &hs, c->findings, HEUR_SESSION_FINDINGS_MAX, &vantage);
+    /* Most severe first, as a reader wants them. */
+    for (size_t i = 1; i < nf; i++)
+        for (size_t k = i; k > 0 && c->findings[k - 1].severity < c->findings[k].severity; k--) {
+            struct heur_finding t = c->findings[k];
+            c->findings[k] = c->findings[k - 1];
+            c->findings[k - 1] = t;
+        }
+    an__count(c, c->findings, nf);
+    if (nf) {
+        c->sum->sessions_flagged++;
+        if (vantage == HV_OUTSIDE)
+            c->sum->vantage_outside++;
+        else if (vantage == HV_INSIDE)
+            c->sum->vantage_inside++;
+    }
+    char encap[CAP_ENCAP_STR_MAX];
+    cap_encap_str(encap, sizeof(encap), d->f->encap, d->f->nencap, d->f->ipver);
+    struct rep_session rs = {
+        .encap = encap,
+        .id = ++c->next_id,
+        .file = d->file,
+        .client = d->client,
+        .server = d->server,
+        .first_frame = d->first_frame,
+        .last_frame = d->last_frame,
+        .start = d->start,
+        .end = d->end,
+        .close = cap_close_name(d->why),
+        .partial = d->partial,
+        .tcp = {d->tcp[0], d->tcp[1]},
+        .smtp = in,
+        .findings = c->findings,
+        .n_findings = nf,
+        .vantage = heur_vantage_name(vantage),
+    };
+    if (!c->opt->silent)
+        rep_session(c->rep, &rs);
+    if (c->opt->on_session)
+        c->opt->on_session(c->user, &rs);
+    c->sessions++;
+    an__flow_free(d->f);
+    d->f = NULL;
+}
+
+/* ---- -j: parallel analysis (par.h) ----
+ *
+ * The reading thread decodes each packet far enough to know its connection
+ * and gives it to the worker that owns the connection (a hash of its
+ * endpoints and observation context); IP fragments go to every worker, which
+ * all reassemble them and only the owner tracks the result.  Each worker has
+ * its own tracker and SMTP sessions.  A session that ends becomes an
+ * an_done with a key that orders it exactly where a single pipeline would
+ * have ended it; the reading thread takes them in that order and runs the
+ * rules, numbers and reports them, so the output is the same as with one
+ * thread.  (Exceptions, under pressure only: with the flow table full,
+ * each worker evicts from its own share of it.) */
+
+enum an_phase {
+    AN_PH_TICK,   /* time passing: idle expiry, fragments timing out */
+    AN_PH_PACKET, /* the worker's own packet */
+    AN_PH_FINISH, /* the end of the capture */
+};
+
+/* Key phases, in the order a single tracker acts within one frame. */
+enum {
+    AN_KEY_FRAG = 0,   /* datagrams given up (first fragments) */
+    AN_KEY_IDLE = 1,   /* idle expiry, oldest activity first */
+    AN_KEY_PACKET = 2, /* the packet itself */
+    AN_KEY_EOF = 3,    /* end of capture, in order of creation */
+};
+
+struct an_worker {
+    struct an_ctx c; /* c.worker points here */
+    struct cap_tracker *t;
+    struct par *par;
+    uint32_t index, n;
+    uint64_t frame; /* being processed */
+    enum an_phase ph;
+    uint64_t sub;  /* items so far for this frame and phase */
+    uint64_t lost; /* sessions lost to OOM */
+};
+
+static uint64_t an__mix64(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 29;
+    return h;
+}
+
+/* The worker owning a TCP packet's connection: the same for both directions
+ * and for every observation of the connection the tracker keys together. */
+static uint32_t an__shard(const struct cap_packet *pkt, uint32_t n)
+{
+    const struct cap_addr *a = &pkt->src, *b = &pkt->dst;
+    uint16_t pa = pkt->sport, pb = pkt->dport;
+    int o = memcmp(a->b, b->b, sizeof(a->b));
+    if (o > 0 || (o == 0 && pa > pb)) {
+        const struct cap_addr *x = a;
+        a = b;
+        b = x;
+        uint16_t y = pa;
+        pa = pb;
+        pb = y;
+    }
+    uint64_t h = an__mix64(0, pkt->ctx), w;
+    for (int k = 0; k < 2; k++) {
+        memcpy(&w, a->b + 8 * k, 8);
+        h = an__mix64(h, w);
+        memcpy(&w, b->b + 8 * k, 8);
+        h = an__mix64(h, w);
+    }
+    h = an__mix64(h, (uint64_t)pa << 16 | pb);
+    return (uint32_t)(h % n);
+}
+
+static bool an__mine(void *user, const struct cap_packet *pkt)
+{
+    const struct an_worker *w = user;
+    return an__shard(pkt, w->n) == w->index;
+}
+
+static void an__worker_close(struct an_ctx *c, struct an_flow *f, const struct cap_flow_info *fi,
+                             enum cap_close why, const struct sc_meta *m)
+{
+    struct an_worker *w = c->worker;
+    struct an_done *d = malloc(sizeof(*d));
+    if (!d) {
+        if (f->smtp)
+            w->lost++;
+        an__flow_free(f);
+        return;
+    }
+    enum cap_close orig = why;
+    if (!an__ended(c, f, fi, why, m, d)) {
+        free(d);
+        an__flow_free(f);
+        return;
+    }
+    struct par_key *k = &d->item.key;
+    k->frame = w->frame;
+    switch (w->ph) {
+    case AN_PH_TICK:
+        if (orig == CAP_CLOSE_TIMEOUT) {
+            k->phase = AN_KEY_IDLE;
+            k->sub = fi->touched_frame;
+        } else {
+            k->phase = AN_KEY_FRAG;
+            k->sub = ++w->sub;
+        }
+        break;
+    case AN_PH_PACKET:
+        k->phase = AN_KEY_PACKET;
+        k->sub = ++w->sub;
+        break;
+    case AN_PH_FINISH:
+        k->frame = UINT64_MAX;
+        if (orig == CAP_CLOSE_EOF) {
+            k->phase = AN_KEY_EOF;
+            k->sub = fi->created_frame;
+        } else {
+            k->phase = AN_KEY_PACKET;
+            k->sub = ++w->sub;
+        }
+        break;
+    }
+    par_push(w->par, w->index, &d->item);
+}
+
+static void an__worker_run(void *user, const struct par_batch *b)
+{
+    struct an_worker *w = user;
+    struct cap_packet pkt;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct par_entry *e = &b->e[i];
+        w->frame = e->frame;
+        w->ph = AN_PH_TICK;
+        w->sub = 0;
+        cap_tracker_tick(w->t, e->frame, e->ts);
+        if (e->tick)
+            continue;
+        pkt.frame = e->frame;
+        pkt.ts = e->ts;
+        pkt.caplen = e->caplen;
+        pkt.wirelen = e->wirelen;
+        cap_decode_ex(&pkt, e->linktype, e->data, e->caplen, &w->c.opt->cap.decode);
+        w->ph = AN_PH_PACKET;
+        cap_tracker_packet_ex(w->t, &pkt, e->counted ? 0 : CAP_PKT_UNCOUNTED);
+    }
+}
+
+static void an__worker_finish(void *user)
+{
+    struct an_worker *w = user;
+    w->frame = UINT64_MAX;
+    w->ph = AN_PH_FINISH;
+    w->sub = 0;
+    cap_tracker_finish(w->t);
+}
+
+/* In the reading thread, in capture order. */
+static void an__par_out(void *user, struct par_item *it)
+{
+    struct an_done *d = (struct an_done *)(void *)it;
+    an__report(user, d);
+    free(d);
+}
+
 static void an__close(void *user, void *flow, const struct cap_flow_info *fi, enum cap_close why,
                       const struct sc_meta *m)
 {
     struct an_ctx *c = user;
     struct an_flow *f = flow;
-    if (why != CAP_CLOSE_DROPPED && !f->smtp) {
-        /* Nothing ever arrived: an empty connection, or a probe never shown
-         * to be SMTP (as a session fed nothing would be). */
-        if (!f->probe)
-            c->empty++;
-    } else if (why != CAP_CLOSE_DROPPED) {
-        smtp_close(f->smtp, m);
-        const struct smtp_info *in = smtp_session_info(f->smtp);
-        if (f->probe && !smtp_session_confirmed(f->smtp)) {
-            /* never shown to be SMTP */
-        } else if (in->bytes[0] == 0 && in->bytes[1] == 0 && in->gaps == 0) {
-            c->empty++;
-        } else {
-            char client[64], server[64];
-            cap_endpoint_str(client, sizeof(client), &fi->side[SC_DIR_C2S].addr,
-                             fi->side[SC_DIR_C2S].port);
-            cap_endpoint_str(server, sizeof(server), &fi->side[SC_DIR_S2C].addr,
-                             fi->side[SC_DIR_S2C].port);
-            /* A FIN seen before the capture ended still tells how it was closing. */
-            if (why == CAP_CLOSE_EOF && (fi->fin_seen[0] || fi->fin_seen[1]))
-                why = CAP_CLOSE_FIN;
-            struct rep_tcp_side tcp[2];
-            for (int d = 0; d < 2; d++) {
-                const struct cap_side *sd = &fi->side[d];
-                tcp[d] = (struct rep_tcp_side){
-                    .syn_seen = sd->syn_seen,
-                    .mss_present = sd->syn_opts.mss_present,
-                    .wscale_present = sd->syn_opts.wscale_present,
-                    .sack_perm = sd->syn_opts.sack_perm,
-                    .timestamps = sd->syn_opts.ts_present,
-                    .mss = sd->syn_opts.mss,
-                    .wscale = sd->syn_opts.wscale,
-                    .ttl = sd->first_ttl,
-                    .retransmits = sd->stream ? sd->stream->retransmits : 0,
-                    .overlaps_diff = sd->stream ? sd->stream->overlaps_diff : 0,
-                    .isn = sd->isn,
-                    .ttl_min = sd->ttl_min,
-                    .ttl_max = sd->ttl_max,
-                    .ipid_zero = sd->ipid_zero,
-                    .ipid_small = sd->ipid_small,
-                    .ipid_big = sd->ipid_big,
-                    .rst = sd->rst,
-                    .rst_ttl = sd->rst_ttl,
-                    .rst_frame = sd->rst_frame,
-                };
-            }
-            struct heur_session hs = {
-                .id = c->next_id + 1,
-                .client = client,
-                .server = server,
-                .close = cap_close_name(why),
-                .smtp = in,
-            };
-            for (int d = 0; d < 2; d++)
-                an__heur_tcp(&hs.tcp[d], &fi->side[d], &fi->side[!d]);
-            an__remember(c, hs.id, fi);
-            enum heur_vantage vantage = HV_UNKNOWN;
-            size_t nf =
-                heur_session(c->heur, &hs, c->findings, HEUR_SESSION_FINDINGS_MAX, &vantage);
-            /* Most severe first, as a reader wants them. */
-            for (size_t i = 1; i < nf; i++)
-                for (size_t k = i; k > 0 && c->findings[k - 1].severity < c->findings[k].severity;
-                     k--) {
-                    struct heur_finding t = c->findings[k];
-                    c->findings[k] = c->findings[k - 1];
-                    c->findings[k - 1] = t;
-                }
-            an__count(c, c->findings, nf);
-            if (nf) {
-                c->sum->sessions_flagged++;
-                if (vantage == HV_OUTSIDE)
-                    c->sum->vantage_outside++;
-                else if (vantage == HV_INSIDE)
-                    c->sum->vantage_inside++;
-            }
-            char encap[CAP_ENCAP_STR_MAX];
-            cap_encap_str(encap, sizeof(encap), f->encap, f->nencap, f->ipver);
-            struct rep_session rs = {
-                .encap = encap,
-                .id = ++c->next_id,
-                .file = c->file,
-                .client = client,
-                .server = server,
-                .first_frame = fi->first_frame,
-                .last_frame = fi->last_frame,
-                .start = fi->first_ts,
-                .end = fi->last_ts,
-                .close = cap_close_name(why),
-                .partial = !fi->handshake,
-                .tcp = {tcp[0], tcp[1]},
-                .smtp = in,
-                .findings = c->findings,
-                .n_findings = nf,
-                .vantage = heur_vantage_name(vantage),
-            };
-            if (!c->opt->silent)
-                rep_session(c->rep, &rs);
-            if (c->opt->on_session)
-                c->opt->on_session(c->user, &rs);
-            c->sessions++;
-        }
+    if (c->worker) {
+        an__worker_close(c, f, fi, why, m);
+        return;
     }
-    smtp_session_free(f->smtp);
-    free(f->encap);
-    an__early_free(f);
-    free(f);
+    struct an_done d;
+    if (an__ended(c, f, fi, why, m, &d))
+        an__report(c, &d);
+    else
+        an__flow_free(f);
 }
 
 /* Adds a finished tracker's counters to the summary (named ones by name, so
@@ -433,9 +662,23 @@ static void an__sum_tracker(struct rep_summary *sum, const struct cap_tracker_st
         if (ts->encap[k])
             an__named_add(sum->decap, &sum->n_decap, cap_encap_name((enum cap_encap_kind)k),
                           ts->encap[k]);
-    for (uint32_t i = 0; i < ts->n_unsupported; i++)
-        an__named_add(sum->encap_unsupported, &sum->n_encap_unsupported, ts->unsupported[i].what,
-                      ts->unsupported[i].count);
+    /* Reasons by name: the order does not depend on which packet came first
+     * (or, with -j, on which worker saw it). */
+    uint32_t order[sizeof(ts->unsupported) / sizeof(ts->unsupported[0])];
+    uint32_t nu = ts->n_unsupported < sizeof(order) / sizeof(order[0])
+                      ? ts->n_unsupported
+                      : (uint32_t)(sizeof(order) / sizeof(order[0]));
+    for (uint32_t i = 0; i < nu; i++) {
+        uint32_t k = i;
+        while (k > 0 && strcmp(ts->unsupported[order[k - 1]].what, ts->unsupported[i].what) > 0) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
+    for (uint32_t i = 0; i < nu; i++)
+        an__named_add(sum->encap_unsupported, &sum->n_encap_unsupported,
+                      ts->unsupported[order[i]].what, ts->unsupported[order[i]].count);
     sum->encap_unsupported_total += ts->by_status[CAP_ST_ENCAP_UNSUPPORTED];
 }
 
@@ -467,6 +710,171 @@ static void an__note_linktype(struct rep_summary *sum, uint32_t lt)
         sum->unsupported_linktypes[sum->n_unsupported] = lt;
         sum->unsupported_counts[sum->n_unsupported++] = 1;
     }
+}
+
+#define AN_CHECKPOINT_EVERY 1024
+#define AN_CHECKPOINTS 256
+
+/* The pipeline one file goes through: a tracker in this thread, or (-j)
+ * workers with a tracker each. */
+struct an_pipe {
+    struct cap_tracker *t; /* one thread */
+    struct par *par;       /* -j */
+    struct an_worker *w;
+    uint32_t n;
+    bool stable;   /* the reader's records stay valid: handed over, not copied */
+    uint64_t lost; /* packets that could not be queued (OOM) */
+    /* stable: (frame, input offset after it) every AN_CHECKPOINT_EVERY
+     * frames, so the reader's pages go back once every worker is past them. */
+    struct cap_reader *rd;
+    struct {
+        uint64_t frame, offset;
+    } cp[AN_CHECKPOINTS];
+    unsigned cp_head, cp_len;
+};
+
+static void an__workers_free(struct an_worker *w, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        cap_tracker_free(w[i].t);
+        an__ctx_free(&w[i].c);
+    }
+    free(w);
+}
+
+static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_settings *cs,
+                         uint32_t n, struct cap_reader *rd)
+{
+    memset(pp, 0, sizeof(*pp));
+    pp->n = n;
+    pp->rd = rd;
+    if (n <= 1) {
+        pp->t = cap_tracker_new(cs, &an__cb, c);
+        return pp->t != NULL;
+    }
+    /* The flow table and the out-of-order pool are shared out, so the
+     * memory cap holds for the whole run. */
+    struct cap_settings ws = *cs;
+    ws.max_flows = cs->max_flows / n ? cs->max_flows / n : 1;
+    ws.pool_max = cs->pool_max / n;
+    pp->w = calloc(n, sizeof(*pp->w));
+    if (!pp->w)
+        return false;
+    void *users[PAR_MAX_WORKERS];
+    for (uint32_t i = 0; i < n; i++) {
+        struct an_worker *w = &pp->w[i];
+        w->c = (struct an_ctx){
+            .opt = c->opt, .file = c->file, .file_index = c->file_index, .worker = w};
+        w->index = i;
+        w->n = n;
+        if (!an__ctx_init(&w->c) || !(w->t = cap_tracker_new(&ws, &an__cb, &w->c))) {
+            an__workers_free(pp->w, i + 1);
+            return false;
+        }
+        cap_tracker_set_owner(w->t, an__mine, w);
+        users[i] = w;
+    }
+    pp->par = par_new(n, an__worker_run, an__worker_finish, users);
+    if (!pp->par) {
+        an__workers_free(pp->w, n);
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        pp->w[i].par = pp->par; /* read by workers only after a batch's hand-over */
+    pp->stable = cap_reader_stable(rd);
+    if (pp->stable)
+        cap_reader_hold(rd);
+    return true;
+}
+
+static void an__pipe_packet(struct an_pipe *pp, struct an_ctx *c, const struct cap_record *rec,
+                            const struct cap_packet *pkt)
+{
+    if (!pp->par) {
+        cap_tracker_packet(pp->t, pkt);
+        return;
+    }
+    uint32_t owner = pkt->frag.present           ? PAR_ALL
+                     : pkt->status == CAP_ST_TCP ? an__shard(pkt, pp->n)
+                                                 : (uint32_t)(rec->frame % pp->n);
+    if (!par_packet(pp->par, owner, rec->frame, rec->ts, rec->data, rec->caplen, rec->wirelen,
+                    rec->linktype, pp->stable))
+        pp->lost++;
+    if (rec->frame % AN_CHECKPOINT_EVERY == 0) {
+        par_drain(pp->par, an__par_out, c);
+        if (pp->stable) {
+            if (pp->cp_len == AN_CHECKPOINTS) { /* workers far behind: keep the newest */
+                pp->cp_head = (pp->cp_head + 1) % AN_CHECKPOINTS;
+                pp->cp_len--;
+            }
+            unsigned k = (pp->cp_head + pp->cp_len++) % AN_CHECKPOINTS;
+            pp->cp[k].frame = rec->frame;
+            pp->cp[k].offset = cap_reader_offset(pp->rd);
+            uint64_t done = par_frontier(pp->par), upto = 0;
+            while (pp->cp_len && pp->cp[pp->cp_head].frame <= done) {
+                upto = pp->cp[pp->cp_head].offset;
+                pp->cp_head = (pp->cp_head + 1) % AN_CHECKPOINTS;
+                pp->cp_len--;
+            }
+            if (upto)
+                cap_reader_release(pp->rd, upto);
+        }
+    }
+}
+
+/* Ends the file: closes what is open, reports it, adds the counters up.
+ * Returns 0, or -1 if sessions or packets were lost to OOM. */
+static int an__pipe_finish(struct an_pipe *pp, struct an_ctx *c, struct rep_summary *sum)
+{
+    if (!pp->par) {
+        cap_tracker_finish(pp->t);
+        an__sum_tracker(sum, cap_tracker_stats(pp->t));
+        cap_tracker_free(pp->t);
+        return 0;
+    }
+    par_finish(pp->par, an__par_out, c);
+    uint64_t lost = pp->lost;
+    /* One tracker's worth of counters, so names come in the same order as
+     * with one thread.  Every worker reassembled every fragment: those
+     * counts are worker 0's. */
+    struct cap_tracker_stats all = *cap_tracker_stats(pp->w[0].t);
+    for (uint32_t i = 0; i < pp->n; i++) {
+        c->empty += pp->w[i].c.empty;
+        lost += pp->w[i].lost;
+        if (i == 0)
+            continue;
+        const struct cap_tracker_stats *st = cap_tracker_stats(pp->w[i].t);
+        all.packets += st->packets;
+        for (int k = 0; k < CAP_ST__COUNT; k++)
+            all.by_status[k] += st->by_status[k];
+        all.flows += st->flows;
+        all.flows_followed += st->flows_followed;
+        all.evicted += st->evicted;
+        all.table_full += st->table_full;
+        all.late_packets += st->late_packets;
+        all.port_reuse += st->port_reuse;
+        all.ts_backwards += st->ts_backwards;
+        for (int k = 0; k < CAP_ENC__COUNT; k++)
+            all.encap[k] += st->encap[k];
+        for (uint32_t u = 0; u < st->n_unsupported; u++) {
+            uint32_t j = 0;
+            while (j < all.n_unsupported &&
+                   strcmp(all.unsupported[j].what, st->unsupported[u].what) != 0)
+                j++;
+            if (j == all.n_unsupported) {
+                if (j >= sizeof(all.unsupported) / sizeof(all.unsupported[0]))
+                    continue;
+                all.unsupported[j].what = st->unsupported[u].what;
+                all.unsupported[j].count = 0;
+                all.n_unsupported++;
+            }
+            all.unsupported[j].count += st->unsupported[u].count;
+        }
+    }
+    an__sum_tracker(sum, &all);
+    par_free(pp->par);
+    an__workers_free(pp->w, pp->n);
+    return lost ? -1 : 0;
 }
 
 /* Analyses one file; returns 0, or 2 if it could not be read completely. */
@@ -505,8 +913,9 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
     struct cap_settings cs = o->cap;
     for (size_t i = 0; i < sizeof(cs.ports); i++)
         cs.ports[i] |= o->tls_ports[i];
-    struct cap_tracker *t = cap_tracker_new(&cs, &an__cb, c);
-    if (!t) {
+    uint32_t nw = o->jobs > 1 ? o->jobs : 1;
+    struct an_pipe pp;
+    if (!an__pipe_new(&pp, c, &cs, nw, rd)) {
         fprintf(stderr, "smtpscope: %s: out of memory\n", name);
         cap_reader_free(rd);
         if (!is_stdin)
@@ -518,10 +927,12 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
     double t0 = an__now(), last_progress = t0;
     bool progress_shown = false;
     int status = 0;
+    uint64_t packets = 0;
     for (;;) {
         rc = cap_reader_next(rd, &rec);
         if (rc <= 0)
             break;
+        packets++;
         pkt.frame = rec.frame;
         pkt.ts = rec.ts;
         pkt.caplen = rec.caplen;
@@ -531,7 +942,7 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
         if (stt == CAP_ST_LINK_UNSUPPORTED)
             an__note_linktype(sum, rec.linktype);
         sum->bytes += rec.caplen;
-        cap_tracker_packet(t, &pkt);
+        an__pipe_packet(&pp, c, &rec, &pkt);
         if (progress && (rec.frame & 0xffff) == 0) {
             double now = an__now();
             if (now - last_progress >= 0.5) {
@@ -548,12 +959,13 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
         fprintf(stderr, "\r%*s\r", 72, "");
     if (rc < 0) {
         /* Report what was found before the problem, then say what it was. */
-        an_read_error(name, rd, rc, cap_tracker_stats(t)->packets);
+        an_read_error(name, rd, rc, packets);
         status = 2;
     }
-    cap_tracker_finish(t);
-    an__sum_tracker(sum, cap_tracker_stats(t));
-    cap_tracker_free(t);
+    if (an__pipe_finish(&pp, c, sum) != 0) {
+        fprintf(stderr, "smtpscope: %s: out of memory: some sessions were not analysed\n", name);
+        status = 2;
+    }
     cap_reader_free(rd);
     if (!is_stdin)
         close(fd);

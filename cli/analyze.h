@@ -50,6 +50,8 @@ struct an_options {
      * capture and they turn out to speak SMTP (greeting 220, then HELO/EHLO). */
     bool detect;
     bool quiet;
+    /* Threads analysing each file (par.h); 0 and 1 mean one. */
+    unsigned jobs;
     /* Input files larger than this show a progress line when stderr is a
      * terminal (50 MB: smaller files finish before a progress line helps). */
     uint64_t progress_min_bytes;

@@ -14,6 +14,7 @@
 #include "cli/compare.h"
 #include "cli/config.h"
 #include "cli/live.h"
+#include "cli/par.h"
 #include "common/ascii.h"
 
 #define EXIT_USAGE 2
@@ -53,6 +54,8 @@ static void usage(FILE *f)
           "      --transcript     add every command and reply line with frame and time\n"
           "      --color WHEN     colours in text output: auto (on a terminal, unless\n"
           "                       NO_COLOR is set), always, never\n"
+          "  -j, --jobs N         analyse with N threads (1 to 16; 0: one per CPU); the\n"
+          "                       output is the same as with one (default 1)\n"
           "  -v, --verbose        list protocol anomalies (events) in text output\n"
           "  -q, --quiet          no progress line\n"
           "  -h, --help           show this help\n"
@@ -82,6 +85,7 @@ static int cmd_analyze(int argc, char **argv)
         {"color", required_argument, NULL, OPT_COLOR},
         {"transcript", no_argument, NULL, OPT_TRANSCRIPT},
         {"no-detect", no_argument, NULL, OPT_NO_DETECT},
+        {"jobs", required_argument, NULL, 'j'},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -90,7 +94,7 @@ static int cmd_analyze(int argc, char **argv)
     };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "f:o:c:p:w:vqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:o:c:p:w:j:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'f':
             if (strcmp(optarg, "text") == 0) {
@@ -138,6 +142,22 @@ static int cmd_analyze(int argc, char **argv)
         case OPT_NO_DETECT:
             o.detect = false;
             break;
+        case 'j': {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < 0 || n > PAR_MAX_WORKERS) {
+                fprintf(stderr, "smtpscope: --jobs: \"%s\" is not a number from 0 to %d\n", optarg,
+                        PAR_MAX_WORKERS);
+                return EXIT_USAGE;
+            }
+            if (n == 0) {
+                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                n = cpus < 1 ? 1 : cpus > PAR_MAX_WORKERS ? PAR_MAX_WORKERS : cpus;
+            }
+            o.jobs = (unsigned)n;
+            break;
+        }
         case 'v':
             o.rep.verbose = true;
             break;

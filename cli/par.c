@@ -1,0 +1,328 @@
+/* par.c - dispatcher, worker threads and the ordered merge (par.h). */
+#include "cli/par.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct par_worker {
+    struct par *p;
+    uint32_t index;
+    void *user;
+    pthread_t thread;
+    bool started;
+    /* Under p->mu: */
+    struct par_batch *queue[PAR_QUEUE_DEPTH]; /* ring of batches to run */
+    unsigned qhead, qlen;
+    struct par_item *out, **out_tail; /* items produced, in key order */
+    uint64_t frontier;                /* every packet up to this frame is done */
+    bool done;                        /* finish ran */
+    /* Dispatcher only: the batch being filled. */
+    struct par_batch *cur;
+    /* The last batch when no other could be allocated (empty, never
+     * recycled). */
+    struct par_batch stop;
+};
+
+struct par {
+    unsigned n;
+    par_run_fn run;
+    par_finish_fn finish;
+    pthread_mutex_t mu;
+    pthread_cond_t work;  /* a batch was queued (workers wait) */
+    pthread_cond_t moved; /* a batch was taken or finished (dispatcher waits) */
+    struct par_batch *free_batches[PAR_MAX_WORKERS * (PAR_QUEUE_DEPTH + 2)];
+    unsigned nfree;
+    struct par_worker w[PAR_MAX_WORKERS];
+};
+
+static struct par_batch *par__batch_new(void)
+{
+    struct par_batch *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->e = malloc(PAR_BATCH_ENTRIES * sizeof(*b->e));
+    b->arena = malloc(PAR_BATCH_BYTES);
+    if (!b->e || !b->arena) {
+        free(b->e);
+        free(b->arena);
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static void par__batch_free(struct par_batch *b)
+{
+    if (!b)
+        return;
+    free(b->e);
+    free(b->arena);
+    free(b);
+}
+
+/* A batch to fill: a recycled one, or a new one. */
+static struct par_batch *par__batch_get(struct par *p)
+{
+    struct par_batch *b = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->nfree)
+        b = p->free_batches[--p->nfree];
+    pthread_mutex_unlock(&p->mu);
+    if (!b)
+        b = par__batch_new();
+    if (b) {
+        b->n = 0;
+        b->used = 0;
+        b->last = false;
+    }
+    return b;
+}
+
+static void *par__main(void *arg)
+{
+    struct par_worker *w = arg;
+    struct par *p = w->p;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (w->qlen == 0)
+            pthread_cond_wait(&p->work, &p->mu);
+        struct par_batch *b = w->queue[w->qhead];
+        w->qhead = (w->qhead + 1) % PAR_QUEUE_DEPTH;
+        w->qlen--;
+        pthread_cond_broadcast(&p->moved);
+        pthread_mutex_unlock(&p->mu);
+
+        if (b->n)
+            p->run(w->user, b);
+        bool last = b->last;
+        uint64_t reached = b->n ? b->e[b->n - 1].frame : 0;
+        if (last)
+            p->finish(w->user);
+
+        pthread_mutex_lock(&p->mu);
+        if (last) {
+            w->frontier = UINT64_MAX;
+            w->done = true;
+        } else if (reached > w->frontier) {
+            w->frontier = reached;
+        }
+        if (b != &w->stop) { /* the stop batch is not allocated */
+            if (p->nfree < sizeof(p->free_batches) / sizeof(p->free_batches[0]))
+                p->free_batches[p->nfree++] = b;
+            else
+                par__batch_free(b);
+        }
+        pthread_cond_broadcast(&p->moved);
+        pthread_mutex_unlock(&p->mu);
+        if (last)
+            return NULL;
+    }
+}
+
+static void par__stop(struct par *p);
+
+struct par *par_new(unsigned n, par_run_fn run, par_finish_fn finish, void *const wusers[])
+{
+    if (n < 1 || n > PAR_MAX_WORKERS)
+        return NULL;
+    struct par *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->n = n;
+    p->run = run;
+    p->finish = finish;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->moved, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        struct par_worker *w = &p->w[i];
+        w->p = p;
+        w->index = i;
+        w->user = wusers[i];
+        w->out_tail = &w->out;
+        w->cur = par__batch_get(p);
+        if (!w->cur) {
+            par__stop(p);
+            par_free(p);
+            return NULL;
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (pthread_create(&p->w[i].thread, NULL, par__main, &p->w[i]) != 0) {
+            par__stop(p);
+            par_free(p);
+            return NULL;
+        }
+        p->w[i].started = true;
+    }
+    return p;
+}
+
+/* Queues worker w's current batch (waiting while its queue is full) and
+ * starts a new one.  False on OOM (the worker keeps its emptied batch). */
+static bool par__flush(struct par *p, struct par_worker *w, bool last)
+{
+    struct par_batch *b = w->cur;
+    b->last = last;
+    pthread_mutex_lock(&p->mu);
+    while (w->qlen == PAR_QUEUE_DEPTH)
+        pthread_cond_wait(&p->moved, &p->mu);
+    w->queue[(w->qhead + w->qlen) % PAR_QUEUE_DEPTH] = b;
+    w->qlen++;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    w->cur = last ? NULL : par__batch_get(p);
+    return last || w->cur != NULL;
+}
+
+/* Makes room in w's batch for one entry and `bytes` of packet. */
+static bool par__room(struct par *p, struct par_worker *w, size_t bytes)
+{
+    if (!w->cur)
+        return false;
+    if (w->cur->n < PAR_BATCH_ENTRIES && w->cur->used + bytes <= PAR_BATCH_BYTES)
+        return true;
+    return par__flush(p, w, false);
+}
+
+bool par_packet(struct par *p, uint32_t owner, uint64_t frame, sc_time ts, const uint8_t *data,
+                uint32_t caplen, uint32_t wirelen, uint32_t linktype, bool stable)
+{
+    bool ok = true;
+    if (caplen > PAR_BATCH_BYTES)
+        caplen = PAR_BATCH_BYTES; /* beyond any snaplen the reader accepts */
+    for (uint32_t i = 0; i < p->n; i++) {
+        struct par_worker *w = &p->w[i];
+        bool whole = owner == PAR_ALL || owner == i;
+        if (!par__room(p, w, whole && !stable ? caplen : 0)) {
+            ok = false;
+            continue;
+        }
+        struct par_batch *b = w->cur;
+        struct par_entry *e = &b->e[b->n++];
+        e->frame = frame;
+        e->ts = ts;
+        e->tick = !whole;
+        e->counted = owner == i || (owner == PAR_ALL && i == 0);
+        e->caplen = whole ? caplen : 0;
+        e->wirelen = wirelen;
+        e->linktype = linktype;
+        e->data = data;
+        if (whole && caplen && !stable) {
+            e->data = b->arena + b->used;
+            memcpy(b->arena + b->used, data, caplen);
+            b->used += caplen;
+        }
+    }
+    return ok;
+}
+
+uint64_t par_frontier(struct par *p)
+{
+    uint64_t f = UINT64_MAX;
+    pthread_mutex_lock(&p->mu);
+    for (unsigned i = 0; i < p->n; i++)
+        if (p->w[i].frontier < f)
+            f = p->w[i].frontier;
+    pthread_mutex_unlock(&p->mu);
+    return f;
+}
+
+void par_push(struct par *p, uint32_t w, struct par_item *it)
+{
+    it->next = NULL;
+    it->worker = w;
+    pthread_mutex_lock(&p->mu);
+    *p->w[w].out_tail = it;
+    p->w[w].out_tail = &it->next;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static int par__cmp(const struct par_key *a, const struct par_key *b)
+{
+    if (a->frame != b->frame)
+        return a->frame < b->frame ? -1 : 1;
+    if (a->phase != b->phase)
+        return a->phase < b->phase ? -1 : 1;
+    if (a->sub != b->sub)
+        return a->sub < b->sub ? -1 : 1;
+    return 0;
+}
+
+void par_drain(struct par *p, par_out_fn out, void *user)
+{
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        struct par_worker *best = NULL;
+        for (unsigned i = 0; i < p->n; i++) {
+            struct par_worker *w = &p->w[i];
+            if (w->out && (!best || par__cmp(&w->out->key, &best->out->key) < 0))
+                best = w;
+        }
+        if (!best)
+            break;
+        const struct par_key *k = &best->out->key;
+        bool safe = true;
+        for (unsigned i = 0; i < p->n && safe; i++) {
+            const struct par_worker *w = &p->w[i];
+            /* A worker with nothing waiting may still produce an item for
+             * any frame it has not finished. */
+            if (w != best && !w->out && !w->done && w->frontier < k->frame)
+                safe = false;
+        }
+        if (!safe)
+            break;
+        struct par_item *it = best->out;
+        best->out = it->next;
+        if (!best->out)
+            best->out_tail = &best->out;
+        pthread_mutex_unlock(&p->mu);
+        out(user, it);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Sends every worker its last batch and waits until all have finished. */
+static void par__stop(struct par *p)
+{
+    for (unsigned i = 0; i < p->n; i++) {
+        struct par_worker *w = &p->w[i];
+        if (!w->started) {
+            par__batch_free(w->cur);
+            w->cur = NULL;
+            continue;
+        }
+        if (!w->cur)
+            w->cur = &w->stop; /* OOM earlier: end with the empty batch */
+        par__flush(p, w, true);
+    }
+    for (unsigned i = 0; i < p->n; i++) {
+        if (p->w[i].started) {
+            pthread_join(p->w[i].thread, NULL);
+            p->w[i].started = false;
+        }
+    }
+}
+
+void par_finish(struct par *p, par_out_fn out, void *user)
+{
+    par__stop(p);
+    par_drain(p, out, user);
+}
+
+void par_free(struct par *p)
+{
+    if (!p)
+        return;
+    par__stop(p); /* nothing left to do after par_finish */
+    for (unsigned i = 0; i < p->n; i++)
+        par__batch_free(p->w[i].cur);
+    for (unsigned i = 0; i < p->nfree; i++)
+        par__batch_free(p->free_batches[i]);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->moved);
+    free(p);
+}
