@@ -479,6 +479,46 @@ static int gen_endless_line(struct gen *g, struct ctx *x)
     return gen_close(g, x->files[0]);
 }
 
+/* Many sessions open at once, each sending 3000 lines of 1000 bytes (300 MB in
+ * all): each session keeps at most 2048 lines of up to 1024 bytes of its
+ * dialogue for the rules, so the memory is bounded per session (about 1.3 MiB
+ * here), but nothing bounds it across sessions: it grows with the number of
+ * sessions open at once, up to limits.max_flows of them. */
+#define MANY_SESSIONS 100
+#define MANY_LINES 3000
+static int gen_many_dialogues(struct gen *g, struct ctx *x)
+{
+    static struct real r;
+    static struct conn c[MANY_SESSIONS];
+    static char line[1000];
+    path_in(x, "many-dialogues.pcap");
+    if (gen_open(g, x->files[0], SYN_PCAP_US, 0) < 0)
+        return -1;
+    g->tick = 1000;
+    real_init(&r, 1000, 2000);
+    for (int i = 0; i < MANY_SESSIONS; i++) {
+        conn_init(&c[i], v4(198, 51, 101, (uint8_t)i), (uint16_t)(42000 + i), v4(192, 0, 2, 28), 25,
+                  7, 9);
+        handshake(g, &c[i]);
+        send_str(g, &c[i], 1, "220 many.example ESMTP\r\n");
+    }
+    memset(line, 'n', sizeof(line));
+    memcpy(line, "NOOP ", 5);
+    memcpy(line + sizeof(line) - 2, "\r\n", 2);
+    for (int k = 0; k < MANY_LINES; k++) {
+        for (int i = 0; i < MANY_SESSIONS; i++) {
+            send_data(g, &c[i], 0, line, sizeof(line));
+            send_str(g, &c[i], 1, "250 2.0.0 Ok\r\n");
+        }
+        if (k % 100 == 0)
+            real_step(g, &r);
+    }
+    for (int i = 0; i < MANY_SESSIONS; i++)
+        close_fin(g, &c[i]);
+    real_all(g, &r);
+    return gen_close(g, x->files[0]);
+}
+
 static int gen_multiline(struct gen *g, struct ctx *x)
 {
     static struct real r;
@@ -988,7 +1028,8 @@ struct run {
     struct jv *lines[64];
     int nlines; /* session/finding records kept (the real session's and a few others) */
     struct jv *summary;
-    long sessions; /* session records seen */
+    long sessions;          /* session records seen */
+    long pairs, self_pairs; /* compare: pair records, and those pairing session i with i */
 };
 
 static int failures;
@@ -1078,6 +1119,14 @@ static void run(struct ctx *x, char **argv, struct run *r)
         bool session = strncmp(p, "{\"type\":\"session\"", 17) == 0;
         bool finding = strncmp(p, "{\"type\":\"finding\"", 17) == 0;
         bool summary = strncmp(p, "{\"type\":\"summary\"", 17) == 0;
+        if (strncmp(p, "{\"type\":\"pair\"", 14) == 0) {
+            /* compare: count the pairs of a session with the same-numbered one */
+            const char *o = strstr(p, "\"session_outside\":"),
+                       *in = strstr(p, "\"session_inside\":");
+            r->pairs++;
+            if (o && in && strtol(o + 18, NULL, 10) == strtol(in + 17, NULL, 10))
+                r->self_pairs++;
+        }
         r->sessions += session;
         bool real = (session || finding) && strstr(p, "\"client\":\"203.0.113.10:40000\"");
         if (summary || ((session || finding) && r->nlines < 40) || (real && r->nlines < 64)) {
@@ -1249,6 +1298,7 @@ struct adv_case {
     long budget_mib;    /* peak RSS allowed in the normal build */
     const char *config; /* YAML for -c, or NULL */
     void (*check)(struct run *r);
+    bool compare; /* run `compare -f json -v FILE FILE` instead of analyze */
 };
 
 static void ck_syn_flood(struct run *r)
@@ -1304,6 +1354,13 @@ static void ck_multiline(struct run *r)
              num(m, "replies"));
 }
 
+static void ck_many(struct run *r)
+{
+    check_real(r, true);
+    if (r->sessions != MANY_SESSIONS + 1)
+        fail("%ld sessions, expected %d", r->sessions, MANY_SESSIONS + 1);
+}
+
 static void ck_pipelined(struct run *r)
 {
     check_real(r, true);
@@ -1340,6 +1397,20 @@ static void ck_tuple_reuse(struct run *r)
         fail("%ld sessions, expected 20,001 (every reuse of the 4-tuple is a new one)",
              r->sessions);
     want_event(r, "port_reused", NULL);
+}
+
+/* compare on the 20,001 sessions of tuple_reuse against themselves: 20,000
+ * look-alikes within 2.4 s, each a candidate partner of every other. */
+static void ck_compare(struct run *r)
+{
+    if (num(r->summary, "pairs") != 20001 || num(r->summary, "only_outside") != 0 ||
+        num(r->summary, "only_inside") != 0)
+        fail("compare: %ld pairs (%ld, %ld unpaired), expected every session paired",
+             num(r->summary, "pairs"), num(r->summary, "only_outside"),
+             num(r->summary, "only_inside"));
+    if (r->pairs != 20001 || r->self_pairs != r->pairs)
+        fail("compare: %ld pair records, %ld of a session with itself; expected 20001 of each",
+             r->pairs, r->self_pairs);
 }
 
 static void ck_zero_window(struct run *r)
@@ -1457,27 +1528,31 @@ static void ck_tls(struct run *r)
  * buffers are all bounded (1 MiB out of order per direction, 64 KiB of held
  * client bytes, 1024-byte lines, 512 pending commands, 2048 transcript lines,
  * 64 KiB TLS messages): 24 MiB, or 32 MiB where tens of thousands of
- * connections or 60 MB of payload pass through. */
+ * connections or 60 MB of payload pass through.  many_dialogues holds 100
+ * sessions' kept dialogues at up to 2 MiB each (2048 lines of 1024 bytes):
+ * 224 MiB. */
 static const struct adv_case cases[] = {
-    {"syn_flood", gen_syn_flood, 1, 96, FLOOD_CONFIG, ck_syn_flood},
-    {"endless_line", gen_endless_line, 1, 32, NULL, ck_endless},
-    {"multiline_100k", gen_multiline, 1, 24, NULL, ck_multiline},
-    {"pipelined_100k", gen_pipelined, 1, 24, NULL, ck_pipelined},
-    {"overlap_conflict", gen_overlap, 1, 32, NULL, ck_overlap},
-    {"seq_wrap", gen_seq_wrap, 1, 24, NULL, ck_seq_wrap},
-    {"tuple_reuse", gen_tuple_reuse, 1, 32, NULL, ck_tuple_reuse},
-    {"zero_window", gen_zero_window, 1, 24, NULL, ck_zero_window},
-    {"snaplen64", gen_snaplen64, 0, 24, NULL, ck_snaplen},
-    {"cut_record", gen_cut_record, 2, 24, NULL, ck_cut},
-    {"cut_block_pcapng", gen_cut_record_ng, 2, 24, NULL, ck_cut_ng},
-    {"bad_magic", gen_bad_magic, 2, 24, NULL, ck_bad_magic},
-    {"caplen_over_snaplen", gen_caplen_snaplen, 1, 24, NULL, ck_real_whole},
-    {"caplen_over_256k", gen_caplen_huge, 2, 24, NULL, ck_caplen_huge},
-    {"pcapng_multi_if", gen_pcapng, 1, 24, NULL, ck_pcapng},
-    {"pcap_nanosecond", gen_pcap_ns, 1, 24, NULL, ck_ns},
-    {"ts_backwards", gen_ts_backwards, 1, 24, NULL, ck_backwards},
-    {"tcp_options", gen_tcp_options, 1, 24, NULL, ck_options},
-    {"tls_absurd", gen_tls_absurd, 1, 24, NULL, ck_tls},
+    {"syn_flood", gen_syn_flood, 1, 96, FLOOD_CONFIG, ck_syn_flood, false},
+    {"endless_line", gen_endless_line, 1, 32, NULL, ck_endless, false},
+    {"multiline_100k", gen_multiline, 1, 24, NULL, ck_multiline, false},
+    {"compare_lookalikes", gen_tuple_reuse, 0, 320, NULL, ck_compare, true},
+    {"many_dialogues", gen_many_dialogues, 1, 224, NULL, ck_many, false},
+    {"pipelined_100k", gen_pipelined, 1, 24, NULL, ck_pipelined, false},
+    {"overlap_conflict", gen_overlap, 1, 32, NULL, ck_overlap, false},
+    {"seq_wrap", gen_seq_wrap, 1, 24, NULL, ck_seq_wrap, false},
+    {"tuple_reuse", gen_tuple_reuse, 1, 32, NULL, ck_tuple_reuse, false},
+    {"zero_window", gen_zero_window, 1, 24, NULL, ck_zero_window, false},
+    {"snaplen64", gen_snaplen64, 0, 24, NULL, ck_snaplen, false},
+    {"cut_record", gen_cut_record, 2, 24, NULL, ck_cut, false},
+    {"cut_block_pcapng", gen_cut_record_ng, 2, 24, NULL, ck_cut_ng, false},
+    {"bad_magic", gen_bad_magic, 2, 24, NULL, ck_bad_magic, false},
+    {"caplen_over_snaplen", gen_caplen_snaplen, 1, 24, NULL, ck_real_whole, false},
+    {"caplen_over_256k", gen_caplen_huge, 2, 24, NULL, ck_caplen_huge, false},
+    {"pcapng_multi_if", gen_pcapng, 1, 24, NULL, ck_pcapng, false},
+    {"pcap_nanosecond", gen_pcap_ns, 1, 24, NULL, ck_ns, false},
+    {"ts_backwards", gen_ts_backwards, 1, 24, NULL, ck_backwards, false},
+    {"tcp_options", gen_tcp_options, 1, 24, NULL, ck_options, false},
+    {"tls_absurd", gen_tls_absurd, 1, 24, NULL, ck_tls, false},
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -1532,11 +1607,14 @@ int main(int argc, char **argv)
     char a_analyze[] = "analyze", a_f[] = "-f", a_json[] = "json", a_v[] = "-v";
     char *av[16];
     int ac = 0;
+    char a_compare[] = "compare";
     av[ac++] = argv[2];
-    av[ac++] = a_analyze;
+    av[ac++] = c->compare ? a_compare : a_analyze;
     av[ac++] = a_f;
     av[ac++] = a_json;
     av[ac++] = a_v;
+    if (c->compare)
+        av[ac++] = x.files[0];
     char a_c[] = "-c", cfg[600];
     if (c->config) {
         snprintf(cfg, sizeof(cfg), "%s/config.yaml", dir);
