@@ -385,8 +385,8 @@ static bool an__ended(struct an_ctx *c, struct an_flow *f, const struct cap_flow
     return true;
 }
 
-/* Runs the rules on an ended session, numbers it and reports it; frees its
- * flow.  Sessions come here in the order they ended in the capture. */
+/* Runs the rules on an ended session, numbers it and reports it.  Sessions
+ * come here in the order they ended in the capture. */
 static void an__report(struct an_ctx *c, struct an_done *d)
 {
     const struct smtp_info *in = smtp_session_info(d->f->smtp);
@@ -442,8 +442,6 @@ static void an__report(struct an_ctx *c, struct an_done *d)
     if (c->opt->on_session)
         c->opt->on_session(c->user, &rs);
     c->sessions++;
-    an__flow_free(d->f);
-    d->f = NULL;
 }
 
 /* ---- -j: parallel analysis (par.h) ----
@@ -603,14 +601,6 @@ static void an__worker_finish(void *user)
     cap_tracker_finish(w->t);
 }
 
-/* In the reading thread, in capture order. */
-static void an__par_out(void *user, struct par_item *it)
-{
-    struct an_done *d = (struct an_done *)(void *)it;
-    an__report(user, d);
-    free(d);
-}
-
 static void an__close(void *user, void *flow, const struct cap_flow_info *fi, enum cap_close why,
                       const struct sc_meta *m)
 {
@@ -623,8 +613,7 @@ static void an__close(void *user, void *flow, const struct cap_flow_info *fi, en
     struct an_done d;
     if (an__ended(c, f, fi, why, m, &d))
         an__report(c, &d);
-    else
-        an__flow_free(f);
+    an__flow_free(f);
 }
 
 /* Adds a finished tracker's counters to the summary (named ones by name, so
@@ -727,11 +716,31 @@ struct an_pipe {
     /* stable: (frame, input offset after it) every AN_CHECKPOINT_EVERY
      * frames, so the reader's pages go back once every worker is past them. */
     struct cap_reader *rd;
+    struct an_ctx *c;
     struct {
         uint64_t frame, offset;
     } cp[AN_CHECKPOINTS];
     unsigned cp_head, cp_len;
 };
+
+/* In the reading thread, in capture order; the session goes back to its
+ * worker to be freed (memory is freed by the thread that allocated it:
+ * glibc's arenas then never contend). */
+static void an__par_out(void *user, struct par_item *it)
+{
+    struct an_pipe *pp = user;
+    an__report(pp->c, (struct an_done *)(void *)it);
+    par_recycle(pp->par, it);
+}
+
+/* In the worker that made it. */
+static void an__par_release(void *user, struct par_item *it)
+{
+    (void)user;
+    struct an_done *d = (struct an_done *)(void *)it;
+    an__flow_free(d->f);
+    free(d);
+}
 
 static void an__workers_free(struct an_worker *w, uint32_t n)
 {
@@ -748,6 +757,7 @@ static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_
     memset(pp, 0, sizeof(*pp));
     pp->n = n;
     pp->rd = rd;
+    pp->c = c;
     if (n <= 1) {
         pp->t = cap_tracker_new(cs, &an__cb, c);
         return pp->t != NULL;
@@ -774,7 +784,7 @@ static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_
         cap_tracker_set_owner(w->t, an__mine, w);
         users[i] = w;
     }
-    pp->par = par_new(n, an__worker_run, an__worker_finish, users);
+    pp->par = par_new(n, an__worker_run, an__worker_finish, an__par_release, users);
     if (!pp->par) {
         an__workers_free(pp->w, n);
         return false;
@@ -787,7 +797,7 @@ static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_
     return true;
 }
 
-static void an__pipe_packet(struct an_pipe *pp, struct an_ctx *c, const struct cap_record *rec,
+static void an__pipe_packet(struct an_pipe *pp, const struct cap_record *rec,
                             const struct cap_packet *pkt)
 {
     if (!pp->par) {
@@ -801,7 +811,7 @@ static void an__pipe_packet(struct an_pipe *pp, struct an_ctx *c, const struct c
                     rec->linktype, pp->stable))
         pp->lost++;
     if (rec->frame % AN_CHECKPOINT_EVERY == 0) {
-        par_drain(pp->par, an__par_out, c);
+        par_drain(pp->par, an__par_out, pp);
         if (pp->stable) {
             if (pp->cp_len == AN_CHECKPOINTS) { /* workers far behind: keep the newest */
                 pp->cp_head = (pp->cp_head + 1) % AN_CHECKPOINTS;
@@ -832,7 +842,7 @@ static int an__pipe_finish(struct an_pipe *pp, struct an_ctx *c, struct rep_summ
         cap_tracker_free(pp->t);
         return 0;
     }
-    par_finish(pp->par, an__par_out, c);
+    par_finish(pp->par, an__par_out, pp);
     uint64_t lost = pp->lost;
     /* One tracker's worth of counters, so names come in the same order as
      * with one thread.  Every worker reassembled every fragment: those
@@ -942,7 +952,7 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
         if (stt == CAP_ST_LINK_UNSUPPORTED)
             an__note_linktype(sum, rec.linktype);
         sum->bytes += rec.caplen;
-        an__pipe_packet(&pp, c, &rec, &pkt);
+        an__pipe_packet(&pp, &rec, &pkt);
         if (progress && (rec.frame & 0xffff) == 0) {
             double now = an__now();
             if (now - last_progress >= 0.5) {

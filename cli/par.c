@@ -15,6 +15,7 @@ struct par_worker {
     struct par_batch *queue[PAR_QUEUE_DEPTH]; /* ring of batches to run */
     unsigned qhead, qlen;
     struct par_item *out, **out_tail; /* items produced, in key order */
+    struct par_item *back;            /* items recycled, to release */
     uint64_t frontier;                /* every packet up to this frame is done */
     bool done;                        /* finish ran */
     /* Dispatcher only: the batch being filled. */
@@ -28,6 +29,7 @@ struct par {
     unsigned n;
     par_run_fn run;
     par_finish_fn finish;
+    par_release_fn release;
     pthread_mutex_t mu;
     pthread_cond_t work;  /* a batch was queued (workers wait) */
     pthread_cond_t moved; /* a batch was taken or finished (dispatcher waits) */
@@ -79,6 +81,15 @@ static struct par_batch *par__batch_get(struct par *p)
     return b;
 }
 
+static void par__release(struct par *p, struct par_worker *w, struct par_item *it)
+{
+    while (it) {
+        struct par_item *next = it->next;
+        p->release(w->user, it);
+        it = next;
+    }
+}
+
 static void *par__main(void *arg)
 {
     struct par_worker *w = arg;
@@ -90,8 +101,11 @@ static void *par__main(void *arg)
         struct par_batch *b = w->queue[w->qhead];
         w->qhead = (w->qhead + 1) % PAR_QUEUE_DEPTH;
         w->qlen--;
+        struct par_item *back = w->back;
+        w->back = NULL;
         pthread_cond_broadcast(&p->moved);
         pthread_mutex_unlock(&p->mu);
+        par__release(p, w, back);
 
         if (b->n)
             p->run(w->user, b);
@@ -122,7 +136,8 @@ static void *par__main(void *arg)
 
 static void par__stop(struct par *p);
 
-struct par *par_new(unsigned n, par_run_fn run, par_finish_fn finish, void *const wusers[])
+struct par *par_new(unsigned n, par_run_fn run, par_finish_fn finish, par_release_fn release,
+                    void *const wusers[])
 {
     if (n < 1 || n > PAR_MAX_WORKERS)
         return NULL;
@@ -132,6 +147,7 @@ struct par *par_new(unsigned n, par_run_fn run, par_finish_fn finish, void *cons
     p->n = n;
     p->run = run;
     p->finish = finish;
+    p->release = release;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->moved, NULL);
@@ -239,6 +255,20 @@ void par_push(struct par *p, uint32_t w, struct par_item *it)
     pthread_mutex_unlock(&p->mu);
 }
 
+void par_recycle(struct par *p, struct par_item *it)
+{
+    struct par_worker *w = &p->w[it->worker];
+    pthread_mutex_lock(&p->mu);
+    bool running = w->started && !w->done;
+    if (running) {
+        it->next = w->back;
+        w->back = it;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!running)
+        p->release(w->user, it); /* its thread is gone or going */
+}
+
 static int par__cmp(const struct par_key *a, const struct par_key *b)
 {
     if (a->frame != b->frame)
@@ -303,6 +333,8 @@ static void par__stop(struct par *p)
             pthread_join(p->w[i].thread, NULL);
             p->w[i].started = false;
         }
+        par__release(p, &p->w[i], p->w[i].back);
+        p->w[i].back = NULL;
     }
 }
 

@@ -73,14 +73,19 @@ struct par_batch {
 /* Runs in worker `w` for each batch, in order; then `finish` once. */
 typedef void (*par_run_fn)(void *wuser, const struct par_batch *b);
 typedef void (*par_finish_fn)(void *wuser);
-/* Runs in the dispatcher for each item, in key order; owns the item. */
+/* Runs in the dispatcher for each item, in key order; owns the item until
+ * it hands it back with par_recycle. */
 typedef void (*par_out_fn)(void *user, struct par_item *it);
+/* Runs in the worker that pushed an item, once the dispatcher recycled it
+ * (or in the dispatcher, for items recycled after the worker stopped). */
+typedef void (*par_release_fn)(void *wuser, struct par_item *it);
 
 struct par;
 
 /* Starts n workers (1..PAR_MAX_WORKERS), worker i calling run and finish
  * with wusers[i].  NULL on failure (no thread left running). */
-struct par *par_new(unsigned n, par_run_fn run, par_finish_fn finish, void *const wusers[]);
+struct par *par_new(unsigned n, par_run_fn run, par_finish_fn finish, par_release_fn release,
+                    void *const wusers[]);
 
 /* Queues one packet for `owner` (a worker index or PAR_ALL) and a tick for
  * the others.  Frames must increase.  With `stable`, data stays valid until
@@ -94,6 +99,10 @@ uint64_t par_frontier(struct par *p);
 
 /* Worker side: hands an item to the dispatcher. */
 void par_push(struct par *p, uint32_t w, struct par_item *it);
+
+/* Dispatcher side: gives an item back to the worker that made it, to be
+ * released there (memory freed by the thread that allocated it). */
+void par_recycle(struct par *p, struct par_item *it);
 
 /* Gives `out` every item that can leave now, in order. */
 void par_drain(struct par *p, par_out_fn out, void *user);
