@@ -1,7 +1,8 @@
 /* adversarial.c - hostile captures made at test time, run through smtpscope,
  * with what must hold checked (issue 8, "Adversarial captures").
  *
- * Usage: adversarial CASE SMTPSCOPE WORKDIR    generate, run, check (ctest)
+ * Usage: adversarial CASE SMTPSCOPE WORKDIR [OPTION...]   generate, run, check
+ *                                             (ctest; OPTIONs go to smtpscope)
  *        adversarial --gen CASE FILE           only write the capture(s)
  *        adversarial --list                    the case names
  *
@@ -1581,8 +1582,9 @@ int main(int argc, char **argv)
         mkdir(argv[3], 0755);
         return c->gen(&g, &x) < 0 ? 1 : 0;
     }
-    if (argc != 4) {
-        fputs("usage: adversarial CASE SMTPSCOPE WORKDIR | --gen CASE DIR | --list\n", stderr);
+    if (argc < 4 || argc > 8) {
+        fputs("usage: adversarial CASE SMTPSCOPE WORKDIR [OPTION...] | --gen CASE DIR | --list\n",
+              stderr);
         return 2;
     }
     const struct adv_case *c = find_case(argv[1]);
@@ -1605,7 +1607,7 @@ int main(int argc, char **argv)
     printf("%s: capture written in %.2f s\n", c->name,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     char a_analyze[] = "analyze", a_f[] = "-f", a_json[] = "json", a_v[] = "-v";
-    char *av[16];
+    char *av[24];
     int ac = 0;
     char a_compare[] = "compare";
     av[ac++] = argv[2];
@@ -1615,6 +1617,8 @@ int main(int argc, char **argv)
     av[ac++] = a_v;
     if (c->compare)
         av[ac++] = x.files[0];
+    for (int i = 4; i < argc; i++) /* extra options, e.g. -j 2 */
+        av[ac++] = argv[i];
     char a_c[] = "-c", cfg[600];
     if (c->config) {
         snprintf(cfg, sizeof(cfg), "%s/config.yaml", dir);
