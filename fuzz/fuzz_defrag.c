@@ -23,11 +23,17 @@
  *             offset x is s + x, so fills with the same s agree)
  *   0x80-0xbe capture time advances (r & 0x3f) * 250 ms; 0xbf: goes back
  *             10 s; then given-up datagrams are drained
- *   0xc0+4k   flush every datagram, drain
- *   0xc1+4k   a raw packet: link-type byte (fuzz_decode.c's table), u16 n,
+ *   r >= 0xc0, by r & 7:
+ *   0         flush every datagram, drain
+ *   1         a raw packet: link-type byte (fuzz_decode.c's table), u16 n,
  *             n bytes
- *   0xc2+4k   the last built fragment again
- *   0xc3+4k   drain given-up datagrams at the current time
+ *   2         the last built fragment again
+ *   3, 6, 7   drain given-up datagrams at the current time
+ *   4         a comb: byte kb (bits 0-2 the datagram, 3-7 b), count c,
+ *             stride s, seed v: c + 1 one-byte fragments from offset
+ *             2048 b, 8(s+1) bytes apart (many pieces from little input)
+ *   5         stop here and free the reassembler with datagrams held (the
+ *             rest of the input is ignored)
  *
  * Checks: a built fragment decodes to the fragment it is (id, offset, more,
  * captured and wire lengths, addresses); the bytes held never exceed mem_max;
@@ -392,24 +398,15 @@ static bool fz_model_add(struct fz_run *r, unsigned k, size_t off, const uint8_t
     return true;
 }
 
-/* One fragment record (first byte op). */
-static void fz_fragment(struct fz_run *r, struct fz_in *in, uint8_t op)
+/* Builds, decodes and feeds one fragment: op and o as in a fragment record,
+ * len bytes of data (the pattern from seed when lit is NULL). */
+static void fz_emit(struct fz_run *r, uint8_t op, uint16_t o, size_t len, uint8_t seed,
+                    const uint8_t *lit)
 {
     unsigned k = op & 7;
-    bool v6 = k & 1, more = op & 8, fill = op & 16, tcp = op & 32, cut = op & 64;
-    uint16_t o = 0, n = 0;
-    uint8_t seed = 0;
-    const uint8_t *lit = NULL;
-    (void)fz_u16(in, &o);
-    (void)fz_u16(in, &n);
+    bool v6 = k & 1, more = op & 8, fill = lit == NULL, tcp = op & 32, cut = op & 64;
     uint32_t off = (uint32_t)(o & 0x1fff) * 8;
-    size_t len;
-    if (fill) {
-        (void)fz_u8(in, &seed);
-        len = n;
-    } else {
-        len = fz_take(in, n & 0x7ff, &lit);
-    }
+
     /* Every length field must hold it: IPv4 total (20 + len), IPv6 payload
      * (8 + len), an outer IPv4 total on top. */
     size_t hl = v6 ? 48 : 20;
@@ -478,6 +475,45 @@ static void fz_fragment(struct fz_run *r, struct fz_in *in, uint8_t op)
     FZ_CHECK(off == 0 || pkt.status == CAP_ST_FRAGMENT);
 }
 
+/* One fragment record (first byte op). */
+static void fz_fragment(struct fz_run *r, struct fz_in *in, uint8_t op)
+{
+    bool fill = op & 16;
+    uint16_t o = 0, n = 0;
+    uint8_t seed = 0;
+    const uint8_t *lit = NULL;
+    (void)fz_u16(in, &o);
+    (void)fz_u16(in, &n);
+    size_t len;
+    if (fill) {
+        (void)fz_u8(in, &seed);
+        len = n;
+    } else {
+        len = fz_take(in, n & 0x7ff, &lit);
+    }
+    fz_emit(r, op, o, len, seed, lit);
+}
+
+/* A comb record: byte kb (bits 0-2 the datagram, bits 3-7 b), count c,
+ * stride s, seed v: c + 1 one-byte fragments (more follow) at offsets
+ * 2048 b, 2048 b + 8(s+1), 2048 b + 16(s+1), ... with bytes v, v+1, ...:
+ * many pieces from a few input bytes, to reach CAP_DEFRAG_MAX_PIECES. */
+static void fz_comb(struct fz_run *r, struct fz_in *in)
+{
+    uint8_t k = 0, c = 0, st = 0, v = 0;
+    (void)fz_u8(in, &k);
+    (void)fz_u8(in, &c);
+    (void)fz_u8(in, &st);
+    (void)fz_u8(in, &v);
+    for (unsigned i = 0; i <= c; i++) {
+        uint8_t b = (uint8_t)(v + i);
+        uint32_t off8 = (k >> 3) * 256u + i * (st + 1u);
+        if (off8 > 0x1fff)
+            break;
+        fz_emit(r, (uint8_t)((k & 7) | 8), (uint16_t)off8, 1, 0, &b);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const size_t mems[4] = {2048, 16384, 200000, 16u << 20};
@@ -508,7 +544,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         goto out;
 
     uint8_t op;
-    while (fz_u8(&in, &op)) {
+    bool abandon = false;
+    while (!abandon && fz_u8(&in, &op)) {
         struct cap_packet pkt;
         size_t frag_at;
         if (op < 0x80) {
@@ -521,11 +558,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (r.ts > r.now)
                 r.now = r.ts;
             fz_drain(&r);
-        } else if ((op & 3) == 0) {
+        } else if ((op & 7) == 0) {
             cap_defrag_flush(r.d);
             fz_drain(&r);
             FZ_CHECK(cap_defrag_mem(r.d) == 0);
-        } else if ((op & 3) == 1) {
+        } else if ((op & 7) == 1) {
             uint8_t lt = 0;
             uint16_t n = 0;
             const uint8_t *p = NULL;
@@ -534,22 +571,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t got = fz_take(&in, n, &p);
             r.raw_used = true;
             fz_packet(&r, fz_linktypes[lt % FZ_NLINKTYPES], p, got, &pkt, &frag_at);
-        } else if ((op & 3) == 2) {
+        } else if ((op & 7) == 2) {
             if (r.last_len > 0) {
                 uint32_t lt = r.encap == FZ_RAW   ? CAP_LINKTYPE_RAW
                               : r.encap == FZ_SLL ? CAP_LINKTYPE_LINUX_SLL
                                                   : CAP_LINKTYPE_ETHERNET;
                 fz_packet(&r, lt, r.last, r.last_len, &pkt, &frag_at);
             }
+        } else if ((op & 7) == 4) {
+            fz_comb(&r, &in);
+        } else if ((op & 7) == 5) {
+            abandon = true;
         } else {
             fz_drain(&r);
         }
     }
     /* End of input, as cap_tracker_finish(): everything given up and
-     * delivered, nothing left held. */
-    cap_defrag_flush(r.d);
-    fz_drain(&r);
-    FZ_CHECK(cap_defrag_mem(r.d) == 0);
+     * delivered, nothing left held.  After an abandon record, the
+     * reassembler is freed with datagrams in progress and given up. */
+    if (!abandon) {
+        cap_defrag_flush(r.d);
+        fz_drain(&r);
+        FZ_CHECK(cap_defrag_mem(r.d) == 0);
+    }
 out:
     cap_defrag_free(r.d);
     for (unsigned k = 0; k < FZ_KEYS; k++)

@@ -26,7 +26,9 @@
 #                 fragments in order, reversed, overlapping (agreeing and
 #                 not), tiny, cut by the snap length, past the largest size,
 #                 waiting past the timeout, under tight limits, in every
-#                 encapsulation, and a fragment inside a fragment
+#                 encapsulation, combs of one-byte pieces past the piece
+#                 limit, datagrams left held at the end, and a fragment
+#                 inside a fragment
 #
 # The output is the same on every run.  Every file stays under 4 KiB.
 # Usage: fuzz/make-corpus.sh        (needs python3; no other tool)
@@ -823,6 +825,18 @@ def fuzz_defrag():
                  + body)
     emit("fuzz_defrag", "encap-vxlan-off", dg_head(encap=5, no_vxlan=True)
          + dg_frag(0, 0, 300, True, fill=1) + dg_frag(0, 30, 100, False, fill=1))
+    # Combs of one-byte fragments (record 0xc4: key | block << 3, count - 1,
+    # stride - 1, seed): past CAP_DEFRAG_MAX_PIECES, and a fill over the
+    # holes between them.
+    combs = b"".join(b"\xc4" + bytes([blk << 3, 255, 0, blk]) for blk in range(5))
+    emit("fuzz_defrag", "comb-piece-limit", dg_head() + combs + dg_frag(0, 0, 64, False, fill=0))
+    emit("fuzz_defrag", "comb-fill-holes",
+         dg_head(mem=2) + b"\xc4" + bytes([1, 200, 1, 0]) + dg_frag(1, 0, 3200, True, fill=0)
+         + dg_frag(1, 400, 8, False, fill=0))
+    # Stop with datagrams held (record 0xc5): freed without a flush.
+    emit("fuzz_defrag", "abandon",
+         dg_head() + dg_frag(0, 0, 100, True, fill=1) + dg_frag(3, 0, 100, True, fill=1)
+         + dg_time(63) + dg_frag(2, 0, 100, True, fill=1) + b"\xc5")
     # A fragment inside a fragment: an IPv4-in-IPv4 datagram cut in two raw
     # packets (link type raw, index 4), whose payload is the first fragment
     # of an inner datagram; the inner datagram's second fragment arrives
