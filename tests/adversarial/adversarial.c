@@ -520,6 +520,69 @@ static int gen_many_dialogues(struct gen *g, struct ctx *x)
     return gen_close(g, x->files[0]);
 }
 
+/* IPv4 header checksum (RFC 791) of the 20 bytes at h, after a patch. */
+static void ip4_checksum(uint8_t *h)
+{
+    h[10] = h[11] = 0;
+    uint32_t sum = 0;
+    for (int i = 0; i < 20; i += 2)
+        sum += (uint32_t)h[i] << 8 | h[i + 1];
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    h[10] = (uint8_t)(~sum >> 8);
+    h[11] = (uint8_t)~sum;
+}
+
+/* IP fragments that never complete: 1000 datagrams in progress at once, each
+ * sent as 40 fragments of 1480 bytes (59 KB) without its last one, so the
+ * reassembler's byte limit (defrag.memory_mb, 16 MiB) is reached over and
+ * over; the real session beside them. */
+#define FRAG_DATAGRAMS 1000
+#define FRAG_PIECES 40
+static int gen_frag_flood(struct gen *g, struct ctx *x)
+{
+    static struct real r;
+    path_in(x, "frag-flood.pcap");
+    if (gen_open(g, x->files[0], SYN_PCAP_US, 0) < 0)
+        return -1;
+    g->tick = 5000;
+    real_init(&r, 1000, 2000);
+    static uint8_t pay[1460];
+    memset(pay, 'F', sizeof(pay));
+    struct syn_link_opts l = {.type = SYN_LINK_ETHERNET};
+    for (int k = 0; k < FRAG_PIECES; k++) {
+        for (uint32_t d = 0; d < FRAG_DATAGRAMS; d++) {
+            struct syn_ip ip = {.src = v4(198, 18, (uint8_t)(d >> 8), (uint8_t)d),
+                                .dst = v4(192, 0, 2, 25),
+                                .ttl = 64,
+                                .ipid = (uint16_t)d};
+            struct syn_tcp t = {.sport = (uint16_t)(30000 + d),
+                                .dport = 25,
+                                .seq = d,
+                                .ack = 1,
+                                .flags = CAP_TH_ACK | CAP_TH_PSH,
+                                .window = 502};
+            /* 20 bytes of TCP header and 1460 of payload: 1480 bytes of IP payload, a
+             * multiple of 8 as every fragment but the last must be. */
+            size_t len = syn_build_tcp(g->frame, &l, &ip, &t, pay, sizeof(pay));
+            uint8_t *h = g->frame + 14;
+            uint32_t off8 = (uint32_t)k * 1480 / 8;
+            h[6] = (uint8_t)(0x20 | off8 >> 8); /* more fragments */
+            h[7] = (uint8_t)off8;
+            if (k > 0) /* later fragments carry no TCP header */
+                memset(h + 20, 'f', 20);
+            ip4_checksum(h);
+            if (g->sink(g, g->frame, len) < 0)
+                g->fail = 1;
+            g->ts += g->tick;
+            g->frames++;
+        }
+        real_step(g, &r);
+    }
+    real_all(g, &r);
+    return gen_close(g, x->files[0]);
+}
+
 static int gen_multiline(struct gen *g, struct ctx *x)
 {
     static struct real r;
@@ -1362,6 +1425,19 @@ static void ck_many(struct run *r)
         fail("%ld sessions, expected %d", r->sessions, MANY_SESSIONS + 1);
 }
 
+static void ck_frag(struct run *r)
+{
+    check_real(r, true);
+    if (num(r->summary, "ip_fragments") != FRAG_DATAGRAMS * FRAG_PIECES)
+        fail("summary ip_fragments %ld, expected %d", num(r->summary, "ip_fragments"),
+             FRAG_DATAGRAMS * FRAG_PIECES);
+    if (num(r->summary, "ip_incomplete") < FRAG_DATAGRAMS)
+        fail("summary ip_incomplete %ld: the %d datagrams never completed",
+             num(r->summary, "ip_incomplete"), FRAG_DATAGRAMS);
+    if (num(r->summary, "ip_reassembled") != 0)
+        fail("summary ip_reassembled %ld, expected 0", num(r->summary, "ip_reassembled"));
+}
+
 static void ck_pipelined(struct run *r)
 {
     check_real(r, true);
@@ -1537,6 +1613,7 @@ static const struct adv_case cases[] = {
     {"endless_line", gen_endless_line, 1, 32, NULL, ck_endless, false},
     {"multiline_100k", gen_multiline, 1, 24, NULL, ck_multiline, false},
     {"compare_lookalikes", gen_tuple_reuse, 0, 320, NULL, ck_compare, true},
+    {"frag_flood", gen_frag_flood, 1, 40, NULL, ck_frag, false},
     {"many_dialogues", gen_many_dialogues, 1, 224, NULL, ck_many, false},
     {"pipelined_100k", gen_pipelined, 1, 24, NULL, ck_pipelined, false},
     {"overlap_conflict", gen_overlap, 1, 32, NULL, ck_overlap, false},
