@@ -59,7 +59,14 @@ struct cap_tracker {
     struct cap__list dead;
     uint64_t seed;
     uint64_t next_seq_no;
+    /* Capture time: the highest of min(each packet's time, the previous
+     * packet's), so one packet stamped far in the future (a corrupt or
+     * misordered record) does not expire every open flow; a real jump takes
+     * effect one packet later. */
     sc_time now;
+    sc_time prev_ts;    /* the previous packet's time */
+    sc_time max_ts;     /* the highest packet time seen (ts_backwards) */
+    sc_time max_before; /* max_ts before the last packet's time was taken */
     struct sc_meta last;
     size_t pool_used;
     struct cap_defrag *defrag;
@@ -185,6 +192,9 @@ struct cap_tracker *cap_tracker_new(const struct cap_settings *s, const struct c
     if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
         t->seed = (uint64_t)(uintptr_t)t ^ 0x2545f4914f6cdd1dull;
     t->now = INT64_MIN;
+    t->prev_ts = INT64_MIN;
+    t->max_ts = INT64_MIN;
+    t->max_before = INT64_MIN;
     return t;
 }
 
@@ -754,6 +764,22 @@ static void cap__count_encap(struct cap_tracker *t, const struct cap_packet *pkt
     }
 }
 
+/* A packet at `ts`: time moves on (see `now`) and what is idle expires. */
+static void cap__clock(struct cap_tracker *t, uint64_t frame, sc_time ts)
+{
+    /* (The first packet has no previous one: its own time is taken.) */
+    sc_time lo = t->prev_ts == INT64_MIN || ts < t->prev_ts ? ts : t->prev_ts;
+    if (lo > t->now)
+        t->now = lo;
+    t->prev_ts = ts;
+    t->max_before = t->max_ts;
+    if (ts > t->max_ts)
+        t->max_ts = ts;
+    t->last.frame = frame;
+    t->last.ts = ts;
+    cap__expire(t);
+}
+
 void cap_tracker_packet_ex(struct cap_tracker *t, const struct cap_packet *pkt, unsigned flags)
 {
     if (!(flags & CAP_PKT_UNCOUNTED)) {
@@ -761,14 +787,11 @@ void cap_tracker_packet_ex(struct cap_tracker *t, const struct cap_packet *pkt, 
         t->stats.by_status[pkt->status < CAP_ST__COUNT ? pkt->status : CAP_ST_MALFORMED]++;
         if (pkt->nencap || pkt->status == CAP_ST_ENCAP_UNSUPPORTED)
             cap__count_encap(t, pkt);
-        if (pkt->ts < t->now)
+        if (pkt->ts < ((flags & CAP_PKT_CLOCKED) ? t->max_before : t->max_ts))
             t->stats.ts_backwards++;
     }
-    if (pkt->ts >= t->now)
-        t->now = pkt->ts;
-    t->last.frame = pkt->frame;
-    t->last.ts = pkt->ts;
-    cap__expire(t);
+    if (!(flags & CAP_PKT_CLOCKED))
+        cap__clock(t, pkt->frame, pkt->ts);
     if (pkt->frag.present)
         cap__fragment(t, pkt);
     else if (pkt->status == CAP_ST_TCP)
@@ -782,11 +805,7 @@ void cap_tracker_packet(struct cap_tracker *t, const struct cap_packet *pkt)
 
 void cap_tracker_tick(struct cap_tracker *t, uint64_t frame, sc_time ts)
 {
-    if (ts >= t->now)
-        t->now = ts;
-    t->last.frame = frame;
-    t->last.ts = ts;
-    cap__expire(t);
+    cap__clock(t, frame, ts);
 }
 
 void cap_tracker_set_owner(struct cap_tracker *t,

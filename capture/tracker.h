@@ -15,8 +15,10 @@
  *
  * Lifecycle: a RST closes a flow at once; a FIN in each direction, reached in
  * order, closes it; a flow idle for `idle_timeout` of capture time closes as a
- * timeout; cap_tracker_finish() closes the rest as end of capture.  A closed
- * flow stays as a small tombstone for `closed_linger` so late retransmissions
+ * timeout (capture time follows the packets' timestamps, except that one
+ * packet stamped ahead of its neighbours does not move it: it is the highest
+ * of min(each packet's time, the previous packet's)); cap_tracker_finish() closes the rest as end
+ * of capture.  A closed flow stays as a small tombstone for `closed_linger` so late retransmissions
  * and ACKs are absorbed instead of opening a phantom connection; a new SYN on
  * the same 4-tuple starts a new connection (port reuse).
  *
@@ -231,8 +233,11 @@ void cap_tracker_set_owner(struct cap_tracker *t,
 
 /* cap_tracker_packet with flags: CAP_PKT_UNCOUNTED leaves the packet out
  * of the packet, status and encapsulation counts (another tracker counts
- * it). */
+ * it); CAP_PKT_CLOCKED says cap_tracker_tick was just called with this
+ * packet's frame and time (so the consumer knows which closes came from
+ * time passing and which from the packet itself). */
 #define CAP_PKT_UNCOUNTED 1u
+#define CAP_PKT_CLOCKED 2u
 void cap_tracker_packet_ex(struct cap_tracker *t, const struct cap_packet *pkt, unsigned flags);
 
 /* Closes every open flow with CAP_CLOSE_EOF, in order of creation, with the

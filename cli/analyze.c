@@ -588,7 +588,7 @@ static void an__worker_run(void *user, const struct par_batch *b)
         pkt.wirelen = e->wirelen;
         cap_decode_ex(&pkt, e->linktype, e->data, e->caplen, &w->c.opt->cap.decode);
         w->ph = AN_PH_PACKET;
-        cap_tracker_packet_ex(w->t, &pkt, e->counted ? 0 : CAP_PKT_UNCOUNTED);
+        cap_tracker_packet_ex(w->t, &pkt, CAP_PKT_CLOCKED | (e->counted ? 0 : CAP_PKT_UNCOUNTED));
     }
 }
 

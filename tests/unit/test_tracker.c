@@ -621,6 +621,10 @@ static void test_idle_timeout_runs_on_capture_time(void **state)
     assert_int_equal(w.r.f[0].closes, 0);
     w.ts += 2 * SC_NS_PER_SEC; /* c1 now idle for 601 s */
     tx(&c2, 0, PA, 2, 2, "NOOP\r\n");
+    /* A jump in time takes effect one packet later (it could be one
+     * misstamped packet): the next packet confirms it. */
+    assert_int_equal(w.r.f[0].closes, 0);
+    tx(&c2, 1, A, 2, 8, NULL);
     assert_closed(&w.r.f[0], CAP_CLOSE_TIMEOUT, 3); /* at its own last packet */
     assert_int_equal(w.r.f[1].closes, 0);
     assert_int_equal(cap_tracker_flow_count(w.t), 1);
@@ -650,6 +654,37 @@ static void test_backwards_timestamps_are_counted_and_expire_nothing(void **stat
     cap_tracker_finish(w.t);
     assert_int_equal(w.r.f[0].why, CAP_CLOSE_EOF);
     assert_int_equal(w.r.f[1].why, CAP_CLOSE_EOF);
+    world_free(&w);
+}
+
+/* One packet stamped a day late (a corrupt record, a clock step on one
+ * interface) does not expire the connections open around it. */
+static void test_one_future_timestamp_expires_nothing(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, NULL);
+    struct conn c1 = mkconn(&w, ep4(1, 40001), ep4(2, 25));
+    struct conn c2 = mkconn(&w, ep4(1, 40002), ep4(2, 25));
+    handshake(&c1, 1, 1);
+    handshake(&c2, 1, 1);
+    sc_time base = w.ts;
+    w.ts = base + 86400 * SC_NS_PER_SEC;
+    tx(&c1, 0, PA, 2, 2, "NOOP\r\n");
+    w.ts = base + SC_NS_PER_SEC;
+    tx(&c2, 0, PA, 2, 2, "NOOP\r\n");
+    tx(&c1, 1, PA, 2, 8, "250 ok\r\n");
+    assert_int_equal(w.r.f[0].closes, 0);
+    assert_int_equal(w.r.f[1].closes, 0);
+    assert_int_equal(cap_tracker_stats(w.t)->ts_backwards, 2);
+    /* Two packets a day on: time has really moved, c2 (idle all that
+     * time) expires. */
+    w.ts = base + 86401 * SC_NS_PER_SEC;
+    tx(&c1, 0, PA, 8, 10, "NOOP\r\n");
+    assert_int_equal(w.r.f[1].closes, 0);
+    tx(&c1, 0, PA, 14, 10, "NOOP\r\n");
+    assert_int_equal(w.r.f[1].closes, 1);
+    assert_int_equal(w.r.f[1].why, CAP_CLOSE_TIMEOUT);
     world_free(&w);
 }
 
@@ -1169,6 +1204,7 @@ int main(void)
         cmocka_unit_test(test_new_syn_on_open_connection_is_port_reuse),
         cmocka_unit_test(test_new_syn_on_open_midstream_connection_is_port_reuse),
         cmocka_unit_test(test_idle_timeout_runs_on_capture_time),
+        cmocka_unit_test(test_one_future_timestamp_expires_nothing),
         cmocka_unit_test(test_backwards_timestamps_are_counted_and_expire_nothing),
         cmocka_unit_test(test_full_table_evicts_least_recently_active),
         cmocka_unit_test(test_finish_closes_in_creation_order_as_eof),
