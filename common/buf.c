@@ -42,7 +42,7 @@ static bool sc__buf_grow(struct sc_buf *b, size_t need)
     return true;
 }
 
-bool sc_buf_append(struct sc_buf *b, const void *p, size_t n)
+bool sc__buf_append_slow(struct sc_buf *b, const void *p, size_t n)
 {
     bool whole = true;
     if (b->cap && n > b->cap - (b->len < b->cap ? b->len : b->cap)) {
@@ -57,11 +57,6 @@ bool sc_buf_append(struct sc_buf *b, const void *p, size_t n)
     b->len += n;
     b->data[b->len] = 0;
     return whole;
-}
-
-bool sc_buf_puts(struct sc_buf *b, const char *s)
-{
-    return sc_buf_append(b, s, strlen(s));
 }
 
 bool sc_buf_printf(struct sc_buf *b, const char *fmt, ...)

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct sc_buf {
     uint8_t *data; /* owned; NULL until the first append */
@@ -37,8 +38,23 @@ static inline void sc_buf_reset(struct sc_buf *b)
         b->data[0] = 0;
 }
 
-/* Appends n bytes; returns false if anything was cut or dropped. */
-bool sc_buf_append(struct sc_buf *b, const void *p, size_t n);
+/* The general case of sc_buf_append (growth, the cap, OOM). */
+bool sc__buf_append_slow(struct sc_buf *b, const void *p, size_t n);
+
+/* Appends n bytes; returns false if anything was cut or dropped.  Inline
+ * when the bytes fit: records are built from many short appends. */
+static inline bool sc_buf_append(struct sc_buf *b, const void *p, size_t n)
+{
+    /* alloc > len whenever data is set (room for the NUL); both 0 before. */
+    if (n < b->alloc - b->len && (b->cap == 0 || n <= b->cap - b->len)) {
+        if (n)
+            memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = 0;
+        return true;
+    }
+    return sc__buf_append_slow(b, p, n);
+}
 
 static inline bool sc_buf_putc(struct sc_buf *b, uint8_t c)
 {
@@ -50,7 +66,10 @@ static inline bool sc_buf_putc(struct sc_buf *b, uint8_t c)
     return sc_buf_append(b, &c, 1);
 }
 
-bool sc_buf_puts(struct sc_buf *b, const char *s);
+static inline bool sc_buf_puts(struct sc_buf *b, const char *s)
+{
+    return sc_buf_append(b, s, strlen(s));
+}
 
 /* printf-style append. */
 bool sc_buf_printf(struct sc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
