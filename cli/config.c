@@ -168,7 +168,9 @@ static void ld_thresholds(struct cfg_ld *l, const struct jv *v, struct heur_conf
 
 /* Copies of its operands glibc's regcomp makes for a pattern: a bounded
  * repetition x{m,n} is compiled as n copies of x, so nested bounds multiply
- * ("((a{255}){255}){255}" asks for 16 million copies: gigabytes and seconds).
+ * ("((a{255}){255}){255}" asks for 16 million copies: gigabytes and seconds),
+ * and x+ as x x*, two copies, so stacked pluses double ("a+++...+", 45 of
+ * them, asks for 2^45).
  * Each copy costs a few hundred bytes; 100000 is tens of megabytes at most and
  * far beyond what a pattern for one SMTP line (line_keep bytes) needs.  A
  * pattern that expands further is refused. */
@@ -246,7 +248,14 @@ static size_t re_size(const char **pp, int depth)
             total = re_add(total - last, rep);
             last = rep;
             continue;
-        } else if (*p == '*' || *p == '+' || *p == '?' || *p == '|') {
+        } else if (*p == '+') {
+            /* x+ is x{1,}: x and a starred copy of x. */
+            p++;
+            size_t rep = re_mul(last, 2);
+            total = re_add(total - last, rep);
+            last = rep;
+            continue;
+        } else if (*p == '*' || *p == '?' || *p == '|') {
             p++;
             continue;
         } else if (*p == '\\' && p[1]) {
@@ -304,7 +313,7 @@ static void ld_signatures(struct cfg_ld *l, const struct jv *v, struct heur_conf
         if (t < 0)
             fail(l, tg, "unknown target \"%s\" (banner, ehlo, reply or command)", jv_text(tg));
         if (re_expansion(str(l, pat, "pattern")) > CFG_RE_EXPANSION_MAX)
-            fail(l, pat, "pattern repeats too much (over %d copies once {m,n} bounds are expanded)",
+            fail(l, pat, "pattern repeats too much (over %d copies once {m,n} and + are expanded)",
                  CFG_RE_EXPANSION_MAX);
         struct heur_signature *sg = &h->sig[h->nsig];
         memset(sg, 0, sizeof(*sg));

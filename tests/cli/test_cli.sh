@@ -109,6 +109,14 @@ has err 'nope.yaml: No such file' missing-config
 printf 'signatures:\n  - {id: banner_masked, target: banner, pattern: x}\n' >"$tmp/bad6.yaml"
 run builtin-id 2 analyze -q -c "$tmp/bad6.yaml" "$plain"
 has err 'built-in rule id' builtin-id
+# Stacked pluses double what regcomp builds (x+ is x x*): 40 of them asked
+# for 2^40 copies, gigabytes, before they were counted (found by fuzz_yaml).
+printf 'signatures:\n  - {id: p, target: banner, pattern: "=++++++++++++++++++++++++++++++++++++++++"}\n' \
+    >"$tmp/bad7.yaml"
+run plus-blowup 2 analyze -q -c "$tmp/bad7.yaml" "$plain"
+has err 'bad7.yaml:2:38: pattern repeats too much' plus-blowup
+printf 'signatures:\n  - {id: p, target: banner, pattern: "^999 X+Y+Z+ [^ ]+"}\n' >"$tmp/ok7.yaml"
+run plus-ok 0 analyze -q -c "$tmp/ok7.yaml" "$plain"
 
 # smtpscope rules, with a configuration's changes.
 run rules 0 rules
