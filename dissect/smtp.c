@@ -1223,6 +1223,14 @@ static size_t smtp__take_line(struct smtp_session *s, enum sc_dir dir, const uin
         total = lb->total;
         cr = lb->last == '\r';
     }
+    /* The probe's line limit counts the bytes before the LF however they
+     * arrived: fed without their LF they give up above, so a line that ends
+     * in this feed must too, or the verdict would depend on segmentation. */
+    if ((s->flags & SMTP_F_PROBE) && s->verdict == 0 && total > SMTP_PROBE_LINE_MAX) {
+        s->verdict = -1;
+        smtp__lb_reset(lb);
+        return k + 1;
+    }
     if (cr) {
         total--;
         if (len > total)

@@ -657,6 +657,33 @@ static void test_probe_verdicts(void **state)
     smtp_session_free(s);
 }
 
+/* A probed line longer than SMTP_PROBE_LINE_MAX gives up however it is
+ * segmented: fed whole (its LF in the same feed) it was dispatched, fed a
+ * byte at a time it gave up (found by fuzz_smtp's incrementality check). */
+static void test_probe_long_line_any_segmentation(void **state)
+{
+    (void)state;
+    static char line[700];
+    memset(line, 'x', sizeof(line));
+    memcpy(line, "220 ", 4);
+    memcpy(line + sizeof(line) - 3, "\r\n", 3); /* CR, LF, NUL */
+    const struct step script[] = {{S, line, 0, 0}, END};
+    static const struct step ok[] = {
+        {S, "220 mx ESMTP\r\n", 0, 0}, {C, "EHLO c\r\n", 0, 0}, {S, "250 mx\r\n", 0, 0}, END};
+    enum split hows[] = {WHOLE, BYTES, AT};
+    for (size_t i = 0; i < 3; i++) {
+        enum smtp_feed_result r;
+        struct smtp_session *s = run(script, hows[i], 600, SMTP_F_PROBE, &r);
+        assert_int_equal(r, SMTP_NOT_SMTP);
+        assert_false(smtp_session_confirmed(s));
+        smtp_session_free(s);
+        s = run(ok, hows[i], 5, SMTP_F_PROBE, &r); /* short lines still probe as SMTP */
+        assert_int_equal(r, SMTP_OK);
+        assert_true(smtp_session_confirmed(s));
+        smtp_session_free(s);
+    }
+}
+
 static const uint8_t socks5_hello[] = {5, 1, 0};
 static const uint8_t socks5_choice[] = {5, 0};
 static const uint8_t socks5_req[] = {5, 1, 0, 3, 6, 'm', 'x', '.', 'o', 'r', 'g', 0, 25};
@@ -767,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_gap_resynchronises),
         cmocka_unit_test(test_lax_end_of_data_follows_the_server),
         cmocka_unit_test(test_probe_verdicts),
+        cmocka_unit_test(test_probe_long_line_any_segmentation),
         cmocka_unit_test(test_smtp_through_socks5_and_connect),
         cmocka_unit_test(test_midstream_start),
         cmocka_unit_test(test_pending_queue_is_bounded),
