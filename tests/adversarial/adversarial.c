@@ -1694,8 +1694,15 @@ int main(int argc, char **argv)
     av[ac++] = a_v;
     if (c->compare)
         av[ac++] = x.files[0];
-    for (int i = 4; i < argc; i++) /* extra options, e.g. -j 2 */
+    long budget = c->budget_mib;
+    for (int i = 4; i < argc; i++) { /* extra options, e.g. -j 2 */
         av[ac++] = argv[i];
+        /* Each worker thread has its own malloc arena, tracker and session
+         * memory and holds packets in flight (up to PAR_QUEUE_DEPTH batches
+         * and the mapped pages behind the slowest worker). */
+        if (strcmp(argv[i], "-j") == 0 && i + 1 < argc)
+            budget += 8 * atol(argv[i + 1]);
+    }
     char a_c[] = "-c", cfg[600];
     if (c->config) {
         snprintf(cfg, sizeof(cfg), "%s/config.yaml", dir);
@@ -1712,7 +1719,7 @@ int main(int argc, char **argv)
     av[ac] = NULL;
     struct run r;
     run(&x, av, &r);
-    check_common(c->name, &r, c->status, c->budget_mib);
+    check_common(c->name, &r, c->status, budget);
     if (r.out && r.err)
         c->check(&r);
     if (failures && r.err && r.err[0])
