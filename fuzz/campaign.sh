@@ -97,6 +97,12 @@ sync_src() {
     synced=$head
 }
 
+# findings DIR: crash-, leak-, timeout- and oom- files (not slow-unit-).
+findings() {
+    find "$1" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) |
+        wc -l
+}
+
 # run TARGET SECONDS COMMIT: one fuzzer run, then its line in the TSV.
 run() {
     local t=$1 budget=$2 commit=$3
@@ -106,7 +112,7 @@ run() {
     mkdir -p "$dir/corpus" "$dir/artifacts"
     cp -n "$src/fuzz/corpus/$t"/* "$dir/corpus/" 2>/dev/null
     local before
-    before=$(ls "$dir/artifacts" | wc -l)
+    before=$(findings "$dir/artifacts")
     local extra=()
     case $t in
     fuzz_pcap | fuzz_compare) extra=(-close_fd_mask=2) ;;
@@ -139,7 +145,7 @@ run() {
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     files=$(ls "$dir/corpus" | wc -l)
-    crashes=$(($(ls "$dir/artifacts" | wc -l) - before))
+    crashes=$(($(findings "$dir/artifacts") - before))
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$commit" "$t" \
         "$cpu" "${execs:-0}" "${cov:-0}" "${ft:-0}" "$files" "$crashes" >>"$tsv"
     say "$t: exit $rc, ${cpu} CPU s, ${execs:-?} execs, cov ${cov:-?} ft ${ft:-?}," \
@@ -163,6 +169,10 @@ while [ ${#queue[@]} -gt 0 ] && [ $stopping -eq 0 ]; do
         wait -n 2>/dev/null
         [ $stopping -eq 1 ] && break 2
     done
+    if [ "$deadline" -gt 0 ] && [ "$(date +%s)" -ge "$((deadline - 60))" ]; then
+        say "deadline reached"
+        break
+    fi
     t=${queue[0]}
     queue=("${queue[@]:1}")
     # Configure (again: a target added since the last run is unknown to the
