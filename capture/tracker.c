@@ -742,6 +742,24 @@ static void cap__frag_expired(struct cap_tracker *t)
     }
 }
 
+/* Adds n to the count of unsupported-encapsulation reason `what` (one of
+ * the decoder's static strings); reasons past the table's size are not
+ * named. */
+static void cap__unsupported_add(struct cap_tracker_stats *st, const char *what, uint64_t n)
+{
+    uint32_t i = 0;
+    while (i < st->n_unsupported && strcmp(st->unsupported[i].what, what) != 0)
+        i++;
+    if (i == st->n_unsupported) {
+        if (i >= sizeof(st->unsupported) / sizeof(st->unsupported[0]))
+            return;
+        st->unsupported[i].what = what;
+        st->unsupported[i].count = 0;
+        st->n_unsupported++;
+    }
+    st->unsupported[i].count += n;
+}
+
 static void cap__count_encap(struct cap_tracker *t, const struct cap_packet *pkt)
 {
     uint32_t seen = 0;
@@ -750,18 +768,26 @@ static void cap__count_encap(struct cap_tracker *t, const struct cap_packet *pkt
             seen |= 1u << pkt->encap[i].kind;
             t->stats.encap[pkt->encap[i].kind]++;
         }
-    if (pkt->status == CAP_ST_ENCAP_UNSUPPORTED && pkt->unsupported) {
-        uint32_t i = 0;
-        while (i < t->stats.n_unsupported && strcmp(t->stats.unsupported[i].what, pkt->unsupported))
-            i++;
-        if (i == t->stats.n_unsupported) {
-            if (i >= sizeof(t->stats.unsupported) / sizeof(t->stats.unsupported[0]))
-                return;
-            t->stats.unsupported[i].what = pkt->unsupported;
-            t->stats.n_unsupported++;
-        }
-        t->stats.unsupported[i].count++;
-    }
+    if (pkt->status == CAP_ST_ENCAP_UNSUPPORTED && pkt->unsupported)
+        cap__unsupported_add(&t->stats, pkt->unsupported, 1);
+}
+
+void cap_tracker_stats_add(struct cap_tracker_stats *to, const struct cap_tracker_stats *from)
+{
+    to->packets += from->packets;
+    for (int k = 0; k < CAP_ST__COUNT; k++)
+        to->by_status[k] += from->by_status[k];
+    to->flows += from->flows;
+    to->flows_followed += from->flows_followed;
+    to->evicted += from->evicted;
+    to->table_full += from->table_full;
+    to->late_packets += from->late_packets;
+    to->port_reuse += from->port_reuse;
+    to->ts_backwards += from->ts_backwards;
+    for (int k = 0; k < CAP_ENC__COUNT; k++)
+        to->encap[k] += from->encap[k];
+    for (uint32_t u = 0; u < from->n_unsupported; u++)
+        cap__unsupported_add(to, from->unsupported[u].what, from->unsupported[u].count);
 }
 
 /* A packet at `ts`: time moves on (see `now`) and what is idle expires. */

@@ -246,6 +246,11 @@ void cap_tracker_finish(struct cap_tracker *t);
 
 const struct cap_tracker_stats *cap_tracker_stats(const struct cap_tracker *t);
 
+/* Adds `from`'s counters to `to` (trackers sharing one capture), all but
+ * the fragment counters: every tracker reassembles every fragment, so
+ * those are the same in each and taken from one. */
+void cap_tracker_stats_add(struct cap_tracker_stats *to, const struct cap_tracker_stats *from);
+
 /* Time passes without packets (live capture): flows idle for longer than
  * idle_timeout as of `now` are closed as timeouts.  Time never goes back. */
 void cap_tracker_advance(struct cap_tracker *t, sc_time now);

@@ -853,33 +853,7 @@ static int an__pipe_finish(struct an_pipe *pp, struct an_ctx *c, struct rep_summ
         lost += pp->w[i].lost;
         if (i == 0)
             continue;
-        const struct cap_tracker_stats *st = cap_tracker_stats(pp->w[i].t);
-        all.packets += st->packets;
-        for (int k = 0; k < CAP_ST__COUNT; k++)
-            all.by_status[k] += st->by_status[k];
-        all.flows += st->flows;
-        all.flows_followed += st->flows_followed;
-        all.evicted += st->evicted;
-        all.table_full += st->table_full;
-        all.late_packets += st->late_packets;
-        all.port_reuse += st->port_reuse;
-        all.ts_backwards += st->ts_backwards;
-        for (int k = 0; k < CAP_ENC__COUNT; k++)
-            all.encap[k] += st->encap[k];
-        for (uint32_t u = 0; u < st->n_unsupported; u++) {
-            uint32_t j = 0;
-            while (j < all.n_unsupported &&
-                   strcmp(all.unsupported[j].what, st->unsupported[u].what) != 0)
-                j++;
-            if (j == all.n_unsupported) {
-                if (j >= sizeof(all.unsupported) / sizeof(all.unsupported[0]))
-                    continue;
-                all.unsupported[j].what = st->unsupported[u].what;
-                all.unsupported[j].count = 0;
-                all.n_unsupported++;
-            }
-            all.unsupported[j].count += st->unsupported[u].count;
-        }
+        cap_tracker_stats_add(&all, cap_tracker_stats(pp->w[i].t));
     }
     an__sum_tracker(sum, &all);
     par_free(pp->par);

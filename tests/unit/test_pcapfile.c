@@ -667,6 +667,31 @@ static pid_t write_in_child(int fd, const uint8_t *p, size_t len, size_t chunk)
     return pid;
 }
 
+/* Reads both readers to their end: the same records, offsets and end. */
+static void expect_same_records(struct cap_reader *x, struct cap_reader *y, int want_end)
+{
+    struct cap_record a, b;
+    int ra, rb, n = 0;
+    do {
+        ra = cap_reader_next(x, &a);
+        rb = cap_reader_next(y, &b);
+        assert_int_equal(ra, rb);
+        assert_int_equal(cap_reader_offset(x), cap_reader_offset(y));
+        if (ra == 1) {
+            n++;
+            assert_int_equal(a.frame, b.frame);
+            assert_int_equal(a.caplen, b.caplen);
+            assert_int_equal(a.wirelen, b.wirelen);
+            assert_int_equal(a.linktype, b.linktype);
+            assert_int_equal(a.ifindex, b.ifindex);
+            assert_int_equal(a.ts, b.ts);
+            assert_memory_equal(a.data, b.data, a.caplen);
+        }
+    } while (ra == 1);
+    assert_int_equal(ra, want_end);
+    assert_true(n > 0);
+}
+
 /* Reads the file through a pipe and through memory: same records, same
  * offsets, same end. */
 static void check_pipe_matches_memory(const uint8_t *file, size_t len, int want_end)
@@ -684,26 +709,7 @@ static void check_pipe_matches_memory(const uint8_t *file, size_t len, int want_
     rd_open(&d, file, len, &s);
     assert_int_equal(d.rc, 0);
     assert_string_equal(cap_reader_format(pr), cap_reader_format(d.r));
-    struct cap_record a, b;
-    int ra, rb, n = 0;
-    do {
-        ra = cap_reader_next(pr, &a);
-        rb = cap_reader_next(d.r, &b);
-        assert_int_equal(ra, rb);
-        assert_int_equal(cap_reader_offset(pr), cap_reader_offset(d.r));
-        if (ra == 1) {
-            n++;
-            assert_int_equal(a.frame, b.frame);
-            assert_int_equal(a.caplen, b.caplen);
-            assert_int_equal(a.wirelen, b.wirelen);
-            assert_int_equal(a.linktype, b.linktype);
-            assert_int_equal(a.ifindex, b.ifindex);
-            assert_int_equal(a.ts, b.ts);
-            assert_memory_equal(a.data, b.data, a.caplen);
-        }
-    } while (ra == 1);
-    assert_int_equal(ra, want_end);
-    assert_true(n > 0);
+    expect_same_records(pr, d.r, want_end);
     cap_reader_free(pr);
     rd_close(&d);
     close(fds[0]);
@@ -760,23 +766,7 @@ static void check_file_matches_memory(const uint8_t *file, size_t len, int want_
     assert_int_equal(cap_reader_open_fd(&fr, fd, &s), 0);
     struct rd d;
     rd_open(&d, file, len, &s);
-    struct cap_record a, b;
-    int ra, rb, n = 0;
-    do {
-        ra = cap_reader_next(fr, &a);
-        rb = cap_reader_next(d.r, &b);
-        assert_int_equal(ra, rb);
-        assert_int_equal(cap_reader_offset(fr), cap_reader_offset(d.r));
-        if (ra == 1) {
-            n++;
-            assert_int_equal(a.frame, b.frame);
-            assert_int_equal(a.caplen, b.caplen);
-            assert_int_equal(a.ts, b.ts);
-            assert_memory_equal(a.data, b.data, a.caplen);
-        }
-    } while (ra == 1);
-    assert_int_equal(ra, want_end);
-    assert_true(n > 0);
+    expect_same_records(fr, d.r, want_end);
     cap_reader_free(fr);
     rd_close(&d);
     close(fd);
