@@ -90,6 +90,9 @@ void cap_reader_defaults(struct cap_reader_settings *s)
  * large the file (the pages stay in the page cache; touching them again would
  * read them back, never see zeros). */
 #define CAP_MAP_RELEASE (4u << 20)
+/* Pages are given back in runs aligned to this (a multiple of any page
+ * size Linux uses on x86-64 and arm64 with 4 or 64 KiB pages). */
+#define CAP_MAP_RELEASE_ALIGN (64u << 10)
 
 static int cap__fail(struct cap_reader *r, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -538,7 +541,7 @@ void cap_reader_release(struct cap_reader *r, uint64_t offset)
 {
     if (!r->mapped || offset > r->alloc)
         return;
-    size_t upto = (size_t)offset & ~(size_t)((1u << 16) - 1);
+    size_t upto = (size_t)offset & ~(size_t)(CAP_MAP_RELEASE_ALIGN - 1);
     if (upto > r->released) {
         (void)madvise(r->buf + r->released, upto - r->released, MADV_DONTNEED);
         r->released = upto;
