@@ -945,45 +945,87 @@ static void smtp__body_line(struct smtp_session *s, const uint8_t *pre, uint64_t
     smtp__body_line_eq(s, pre, len, true, m);
 }
 
-/* Finds the LF that ends the message line starting at p (n bytes given):
- * returns its index, or n if there is none, and sets *eq when an '=' comes
- * before it within the line's first SMTP_BODY_PREFIX bytes.  One pass does
- * both, 16 bytes at a time where SSE2 is there (every x86-64): message bodies
- * are most of an SMTP capture's bytes, and a memchr for the LF then another
- * for '=' cost twice the calls on lines of 76 bytes. */
-static size_t smtp__scan_line(const uint8_t *p, size_t n, bool *eq)
+/* Bitmasks of the LFs and of the '='s among p[0..63] (bit k: p[k]).  SSE2
+ * (every x86-64) does 16 bytes a compare; elsewhere, a byte at a time. */
+static inline void smtp__masks64(const uint8_t *p, uint64_t *lf, uint64_t *eq)
 {
-    size_t i = 0;
-    bool e = false;
 #if defined(__SSE2__)
-    const __m128i lf = _mm_set1_epi8('\n');
+    const __m128i lfc = _mm_set1_epi8('\n');
     const __m128i eqc = _mm_set1_epi8('=');
-    while (i + 16 <= n) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        unsigned ml = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
-        unsigned me =
-            i < SMTP_BODY_PREFIX ? (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, eqc)) : 0;
-        if (ml) {
-            unsigned k = (unsigned)__builtin_ctz(ml);
-            me &= (1u << k) - 1; /* only '=' before the LF */
-            if (me && i + (unsigned)__builtin_ctz(me) < SMTP_BODY_PREFIX)
-                e = true;
-            *eq = e;
-            return i + k;
-        }
-        if (me && i + (unsigned)__builtin_ctz(me) < SMTP_BODY_PREFIX)
-            e = true;
-        i += 16;
+    const __m128i *q = (const __m128i *)(const void *)p;
+    __m128i v0 = _mm_loadu_si128(q), v1 = _mm_loadu_si128(q + 1);
+    __m128i v2 = _mm_loadu_si128(q + 2), v3 = _mm_loadu_si128(q + 3);
+#define SMTP__MM(v, c) ((uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8((v), (c))))
+    uint64_t l = SMTP__MM(v0, lfc) | SMTP__MM(v1, lfc) << 16 | SMTP__MM(v2, lfc) << 32 |
+                 SMTP__MM(v3, lfc) << 48;
+    uint64_t e = SMTP__MM(v0, eqc) | SMTP__MM(v1, eqc) << 16 | SMTP__MM(v2, eqc) << 32 |
+                 SMTP__MM(v3, eqc) << 48;
+#undef SMTP__MM
+#else
+    uint64_t l = 0, e = 0;
+    for (unsigned k = 0; k < 64; k++) {
+        l |= (uint64_t)(p[k] == '\n') << k;
+        e |= (uint64_t)(p[k] == '=') << k;
     }
 #endif
-    for (; i < n; i++) {
-        if (p[i] == '\n')
-            break;
-        if (p[i] == '=' && i < SMTP_BODY_PREFIX)
-            e = true;
-    }
+    *lf = l;
     *eq = e;
-    return i;
+}
+
+/* The bits of a 64-bit mask at positions k and above (none for k >= 64). */
+static inline uint64_t smtp__from_bit(size_t k)
+{
+    return k >= 64 ? 0 : ~(uint64_t)0 << k;
+}
+
+/* Reads in place the message lines that start at p[i] and end in this
+ * buffer, the state being at a line's beginning and p[i] neither '.' nor LF.
+ * For each it does what the byte-wise path of smtp__body would do.  Message
+ * bodies are most of an SMTP capture's bytes, so the buffer is scanned once,
+ * 64 bytes at a time, for LFs and '='s together (a '=' within a line's first
+ * SMTP_BODY_PREFIX bytes may start a filename= parameter).  Returns the index
+ * of the first byte not consumed: the buffer's end, or the start of a line
+ * that begins with '.' or LF or that does not end in the buffer, which the
+ * byte-wise path takes from there. */
+static size_t smtp__body_lines(struct smtp_session *s, const uint8_t *p, size_t i, size_t n,
+                               const struct sc_meta *m)
+{
+    size_t ls = i;         /* the current line's first byte */
+    size_t feq = SIZE_MAX; /* its first '=', once seen */
+    for (size_t pos = i; pos < n; pos += 64) {
+        uint64_t lf, eq;
+        if (n - pos >= 64) {
+            smtp__masks64(p + pos, &lf, &eq);
+        } else {
+            uint8_t tail[64] = {0}; /* NUL is neither LF nor '=' */
+            memcpy(tail, p + pos, n - pos);
+            smtp__masks64(tail, &lf, &eq);
+        }
+        if (ls > pos)
+            eq &= smtp__from_bit(ls - pos); /* '='s of lines already read */
+        while (lf) {
+            size_t j = pos + (size_t)__builtin_ctzll(lf);
+            lf &= lf - 1;
+            if (feq == SIZE_MAX) {
+                uint64_t em = eq & ~smtp__from_bit(j - pos);
+                if (em)
+                    feq = pos + (size_t)__builtin_ctzll(em);
+            }
+            /* j > ls: the line's first byte is not the LF. */
+            bool crlf = p[j - 1] == '\r';
+            smtp__body_line_eq(s, p + ls, j - ls - (crlf ? 1 : 0),
+                               feq != SIZE_MAX && feq - ls < SMTP_BODY_PREFIX, m);
+            s->dot = crlf ? DOT_BOL : DOT_BOL_LAX;
+            ls = j + 1;
+            feq = SIZE_MAX;
+            if (ls == n || p[ls] == '.' || p[ls] == '\n')
+                return ls;
+            eq &= smtp__from_bit(ls - pos);
+        }
+        if (feq == SIZE_MAX && eq)
+            feq = pos + (size_t)__builtin_ctzll(eq);
+    }
+    return ls;
 }
 
 /* A message line ended (at its LF): the line is in bl_pre / bl_len. */
@@ -1001,17 +1043,9 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
         lax_from = 0;
     while (i < n) {
         if ((s->dot == DOT_BOL || s->dot == DOT_BOL_LAX) && p[i] != '.' && p[i] != '\n') {
-            /* Fast path: a line that starts here and ends in this buffer,
-             * read in place.  It does what the byte-wise start below and the
-             * DOT_MID case would do, without copying its first bytes. */
-            bool eq;
-            size_t k = smtp__scan_line(p + i, n - i, &eq);
-            if (k < n - i) { /* k >= 1: p[i] is not the LF */
-                bool crlf = p[i + k - 1] == '\r';
-                s->dot_cr = p[i] == '\r';
-                smtp__body_line_eq(s, p + i, k - (crlf ? 1 : 0), eq, m);
-                s->dot = crlf ? DOT_BOL : DOT_BOL_LAX;
-                i += k + 1;
+            size_t e = smtp__body_lines(s, p, i, n, m);
+            if (e > i) {
+                i = e;
                 continue;
             }
         }

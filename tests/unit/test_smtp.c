@@ -113,6 +113,10 @@ static char *render(const struct smtp_session *s)
     sc_buf_printf(&o, "bytes=%llu/%llu tls=%llu/%llu\n", (unsigned long long)in->bytes[0],
                   (unsigned long long)in->bytes[1], (unsigned long long)in->tls_bytes[0],
                   (unsigned long long)in->tls_bytes[1]);
+    sc_buf_printf(
+        &o, "header_line=%llu@%llu filename=%llu@%llu\n", (unsigned long long)in->max_header_line,
+        (unsigned long long)in->max_header_meta.frame, (unsigned long long)in->max_filename,
+        (unsigned long long)in->max_filename_meta.frame);
     for (size_t i = 0; i < in->events.n; i++)
         sc_buf_printf(&o, "event %s %s x%llu frame %llu: %s\n", in->events.v[i].kind,
                       sc_dir_name(in->events.v[i].dir), (unsigned long long)in->events.v[i].count,
@@ -755,6 +759,65 @@ static void test_midstream_start(void **state)
     smtp_session_free(s);
 }
 
+/* Message lines are read in place, 64 bytes at a time (smtp__body_lines):
+ * the header-line length and the filename= found that way must be what
+ * the byte-wise path finds, whatever the segmentation.  The lines cross
+ * 64-byte blocks, a filename='s '=' sits at the last counted byte of its line
+ * (byte 95) and one just past it (byte 96: not seen, by design), and bare LF
+ * and dot-stuffed lines break the run of in-place lines. */
+static void test_body_lines_any_segmentation(void **state)
+{
+    (void)state;
+    char body[2048];
+    char pad95[96], pad96[97], longhdr[201];
+    /* "...filename=" with its '=' at index 95 and 96 of the line */
+    memset(pad95, 'a', sizeof(pad95));
+    memcpy(pad95 + 95 - 8, "filename", 8);
+    pad95[95] = 0;
+    memset(pad96, 'b', sizeof(pad96));
+    memcpy(pad96 + 96 - 8, "FileName", 8);
+    pad96[96] = 0;
+    memset(longhdr, 'h', sizeof(longhdr));
+    memcpy(longhdr, "X-Long: ", 8);
+    longhdr[200] = 0;
+    int n = snprintf(body, sizeof(body),
+                     "Subject: lines\r\n%s\r\nMIME-Version: 1.0\r\n\r\n"
+                     "--b\r\nContent-Disposition: attachment; filename=\"abc.txt\"\r\n"
+                     "%s=\"0123456789012345678901234567890123456789\"\r\n"
+                     "%s=\"never-seen-because-it-is-past-the-prefix\"\r\n"
+                     "bare LF line\n..stuffed\r\nQP=3D=3D soft=\r\n"
+                     "=\r\n\r\n\n",
+                     longhdr, pad95, pad96);
+    assert_true(n > 0 && (size_t)n < sizeof(body));
+    /* the same body again, after the end, as a second message */
+    static const char *const tail = ".\r\n";
+    static char msg[2100];
+    snprintf(msg, sizeof(msg), "%s%s", body, tail);
+    const struct step sc[] = {
+        {S, "220 mx ESMTP\r\n", 0, 0}, {C, "HELO c\r\n", 0, 0},
+        {S, "250 mx\r\n", 0, 0},       {C, "MAIL FROM:<a@b>\r\n", 0, 0},
+        {S, "250 ok\r\n", 0, 0},       {C, "RCPT TO:<c@d>\r\n", 0, 0},
+        {S, "250 ok\r\n", 0, 0},       {C, "DATA\r\n", 0, 0},
+        {S, "354 go\r\n", 0, 0},       {C, msg, 0, 0},
+        {S, "250 queued\r\n", 0, 0},   {C, "QUIT\r\n", 0, 0},
+        {S, "221 bye\r\n", 0, 0},      END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    assert_int_equal(in->max_header_line, 200);
+    assert_int_equal(in->max_header_meta.frame, 10);
+    /* the '=' at byte 95 counts; its opening quote lies past the kept
+     * prefix, so the value is measured to the line's end, quotes included */
+    assert_int_equal(in->max_filename, 42);
+    assert_int_equal(in->max_filename_meta.frame, 10);
+    assert_int_equal(in->messages, 1);
+    assert_int_equal(in->messages_accepted, 1);
+    assert_false(in->eod_split);
+    free(r);
+    smtp_session_free(s);
+}
+
 static void test_pending_queue_is_bounded(void **state)
 {
     (void)state;
@@ -798,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_smtp_through_socks5_and_connect),
         cmocka_unit_test(test_midstream_start),
         cmocka_unit_test(test_pending_queue_is_bounded),
+        cmocka_unit_test(test_body_lines_any_segmentation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
