@@ -13,6 +13,7 @@
 #include "capture/decode.h"
 #include "cli/analyze.h"
 #include "cli/config.h"
+#include "common/str.h"
 #include "compare/cmp.h"
 #include "report/report.h"
 
@@ -35,8 +36,8 @@ static void cmpc__session(void *user, const struct rep_session *rs)
     }
     const struct smtp_info *in = rs->smtp;
     s->id = rs->id;
-    snprintf(s->client, sizeof(s->client), "%s", rs->client);
-    snprintf(s->server, sizeof(s->server), "%s", rs->server);
+    sc_strlcpy(s->client, sizeof(s->client), rs->client);
+    sc_strlcpy(s->server, sizeof(s->server), rs->server);
     const char *cp = strrchr(rs->client, ':'), *sp = strrchr(rs->server, ':');
     s->cport = cp ? (uint16_t)atoi(cp + 1) : 0;
     s->sport = sp ? (uint16_t)atoi(sp + 1) : 0;
@@ -44,8 +45,8 @@ static void cmpc__session(void *user, const struct rep_session *rs)
     s->last_frame = rs->last_frame;
     s->start = rs->start;
     s->end = rs->end;
-    snprintf(s->close, sizeof(s->close), "%s", rs->close);
-    snprintf(s->file, sizeof(s->file), "%s", rs->file);
+    sc_strlcpy(s->close, sizeof(s->close), rs->close);
+    sc_strlcpy(s->file, sizeof(s->file), rs->file);
     for (int d = 0; d < 2; d++) {
         const struct rep_tcp_side *t = &rs->tcp[d];
         s->tcp[d] = (struct cmp_tcp){
@@ -82,11 +83,11 @@ static void cmpc__session(void *user, const struct rep_session *rs)
         tls_version_str(s->tls_version, sizeof(s->tls_version), t->version);
         const char *cn = tls_cipher_name(t->cipher);
         if (cn)
-            snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", cn);
+            sc_strlcpy(s->tls_cipher, sizeof(s->tls_cipher), cn);
         else
             snprintf(s->tls_cipher, sizeof(s->tls_cipher), "0x%04x", t->cipher);
         if (t->n_chain) {
-            snprintf(s->cert_sha256, sizeof(s->cert_sha256), "%s", t->chain[0].sha256);
+            sc_strlcpy(s->cert_sha256, sizeof(s->cert_sha256), t->chain[0].sha256);
             snprintf(s->cert_issuer, sizeof(s->cert_issuer), "%.127s", t->chain[0].issuer);
         }
         s->cert_hidden = t->cert_hidden;
@@ -535,7 +536,7 @@ int cli_compare(int argc, char **argv)
             html = optarg;
             break;
         case OPT_NAMES: {
-            snprintf(names_buf, sizeof(names_buf), "%s", optarg);
+            sc_strlcpy(names_buf, sizeof(names_buf), optarg);
             char *comma = strchr(names_buf, ',');
             if (!comma || comma == names_buf || !comma[1] || strchr(comma + 1, ',')) {
                 fprintf(stderr,

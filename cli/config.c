@@ -10,6 +10,7 @@
 
 #include "common/ascii.h"
 #include "common/jv.h"
+#include "common/str.h"
 
 /* Loader state: the first error ends the load (longjmp back to cfg_load). */
 struct cfg_ld {
@@ -442,7 +443,7 @@ int cfg_load(const char *path, struct an_options *o, char *err, size_t errlen)
     char jerr[CFG_ERR_MAX];
     struct jv *doc = jv_load_yaml(path, jerr, sizeof(jerr));
     if (!doc) {
-        snprintf(err, errlen, "%s", jerr);
+        sc_strlcpy(err, errlen, jerr);
         return -1;
     }
     return cfg__apply(doc, path, o, err, errlen);
@@ -454,7 +455,7 @@ int cfg_load_mem(const char *p, size_t n, const char *name, struct an_options *o
     char jerr[CFG_ERR_MAX];
     struct jv *doc = jv_load_yaml_mem(p, n, name, jerr, sizeof(jerr));
     if (!doc) {
-        snprintf(err, errlen, "%s", jerr);
+        sc_strlcpy(err, errlen, jerr);
         return -1;
     }
     return cfg__apply(doc, name, o, err, errlen);

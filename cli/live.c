@@ -33,6 +33,7 @@
 #include "capture/dump.h"
 #include "cli/analyze.h"
 #include "cli/config.h"
+#include "common/str.h"
 #include "report/report.h"
 
 #define EXIT_USAGE 2
@@ -253,7 +254,7 @@ static int live__dump_file(struct live_keep *k)
             width++;
         snprintf(name, sizeof(name), "%s%0*u", k->path, width, k->file_no);
     } else {
-        snprintf(name, sizeof(name), "%s", k->path);
+        sc_strlcpy(name, sizeof(name), k->path);
     }
     k->dump = cap_dump_open(name, err, sizeof(err));
     if (!k->dump) {

@@ -10,6 +10,7 @@
 #include "common/ascii.h"
 #include "common/buf.h"
 #include "common/escape.h"
+#include "common/str.h"
 #include "heuristics/heur.h"
 
 static const char *const cmp__kinds[CMP__KIND_COUNT] = {
@@ -400,7 +401,7 @@ static void cmp__esc(char *out, size_t outlen, const struct cmp_line *l)
     sc_buf_init(&b, outlen > 1 ? outlen - 1 : 1);
     if (l)
         sc_escape(&b, l->text, l->text_len);
-    snprintf(out, outlen, "%s", sc_buf_str(&b));
+    sc_strlcpy(out, outlen, sc_buf_str(&b));
     sc_buf_free(&b);
 }
 
@@ -674,7 +675,7 @@ static double cmp__similar(const struct cmp_session *a, const struct cmp_session
 
 static const char *cmp__host(const char *ep, char *out, size_t n)
 {
-    snprintf(out, n, "%s", ep);
+    sc_strlcpy(out, n, ep);
     char *c = strrchr(out, ':');
     if (c)
         *c = 0;
@@ -998,7 +999,7 @@ int cmp_run(struct cmp_capture *a, struct cmp_capture *b, struct cmp_result *res
         if (cmp__pair(a, b, res) != 0 || cmp__diff_pairs(res) != 0)
             return -1;
         res->swapped = true;
-        snprintf(res->swap_reason, sizeof(res->swap_reason), "%s", why);
+        sc_strlcpy(res->swap_reason, sizeof(res->swap_reason), why);
     }
     res->worst = CMP_INFO;
     for (size_t i = 0; i < res->npairs; i++)

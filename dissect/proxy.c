@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/ascii.h"
+#include "common/str.h"
 
 enum {
     ST_DETECT = 0,
@@ -76,7 +77,7 @@ static const uint8_t *at(const struct proxy *p, int d)
 
 static int fail(struct proxy *p, const char *why)
 {
-    snprintf(p->failure, sizeof(p->failure), "%s", why);
+    sc_strlcpy(p->failure, sizeof(p->failure), why);
     return ST_FAILED;
 }
 

@@ -11,6 +11,7 @@
 
 #include "common/ascii.h"
 #include "common/escape.h"
+#include "common/str.h"
 #include "dissect/proxy.h"
 #include "dissect/tls.h"
 
@@ -24,6 +25,9 @@
 /* Bytes kept from the start of each message line: a Content-Disposition
  * header's filename= comes within its first 64 bytes. */
 #define SMTP_BODY_PREFIX 96
+/* The longest transcript note (our own texts, such as "[message body: N
+ * bytes, ended by a bare-LF terminator]"). */
+#define SMTP_NOTE_MAX 160
 
 enum smtp__cmode {
     CM_CMD = 0, /* command lines */
@@ -302,27 +306,36 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
     l->incomplete = incomplete;
     l->meta = *m;
     if (enh)
-        snprintf(l->enh, sizeof(l->enh), "%s", enh);
+        sc_strlcpy(l->enh, sizeof(l->enh), enh);
     in->n_transcript++;
 }
 
-static void smtp__add_note(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
-                           const struct sc_meta *m, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void smtp__add_note(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
-                           const struct sc_meta *m, const char *fmt, ...)
+/* A note in the transcript (not a line on the wire): pre, then v in decimal
+ * when pre is followed by a count (post != NULL), then post.  Built without
+ * printf: a session adds at least one, for its message body. */
+static void smtp__add_note_u(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
+                             const struct sc_meta *m, const char *pre, uint64_t v, const char *post)
 {
     if (!s->set.keep_transcript)
         return;
-    char buf[160];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1;
+    char buf[SMTP_NOTE_MAX];
+    size_t len = strlen(pre), pl = post ? strlen(post) : 0;
+    if (len + 20 + pl > sizeof(buf))
+        return; /* notes are our own short texts */
+    memcpy(buf, pre, len);
+    if (post) {
+        len = (size_t)(sc_put_u64(buf + len, v) - buf);
+        memcpy(buf + len, post, pl);
+        len += pl;
+    }
     smtp__add_line(s, dir, kind, SMTP_V_UNKNOWN, 0, false, (const uint8_t *)buf, len, len, m, false,
                    NULL);
+}
+
+static void smtp__add_note(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
+                           const struct sc_meta *m, const char *text)
+{
+    smtp__add_note_u(s, dir, kind, m, text, 0, NULL);
 }
 
 /* ---- pending-command queue ---- */
@@ -670,8 +683,8 @@ static bool smtp__bdat_args(const uint8_t *l, size_t n, uint64_t *size, bool *la
 
 static void smtp__bdat_done(struct smtp_session *s, const struct sc_meta *m)
 {
-    smtp__add_note(s, SC_DIR_C2S, SMTP_L_DATA, m, "[BDAT chunk: %llu bytes%s]",
-                   (unsigned long long)s->bdat_size, s->bdat_last ? ", last" : "");
+    smtp__add_note_u(s, SC_DIR_C2S, SMTP_L_DATA, m, "[BDAT chunk: ", s->bdat_size,
+                     s->bdat_last ? " bytes, last]" : " bytes]");
     if (s->bdat_last)
         s->info.messages++;
     s->cmode = CM_CMD;
@@ -688,8 +701,8 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
 
     if (s->cmode == CM_AUTH) {
         /* A response to a 334 challenge: credentials, never shown. */
-        smtp__add_note(s, SC_DIR_C2S, SMTP_L_AUTH, m, "[AUTH response redacted, %llu bytes]",
-                       (unsigned long long)total);
+        smtp__add_note_u(s, SC_DIR_C2S, SMTP_L_AUTH, m, "[AUTH response redacted, ", total,
+                         " bytes]");
         smtp__enter_hold(s, smtp__push(s, SMTP_V_AUTH_RESPONSE, m));
         if (s->cmode != CM_HOLD)
             s->cmode = CM_CMD;
@@ -712,14 +725,14 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
     if (v == SMTP_V_UNKNOWN && s->auth_pending) {
         /* Replies got out of step during AUTH: a line that is no command is
          * taken for a credential rather than risk showing one. */
-        smtp__add_note(s, SC_DIR_C2S, SMTP_L_AUTH, m, "[AUTH response redacted, %llu bytes]",
-                       (unsigned long long)total);
+        smtp__add_note_u(s, SC_DIR_C2S, SMTP_L_AUTH, m, "[AUTH response redacted, ", total,
+                         " bytes]");
         smtp__enter_hold(s, smtp__push(s, SMTP_V_AUTH_RESPONSE, m));
         return;
     }
     if (after_gap && v == SMTP_V_UNKNOWN) {
-        smtp__add_note(s, SC_DIR_C2S, SMTP_L_OTHER, m, "[partial line after a gap: %llu bytes]",
-                       (unsigned long long)total);
+        smtp__add_note_u(s, SC_DIR_C2S, SMTP_L_OTHER, m, "[partial line after a gap: ", total,
+                         " bytes]");
         return;
     }
     if (n == 0 && total == 0 && !incomplete) {
@@ -846,8 +859,8 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
 static void smtp__end_body(struct smtp_session *s, uint64_t len, bool lax, const struct sc_meta *m)
 {
     uint64_t size = len >= 3 ? len - 3 : 0;
-    smtp__add_note(s, SC_DIR_C2S, SMTP_L_DATA, m, "[message body: %llu bytes%s]",
-                   (unsigned long long)size, lax ? ", ended by a bare-LF terminator" : "");
+    smtp__add_note_u(s, SC_DIR_C2S, SMTP_L_DATA, m, "[message body: ", size,
+                     lax ? " bytes, ended by a bare-LF terminator]" : " bytes]");
     s->info.messages++;
     s->cmode = CM_CMD;
     smtp__push(s, SMTP_V_END_OF_DATA, m);
@@ -1546,8 +1559,8 @@ static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n
         return;
     }
     if (after_gap && !has_code) {
-        smtp__add_note(s, SC_DIR_S2C, SMTP_L_OTHER, m, "[partial line after a gap: %llu bytes]",
-                       (unsigned long long)total);
+        smtp__add_note_u(s, SC_DIR_S2C, SMTP_L_OTHER, m, "[partial line after a gap: ", total,
+                         " bytes]");
         return;
     }
     bool cont = has_code && n > 3 && l[3] == '-';
@@ -1713,8 +1726,7 @@ enum smtp_feed_result smtp_gap(struct smtp_session *s, enum sc_dir dir, uint64_t
     in->gaps++;
     in->gap_bytes += len;
     smtp__eventf(s, "gap", dir, m, "%llu bytes missing from the capture", (unsigned long long)len);
-    smtp__add_note(s, dir, SMTP_L_GAP, m, "[%llu bytes missing from the capture]",
-                   (unsigned long long)len);
+    smtp__add_note_u(s, dir, SMTP_L_GAP, m, "[", len, " bytes missing from the capture]");
     if (dir == SC_DIR_C2S) {
         if (s->cmode == CM_HOLD)
             smtp__release_by_content(s);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/escape.h"
+#include "common/str.h"
 #include "common/wire.h"
 
 #define TLS_HS_CLIENT_HELLO 1
@@ -293,7 +294,7 @@ static void tls__text(char *out, size_t outlen, const uint8_t *p, size_t n)
     struct sc_buf b;
     sc_buf_init(&b, outlen - 1);
     sc_escape(&b, p, n);
-    snprintf(out, outlen, "%s", sc_buf_str(&b));
+    sc_strlcpy(out, outlen, sc_buf_str(&b));
     sc_buf_free(&b);
 }
 
@@ -446,8 +447,8 @@ static void tls__client_hello(struct tls_conn *t, const uint8_t *p, size_t n,
     memcpy(in->offered_versions, versions, nv * sizeof(versions[0]));
     in->n_offered_versions = nv;
     in->n_ciphers = (uint16_t)(cs_len / 2u);
-    snprintf(in->sni, sizeof(in->sni), "%s", sni);
-    snprintf(in->alpn, sizeof(in->alpn), "%s", sc_buf_str(&alpn));
+    sc_strlcpy(in->sni, sizeof(in->sni), sni);
+    sc_strlcpy(in->alpn, sizeof(in->alpn), sc_buf_str(&alpn));
     sc_buf_free(&alpn);
     /* JA3: version,ciphers,extensions,groups,point formats (decimal). */
     struct sc_buf j;
@@ -460,7 +461,7 @@ static void tls__client_hello(struct tls_conn *t, const uint8_t *p, size_t n,
     tls__ja3_list(&j, groups, ng);
     sc_buf_putc(&j, ',');
     tls__ja3_list(&j, formats, nf);
-    snprintf(in->ja3, sizeof(in->ja3), "%s", sc_buf_str(&j));
+    sc_strlcpy(in->ja3, sizeof(in->ja3), sc_buf_str(&j));
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     const EVP_MD *md5 = t->cache && t->cache->md5 ? t->cache->md5 : EVP_md5();

@@ -9,6 +9,7 @@
 #include "common/ascii.h"
 #include "common/buf.h"
 #include "common/escape.h"
+#include "common/str.h"
 
 static const struct heur_rule_info heur__rules[HR__COUNT] = {
     [HR_BANNER_MASKED] =
@@ -267,8 +268,8 @@ static struct heur_finding *add(struct heur__out *o, enum heur_rule r, double co
     f->severity = o->cfg->severity[r];
     f->confidence = conf;
     f->session = o->s->id;
-    snprintf(f->client, sizeof(f->client), "%s", o->s->client);
-    snprintf(f->server, sizeof(f->server), "%s", o->s->server);
+    sc_strlcpy(f->client, sizeof(f->client), o->s->client);
+    sc_strlcpy(f->server, sizeof(f->server), o->s->server);
     f->suspect = suspect;
     f->dir = dir;
     if (m) {
@@ -301,7 +302,7 @@ static void evidence(struct heur_finding *f, const uint8_t *p, size_t n)
     struct sc_buf b;
     sc_buf_init(&b, HEUR_EVIDENCE_MAX - 1);
     sc_escape(&b, p, n);
-    snprintf(f->evidence, sizeof(f->evidence), "%s", sc_buf_str(&b));
+    sc_strlcpy(f->evidence, sizeof(f->evidence), sc_buf_str(&b));
     sc_buf_free(&b);
 }
 
@@ -692,7 +693,7 @@ static void tls_failed(struct heur__out *o, const struct sc_meta *at, bool impli
         return; /* the capture just ended: no evidence either way */
     struct heur_finding *f = add(o, HR_STARTTLS_FAILED, conf, "unknown", dir, m);
     if (f)
-        snprintf(f->evidence, sizeof(f->evidence), "%s", ev);
+        sc_strlcpy(f->evidence, sizeof(f->evidence), ev);
     explain(f,
             "%s, but no TLS session came of it: %s. Mail in this session was not delivered "
             "encrypted (the client may retry in cleartext).",
@@ -1097,7 +1098,7 @@ static void r_limit_drop(struct heur__out *o)
     if (ev)
         evidence(f, ev, evn);
     else if (f)
-        snprintf(f->evidence, sizeof(f->evidence), "%s", detail);
+        sc_strlcpy(f->evidence, sizeof(f->evidence), detail);
     explain(f,
             "The connection died right after %s: %s. Cisco ASA 'inspect esmtp' drops the "
             "connection at these limits (command line 512, 100 recipients, header line 998, "
@@ -1166,7 +1167,7 @@ static void r_injected_reset(struct heur__out *o)
         struct heur_finding *f = add(o, HR_INJECTED_RESET, 0.5, "unknown", (enum sc_dir)d, &m);
         cap_severity(f, HEUR_LOW);
         if (f && ev && ev->detail)
-            snprintf(f->evidence, sizeof(f->evidence), "%s", ev->detail);
+            sc_strlcpy(f->evidence, sizeof(f->evidence), ev->detail);
         explain(f, "The same TCP bytes were captured twice with different contents: something "
                    "in the path rewrote or injected data, this span port sees both sides of a "
                    "rewriting firewall, or the capture was edited.");
@@ -1215,14 +1216,14 @@ static void r_signatures(struct heur__out *o)
             f->severity = sg->severity;
             f->confidence = 0.9;
             f->session = o->s->id;
-            snprintf(f->client, sizeof(f->client), "%s", o->s->client);
-            snprintf(f->server, sizeof(f->server), "%s", o->s->server);
+            sc_strlcpy(f->client, sizeof(f->client), o->s->client);
+            sc_strlcpy(f->server, sizeof(f->server), o->s->server);
             f->suspect = "unknown";
             f->dir = l->dir;
             f->frame = l->meta.frame;
             f->ts = l->meta.ts;
             evidence(f, l->text, l->text_len);
-            snprintf(f->explanation, sizeof(f->explanation), "%s", sg->explanation);
+            sc_strlcpy(f->explanation, sizeof(f->explanation), sg->explanation);
             break;
         }
     }
@@ -1281,7 +1282,7 @@ static struct heur__server *find_server(struct heur_ctx *h, const char *addr)
     }
     struct heur__server *sv = &h->srv[h->nsrv];
     memset(sv, 0, sizeof(*sv));
-    snprintf(sv->addr, sizeof(sv->addr), "%s", addr);
+    sc_strlcpy(sv->addr, sizeof(sv->addr), addr);
     sv->hash = hash;
     size_t k = hash & (h->index_size - 1);
     while (h->index[k])
@@ -1304,7 +1305,7 @@ static void remember_cert(struct heur__server *sv, const struct heur_session *s)
         if (sv->ncert >= HEUR_MAX_SERVER_CERTS)
             return;
         sv->ncert++;
-        snprintf(sv->cert[k].sha256, sizeof(sv->cert[k].sha256), "%s", c->sha256);
+        sc_strlcpy(sv->cert[k].sha256, sizeof(sv->cert[k].sha256), c->sha256);
         /* Names are kept cut to 95 bytes: enough to tell two certificates apart. */
         snprintf(sv->cert[k].subject, sizeof(sv->cert[k].subject), "%.95s",
                  c->parsed ? c->subject : "(not X.509)");
@@ -1318,8 +1319,8 @@ static void remember_cert(struct heur__server *sv, const struct heur_session *s)
         sv->cert_sess[sv->ncert_sess].id = s->id;
         sv->cert_sess[sv->ncert_sess].cert = (uint8_t)k;
         sv->cert_sess[sv->ncert_sess].meta = t->cert_meta;
-        snprintf(sv->cert_sess[sv->ncert_sess].client, sizeof(sv->cert_sess[0].client), "%s",
-                 s->client);
+        sc_strlcpy(sv->cert_sess[sv->ncert_sess].client, sizeof(sv->cert_sess[0].client),
+                   s->client);
         sv->ncert_sess++;
     }
 }
@@ -1344,7 +1345,7 @@ static void remember(struct heur_ctx *h, const struct heur_session *s, bool bann
             if (!sv->masked_id) {
                 sv->masked_id = s->id;
                 sv->masked_meta = s->smtp->banner_meta;
-                snprintf(sv->masked_client, sizeof(sv->masked_client), "%s", s->client);
+                sc_strlcpy(sv->masked_client, sizeof(sv->masked_client), s->client);
             }
         } else {
             sv->banner_normal++;
@@ -1362,7 +1363,7 @@ static void remember(struct heur_ctx *h, const struct heur_session *s, bool bann
             sv->missing_ids[sv->nmissing] = s->id;
             sv->missing_frame[sv->nmissing] = s->smtp->ehlo_meta.frame;
             sv->missing_ts[sv->nmissing] = s->smtp->ehlo_meta.ts;
-            snprintf(sv->client[sv->nmissing], sizeof(sv->client[0]), "%s", s->client);
+            sc_strlcpy(sv->client[sv->nmissing], sizeof(sv->client[0]), s->client);
             sv->nmissing++;
         }
     }
@@ -1430,8 +1431,8 @@ static size_t intercepted(const struct heur_config *c, const struct heur__server
         f->session = sv->cert_sess[i].id;
         f->frame = sv->cert_sess[i].meta.frame;
         f->ts = sv->cert_sess[i].meta.ts;
-        snprintf(f->server, sizeof(f->server), "%s", sv->addr);
-        snprintf(f->client, sizeof(f->client), "%s", sv->cert_sess[i].client);
+        sc_strlcpy(f->server, sizeof(f->server), sv->addr);
+        sc_strlcpy(f->client, sizeof(f->client), sv->cert_sess[i].client);
         f->suspect = "tls-proxy";
         f->dir = SC_DIR_S2C;
         snprintf(f->evidence, sizeof(f->evidence),
@@ -1471,14 +1472,14 @@ size_t heur_finish(struct heur_ctx *h, struct heur_finding *out, size_t max)
                 f->session = sv->missing_ids[0];
                 f->frame = sv->missing_frame[0];
                 f->ts = sv->missing_ts[0];
-                snprintf(f->client, sizeof(f->client), "%s", sv->client[0]);
+                sc_strlcpy(f->client, sizeof(f->client), sv->client[0]);
             } else {
                 f->session = sv->masked_id;
                 f->frame = sv->masked_meta.frame;
                 f->ts = sv->masked_meta.ts;
-                snprintf(f->client, sizeof(f->client), "%s", sv->masked_client);
+                sc_strlcpy(f->client, sizeof(f->client), sv->masked_client);
             }
-            snprintf(f->server, sizeof(f->server), "%s", sv->addr);
+            sc_strlcpy(f->server, sizeof(f->server), sv->addr);
             f->suspect = "unknown";
             f->dir = SC_DIR_S2C;
             snprintf(f->evidence, sizeof(f->evidence),
@@ -1509,8 +1510,8 @@ size_t heur_finish(struct heur_ctx *h, struct heur_finding *out, size_t max)
             f->session = sv->missing_ids[i];
             f->frame = sv->missing_frame[i];
             f->ts = sv->missing_ts[i];
-            snprintf(f->server, sizeof(f->server), "%s", sv->addr);
-            snprintf(f->client, sizeof(f->client), "%s", sv->client[i]);
+            sc_strlcpy(f->server, sizeof(f->server), sv->addr);
+            sc_strlcpy(f->client, sizeof(f->client), sv->client[i]);
             f->suspect = "smtp-proxy";
             f->dir = SC_DIR_S2C;
             snprintf(f->evidence, sizeof(f->evidence),

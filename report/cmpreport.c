@@ -5,6 +5,7 @@
 
 #include "common/buf.h"
 #include "common/escape.h"
+#include "common/str.h"
 #include "report/report.h"
 
 static const char *const rep__side_names[2] = {"outside", "inside"};
@@ -172,7 +173,7 @@ static void rep__col(struct sc_buf *b, const struct cmp_line *l, enum sc_dir d, 
 {
     char cell[REP_CMP_COL + 1];
     if (!l) {
-        snprintf(cell, sizeof(cell), "%s", "");
+        sc_strlcpy(cell, sizeof(cell), "");
     } else {
         struct sc_buf t;
         sc_buf_init(&t, 0);

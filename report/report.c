@@ -8,6 +8,7 @@
 
 #include "common/buf.h"
 #include "common/escape.h"
+#include "common/str.h"
 
 struct rep_writer {
     struct rep_options opt;
@@ -104,7 +105,7 @@ void rep_fmt_epoch(char *out, size_t outlen, sc_time t)
     p = rep__digits(p, u / 1000000000u, 1);
     if (t < 0)
         *--p = '-';
-    snprintf(out, outlen, "%s", p);
+    sc_strlcpy(out, outlen, p);
 }
 
 static void rep__u64(struct sc_buf *b, uint64_t v)
@@ -436,7 +437,10 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
     rep__jstr(w, s->close);
     rep__jnum(w, "gaps", in->gaps);
     rep__jnum(w, "gap_bytes", in->gap_bytes);
-    sc_buf_printf(b, ",\"confidence\":%.2f", in->confidence);
+    if (in->confidence == 1.0) /* most sessions: no printf */
+        sc_buf_puts(b, ",\"confidence\":1.00");
+    else
+        sc_buf_printf(b, ",\"confidence\":%.2f", in->confidence);
     rep__jfield(w, "tcp");
     for (int d = 0; d < 2; d++) {
         const struct rep_tcp_side *t = &s->tcp[d];

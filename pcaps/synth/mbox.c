@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "common/ascii.h"
+#include "common/str.h"
 
 #define MS (1000000LL)
 
@@ -327,7 +328,7 @@ static enum mb_verdict c2s(struct mb_insp *in, uint8_t *p, size_t n, sc_time t)
                     in->actions |= MB_ACT_VERB_PIECE;
             }
             if (!continued) {
-                snprintf(in->verb, sizeof(in->verb), "%s", allowed ? v : "");
+                sc_strlcpy(in->verb, sizeof(in->verb), allowed ? v : "");
                 in->verb_fragment = !allowed;
             }
             in->clinelen += j - i;

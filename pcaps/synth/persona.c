@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "common/ascii.h"
+#include "common/str.h"
 
 #define MS (1000000LL)
 
@@ -455,7 +456,7 @@ static void srv_ehlo(struct sim *s, struct syn_server *sv, bool ehlo, const char
         snprintf(first, sizeof(first), "%s Hello [%s]", h, sv->client_ip);
         break;
     default:
-        snprintf(first, sizeof(first), "%s", h);
+        sc_strlcpy(first, sizeof(first), h);
         break;
     }
     if (!ehlo) {
@@ -1294,9 +1295,9 @@ static bool cli_line(struct sim *s, void *self, const char *line, size_t len)
     if (len < 3 || !sc_is_digit((uint8_t)line[0]))
         return true; /* not a reply line (a masked continuation): keep waiting */
     if (cw->rep.n == 0 && c->view.banner.len == 0)
-        snprintf(cw->first, sizeof(cw->first), "%s", line);
+        sc_strlcpy(cw->first, sizeof(cw->first), line);
     if (cw->rep.n < 64)
-        snprintf(cw->rep.lines[cw->rep.n++], 256, "%s", len > 4 ? line + 4 : "");
+        sc_strlcpy(cw->rep.lines[cw->rep.n++], 256, len > 4 ? line + 4 : "");
     if (len > 3 && line[3] == '-')
         return true;
     int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
