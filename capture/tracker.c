@@ -6,6 +6,20 @@
 #include <string.h>
 #include <sys/random.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define CAP_HEAP_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CAP_HEAP_SANITIZER 1
+#endif
+#endif
+#if defined(CAP_HEAP_SANITIZER)
+#include <sanitizer/allocator_interface.h>
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h>
+#define CAP_HEAP_MALLINFO2 1
+#endif
+
 #include "common/ascii.h"
 #include "common/buf.h"
 #include "common/escape.h"
@@ -16,6 +30,21 @@ enum cap__state {
     FS_IGNORED,     /* the consumer declined it; packets are only counted */
     FS_CLOSED,      /* tombstone */
 };
+
+/* Packets between two checks of the heap against mem_max: at least
+ * CAP_MEM_CHECK_EVERY, and at least the flow count / CAP_MEM_CHECK_SHARE.  A
+ * check walks malloc's free lists (glibc's mallinfo2), which grow with the
+ * flows evicted and reallocated, so its cost per packet stays flat; each
+ * packet adds at most one flow, so between checks the heap grows by at most
+ * about an eighth of what the table holds. */
+#define CAP_MEM_CHECK_EVERY 1024
+#define CAP_MEM_CHECK_SHARE 8
+/* Over the cap, flows are evicted until the heap should be back under
+ * mem_max - mem_max / CAP_MEM_SLACK, so checks do not evict every time. */
+#define CAP_MEM_SLACK 16
+/* Least recently active flows looked through for ones without payload (a
+ * SYN flood's) before real sessions are evicted instead. */
+#define CAP_MEM_SCAN 4096
 
 struct cap__flow {
     struct cap__flow *hnext;
@@ -41,6 +70,7 @@ struct cap__flow {
     uint64_t ctx; /* observation context: part of the key */
     bool rst_seen;
     bool fin_dir[2]; /* by endpoint: FIN delivered in order */
+    bool evicted;    /* being closed by an eviction */
 };
 
 struct cap__list {
@@ -57,6 +87,7 @@ struct cap_tracker {
     size_t nflows;
     struct cap__list live;
     struct cap__list dead;
+    struct cap__list gone; /* tombstones of sessions evicted under mem_max */
     uint64_t seed;
     uint64_t next_seq_no;
     /* Capture time: the highest of min(each packet's time, the previous
@@ -73,6 +104,7 @@ struct cap_tracker {
     struct cap_tracker_stats stats;
     bool (*mine)(void *user, const struct cap_packet *pkt); /* NULL: every segment */
     void *mine_user;
+    uint32_t mem_tick; /* packets since the last heap check */
 };
 
 /* Context handed to the stream callbacks of one direction. */
@@ -95,6 +127,7 @@ void cap_settings_defaults(struct cap_settings *s)
 {
     memset(s, 0, sizeof(*s));
     s->max_flows = 262144;
+    s->mem_max = (size_t)1024 << 20;
     s->ooo_max = 1u << 20;
     s->pool_max = 256u << 20;
     s->history = 2048;
@@ -189,6 +222,7 @@ struct cap_tracker *cap_tracker_new(const struct cap_settings *s, const struct c
     t->mask = nb - 1;
     cap__list_init(&t->live);
     cap__list_init(&t->dead);
+    cap__list_init(&t->gone);
     if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
         t->seed = (uint64_t)(uintptr_t)t ^ 0x2545f4914f6cdd1dull;
     t->now = INT64_MIN;
@@ -241,6 +275,7 @@ static void cap__info(const struct cap__flow *f, struct cap_flow_info *fi)
     fi->created_frame = f->created_frame;
     fi->touched_frame = f->touched_frame;
     fi->rst_seen = f->rst_seen;
+    fi->evicted = f->evicted;
     fi->fin_seen[SC_DIR_C2S] = f->fin_dir[c];
     fi->fin_seen[SC_DIR_S2C] = f->fin_dir[1 - c];
 }
@@ -383,6 +418,8 @@ static void cap__expire(struct cap_tracker *t)
     struct cap__flow *f;
     while ((f = cap__oldest(&t->dead)) && cap__older(f->touched, t->now, t->set.closed_linger))
         cap__remove(t, f);
+    while ((f = cap__oldest(&t->gone)) && cap__older(f->touched, t->now, t->set.closed_linger))
+        cap__remove(t, f);
     while ((f = cap__oldest(&t->live)) && cap__older(f->touched, t->now, t->set.idle_timeout)) {
         struct sc_meta m = {f->last_frame, f->last_ts};
         cap__close(t, f, CAP_CLOSE_TIMEOUT, &m, false);
@@ -393,6 +430,8 @@ static void cap__expire(struct cap_tracker *t)
 static bool cap__evict(struct cap_tracker *t)
 {
     struct cap__flow *f = cap__oldest(&t->dead);
+    if (!f)
+        f = cap__oldest(&t->gone);
     if (f) {
         cap__remove(t, f);
         return true;
@@ -403,8 +442,92 @@ static bool cap__evict(struct cap_tracker *t)
     t->stats.evicted++;
     struct sc_meta m = {f->last_frame, f->last_ts};
     cap__event(t, f, "flow_evicted", SC_DIR_NONE, &m, "the flow table was full");
+    f->evicted = true;
     cap__close(t, f, CAP_CLOSE_TIMEOUT, &m, false);
     return true;
+}
+
+/* Heap bytes the process holds, or 0 where that cannot be known. */
+static size_t cap__heap_used(void)
+{
+#if defined(CAP_HEAP_SANITIZER)
+    return __sanitizer_get_current_allocated_bytes();
+#elif defined(CAP_HEAP_MALLINFO2)
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#else
+    return 0;
+#endif
+}
+
+/* What cap__mem_check evicts, in this order. */
+enum cap__mem_phase {
+    CAP_MEM_DEAD,  /* tombstones of closed connections */
+    CAP_MEM_EMPTY, /* connections that carried no payload yet (half-open floods) */
+    CAP_MEM_LIVE,  /* the least recently active connections */
+    CAP_MEM_GONE,  /* tombstones of connections evicted under mem_max */
+    CAP_MEM__COUNT
+};
+
+/* Evicts f under mem_max: a tombstone or a flow without payload goes; a
+ * flow with a session is closed and kept as a tombstone on the `gone` list,
+ * so its later packets are absorbed instead of opening a new mid-stream
+ * session that would be evicted in turn. */
+static void cap__mem_evict(struct cap_tracker *t, struct cap__flow *f, enum cap__mem_phase ph)
+{
+    t->stats.mem_evicted++;
+    if (ph == CAP_MEM_DEAD || ph == CAP_MEM_GONE) {
+        cap__remove(t, f);
+        return;
+    }
+    t->stats.evicted++;
+    struct sc_meta m = {f->last_frame, f->last_ts};
+    cap__event(t, f, "flow_evicted", SC_DIR_NONE, &m,
+               "the memory cap (limits.memory_mb) was reached");
+    bool keep = ph == CAP_MEM_LIVE && f->app != NULL;
+    f->evicted = true;
+    cap__close(t, f, CAP_CLOSE_TIMEOUT, &m, keep);
+    if (keep) {
+        cap__unlink(f);
+        cap__append(&t->gone, f);
+    }
+}
+
+/* Keeps the heap under mem_max (see cap_settings).  One measurement per
+ * check: the flows to evict are estimated from the heap's average per flow,
+ * enough to come back to (1 - 1/CAP_MEM_SLACK) of the cap; an estimate that
+ * falls short is made up at the next check.  Evicts in the order of enum
+ * cap__mem_phase; connections without payload are looked for among the
+ * CAP_MEM_SCAN least recently active only. */
+static void cap__mem_check(struct cap_tracker *t)
+{
+    t->mem_tick = 0;
+    size_t used;
+    if (t->set.mem_max == 0 || t->nflows == 0 || (used = cap__heap_used()) <= t->set.mem_max)
+        return;
+    size_t per = used / t->nflows + 1;
+    size_t want = (used - t->set.mem_max + t->set.mem_max / CAP_MEM_SLACK) / per + 1;
+    struct cap__flow *f, *next;
+    while (want > 0 && (f = cap__oldest(&t->dead))) {
+        cap__mem_evict(t, f, CAP_MEM_DEAD);
+        want--;
+    }
+    unsigned n = 0;
+    for (f = t->live.head.next; want > 0 && f != &t->live.head && n < CAP_MEM_SCAN; f = next, n++) {
+        next = f->next;
+        if (f->ep[0].payload_bytes == 0 && f->ep[1].payload_bytes == 0) {
+            cap__mem_evict(t, f, CAP_MEM_EMPTY);
+            want--;
+        }
+    }
+    while (want > 0 && (f = cap__oldest(&t->live))) {
+        cap__mem_evict(t, f, CAP_MEM_LIVE);
+        want--;
+    }
+    while (want > 0 && (f = cap__oldest(&t->gone))) {
+        cap__mem_evict(t, f, CAP_MEM_GONE);
+        want--;
+    }
 }
 
 /* ---- packets ---- */
@@ -780,6 +903,7 @@ void cap_tracker_stats_add(struct cap_tracker_stats *to, const struct cap_tracke
     to->flows += from->flows;
     to->flows_followed += from->flows_followed;
     to->evicted += from->evicted;
+    to->mem_evicted += from->mem_evicted;
     to->table_full += from->table_full;
     to->late_packets += from->late_packets;
     to->port_reuse += from->port_reuse;
@@ -804,6 +928,8 @@ static void cap__clock(struct cap_tracker *t, uint64_t frame, sc_time ts)
     t->last.frame = frame;
     t->last.ts = ts;
     cap__expire(t);
+    if (++t->mem_tick >= CAP_MEM_CHECK_EVERY && t->mem_tick >= t->nflows / CAP_MEM_CHECK_SHARE)
+        cap__mem_check(t);
 }
 
 void cap_tracker_packet_ex(struct cap_tracker *t, const struct cap_packet *pkt, unsigned flags)
@@ -898,6 +1024,8 @@ void cap_tracker_free(struct cap_tracker *t)
     while ((f = cap__oldest(&t->live)))
         cap__remove(t, f);
     while ((f = cap__oldest(&t->dead)))
+        cap__remove(t, f);
+    while ((f = cap__oldest(&t->gone)))
         cap__remove(t, f);
     free(t->buckets);
     cap_defrag_free(t->defrag);

@@ -54,6 +54,12 @@ struct cap_settings {
      * limit the oldest tombstone, else the least recently active flow, is
      * evicted (closed as a timeout, with a "flow_evicted" event). */
     uint32_t max_flows;
+    /* Heap bytes the whole process may hold (0: no cap).  Checked every
+     * CAP_MEM_CHECK_EVERY packets; above it, tombstones, then the least
+     * recently active flows, are evicted as at max_flows (a "flow_evicted"
+     * event on the sessions cut short).  Measured with glibc's mallinfo2 (or
+     * the sanitizer allocator's count); elsewhere only max_flows holds. */
+    size_t mem_max;
     /* Out-of-order bytes held per direction (see reasm.h). 1 MiB covers a
      * full window of a fast local link; beyond it holes become gaps. */
     size_t ooo_max;
@@ -158,6 +164,7 @@ struct cap_flow_info {
     uint64_t created_frame, touched_frame;
     bool rst_seen;
     bool fin_seen[2];
+    bool evicted; /* in `close`: evicted at max_flows or mem_max, not ended */
 };
 
 struct cap_tracker_cb {
@@ -188,6 +195,7 @@ struct cap_tracker_stats {
     uint64_t flows;          /* connections opened */
     uint64_t flows_followed; /* connections the consumer accepted */
     uint64_t evicted;
+    uint64_t mem_evicted;  /* flows (tombstones included) evicted under mem_max */
     uint64_t table_full;   /* new flows refused because nothing could be evicted */
     uint64_t late_packets; /* packets absorbed by tombstones */
     uint64_t port_reuse;

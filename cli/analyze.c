@@ -325,8 +325,9 @@ static bool an__ended(struct an_ctx *c, struct an_flow *f, const struct cap_flow
         return false;
     if (!f->smtp) {
         /* Nothing ever arrived: an empty connection, or a probe never shown
-         * to be SMTP (as a session fed nothing would be). */
-        if (!f->probe)
+         * to be SMTP (as a session fed nothing would be).  An evicted one
+         * is counted as evicted. */
+        if (!f->probe && !fi->evicted)
             c->empty++;
         return false;
     }

@@ -392,11 +392,14 @@ static int cfg__apply(struct jv *doc, const char *name, struct an_options *o, ch
     }
     if ((v = jv_get(doc, "limits"))) {
         want_type(&l, v, JV_OBJ, "limits must be a mapping");
-        static const char *const lk[] = {"max_flows", "transcript_lines", NULL};
+        static const char *const lk[] = {"max_flows", "memory_mb", "transcript_lines", NULL};
         known_keys(&l, v, "limits", lk);
         const struct jv *x = jv_get(v, "max_flows");
         if (x)
             o->cap.max_flows = (uint32_t)num(&l, x, 16, 1u << 26);
+        x = jv_get(v, "memory_mb");
+        if (x) /* 0: no cap */
+            o->cap.mem_max = (size_t)num(&l, x, 0, 1u << 20) << 20;
         x = jv_get(v, "transcript_lines");
         if (x)
             o->transcript_lines = (size_t)num(&l, x, 16, 10000000);

@@ -1102,7 +1102,8 @@ static void rep__text_summary(struct rep_writer *w, const struct rep_summary *s)
     }
     if (s->evicted)
         sc_buf_printf(b,
-                      "  %" PRIu64 " connections were cut short because the flow table was full\n",
+                      "  %" PRIu64 " connections were cut short because the flow table or the "
+                      "memory cap was full (limits: max_flows, memory_mb)\n",
                       s->evicted);
     if (s->ts_backwards)
         sc_buf_printf(b, "  %" PRIu64 " packets had timestamps earlier than the packet before\n",

@@ -52,6 +52,10 @@
  * in either build; a tracked flow costs about 800 bytes. */
 #define FLOOD_MAX_FLOWS 65536
 #define FLOOD_CONFIG "limits:\n  max_flows: 65536\n"
+/* The same flood under a heap cap instead: the default max_flows (262,144
+ * flows, ~200 MiB of half-open flows) would hold far more than 24 MiB. */
+#define MEMCAP_MIB 24
+#define MEMCAP_CONFIG "limits:\n  memory_mb: 24\n"
 
 #define MSS 1460
 #define BASE_TS (INT64_C(1709287200) * SC_NS_PER_SEC + INT64_C(113500000))
@@ -1379,6 +1383,26 @@ static void ck_syn_flood(struct run *r)
              num(r->summary, "sessions"));
 }
 
+static void ck_syn_flood_memcap(struct run *r)
+{
+    check_real(r, true);
+    if (num(r->summary, "tcp_flows") < (long)FLOOD_FLOWS)
+        fail("summary tcp_flows %ld, expected at least %u", num(r->summary, "tcp_flows"),
+             FLOOD_FLOWS);
+    /* max_flows alone would evict 1,000,000 - 262,144 flows; the cap far more */
+    if (num(r->summary, "evicted") < (long)(FLOOD_FLOWS - FLOOD_FLOWS / 8))
+        fail("summary evicted %ld: expected the memory cap to evict at least %u half-open flows",
+             num(r->summary, "evicted"), FLOOD_FLOWS - FLOOD_FLOWS / 8);
+    if (num(r->summary, "sessions") != 1)
+        fail("summary sessions %ld, expected 1", num(r->summary, "sessions"));
+    /* Every connection is accounted for once: evicted, empty (the half-open
+     * flows still in the table at the end) or a session. */
+    long ev = num(r->summary, "evicted"), em = num(r->summary, "empty_connections");
+    if (ev + em + 1 != num(r->summary, "tcp_flows"))
+        fail("evicted %ld + empty_connections %ld + 1 session != tcp_flows %ld", ev, em,
+             num(r->summary, "tcp_flows"));
+}
+
 static void ck_endless(struct run *r)
 {
     check_real(r, true);
@@ -1601,7 +1625,9 @@ static void ck_tls(struct run *r)
  * (binary, libc, OpenSSL, libyaml, its read buffer: about 7 MiB) plus what
  * the case's limits let it hold, plus a margin.  The flood is bounded by
  * limits.max_flows: 65536 flows at about 800 bytes each is 52 MiB, so 96 MiB
- * leaves 32 MiB of margin over 64 MiB.  The others hold a few sessions whose
+ * leaves 32 MiB of margin over 64 MiB.  syn_flood_memcap holds the same
+ * flood under limits.memory_mb: 24 MiB of heap plus the floor and the mapped
+ * capture pages, 44 MiB.  The others hold a few sessions whose
  * buffers are all bounded (1 MiB out of order per direction, 64 KiB of held
  * client bytes, 1024-byte lines, 512 pending commands, 2048 transcript lines,
  * 64 KiB TLS messages): 24 MiB, or 32 MiB where tens of thousands of
@@ -1610,6 +1636,8 @@ static void ck_tls(struct run *r)
  * 224 MiB. */
 static const struct adv_case cases[] = {
     {"syn_flood", gen_syn_flood, 1, 96, FLOOD_CONFIG, ck_syn_flood, false},
+    {"syn_flood_memcap", gen_syn_flood, 1, MEMCAP_MIB + 20, MEMCAP_CONFIG, ck_syn_flood_memcap,
+     false},
     {"endless_line", gen_endless_line, 1, 32, NULL, ck_endless, false},
     {"multiline_100k", gen_multiline, 1, 24, NULL, ck_multiline, false},
     {"compare_lookalikes", gen_tuple_reuse, 0, 320, NULL, ck_compare, true},
