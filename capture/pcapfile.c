@@ -436,6 +436,8 @@ static int cap__next_pcapng(struct cap_reader *r, struct cap_record *rec)
         rec->ifindex = ifid;
         rec->ts = type == PCAPNG_SPB ? 0 : cap__ts_scale(ifc, units);
         rec->frame = ++r->frame;
+        if (r->pos < r->end)
+            __builtin_prefetch(r->buf + r->pos); /* as in cap__next_pcap */
         return 1;
     }
 }
