@@ -14,6 +14,7 @@
 #include "capture/dump.h"
 #include "cli/par.h"
 #include "common/error.h"
+#include "common/wire.h"
 
 /* A session remembered for -w: where its packets are. */
 struct an_sess {
@@ -492,30 +493,76 @@ static uint64_t an__mix64(uint64_t h, uint64_t v)
     return h;
 }
 
+/* One endpoint's share of a connection's hash. */
+static uint64_t an__ep_hash(const struct cap_addr *a, uint16_t port)
+{
+    uint64_t w0, w1;
+    memcpy(&w0, a->b, 8);
+    memcpy(&w1, a->b + 8, 8);
+    uint64_t h = (w0 ^ (w1 * 0x9e3779b97f4a7c15ull)) + port;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
+}
+
+/* The worker owning a connection, from its endpoints and observation
+ * context: the same for both directions (the endpoints' hashes are added,
+ * so no comparison orders them; the reading thread computes this for every
+ * packet). */
+static uint32_t an__shard_key(const struct cap_addr *a, uint16_t pa, const struct cap_addr *b,
+                              uint16_t pb, uint64_t ctx, uint32_t n)
+{
+    uint64_t h = an__mix64(ctx, an__ep_hash(a, pa) + an__ep_hash(b, pb));
+    return (uint32_t)(h % n);
+}
+
 /* The worker owning a TCP packet's connection: the same for both directions
  * and for every observation of the connection the tracker keys together. */
 static uint32_t an__shard(const struct cap_packet *pkt, uint32_t n)
 {
-    const struct cap_addr *a = &pkt->src, *b = &pkt->dst;
-    uint16_t pa = pkt->sport, pb = pkt->dport;
-    int o = memcmp(a->b, b->b, sizeof(a->b));
-    if (o > 0 || (o == 0 && pa > pb)) {
-        const struct cap_addr *x = a;
-        a = b;
-        b = x;
-        uint16_t y = pa;
-        pa = pb;
-        pb = y;
+    return an__shard_key(&pkt->src, pkt->sport, &pkt->dst, pkt->dport, pkt->ctx, n);
+}
+
+/* The reading thread's short cut: the owner of an Ethernet frame carrying
+ * an unfragmented TCP segment directly in IPv4 or IPv6 (no VLAN tag, tunnel
+ * or IPv6 extension header), read from the raw bytes, so the packet is
+ * decoded once, by its worker.  Such a packet decodes with no observation
+ * context, so the owner is an__shard's.  False for anything else, which
+ * goes through the full decode (a packet the decoder would call malformed
+ * may be routed here: its one worker counts it all the same). */
+static bool an__route_fast(const struct cap_record *rec, uint32_t n, uint32_t *owner)
+{
+    const uint8_t *p = rec->data;
+    size_t len = rec->caplen;
+    if (rec->linktype != CAP_LINKTYPE_ETHERNET || len < 14 + 40)
+        return false;
+    uint16_t type = sc_load_be16(p + 12);
+    struct cap_addr a, b;
+    const uint8_t *tcp;
+    if (type == 0x0800) {
+        const uint8_t *ip = p + 14;
+        size_t ihl = (size_t)(ip[0] & 15) * 4;
+        if ((ip[0] >> 4) != 4 || ihl < 20 || ip[9] != 6 || (sc_load_be16(ip + 6) & 0x3fff) != 0 ||
+            len < 14 + ihl + 20)
+            return false;
+        memset(a.b, 0, 10);
+        memset(b.b, 0, 10);
+        a.b[10] = a.b[11] = b.b[10] = b.b[11] = 0xff;
+        memcpy(a.b + 12, ip + 12, 4);
+        memcpy(b.b + 12, ip + 16, 4);
+        tcp = ip + ihl;
+    } else if (type == 0x86dd) {
+        const uint8_t *ip = p + 14;
+        if ((ip[0] >> 4) != 6 || ip[6] != 6 || len < 14 + 40 + 20)
+            return false;
+        memcpy(a.b, ip + 8, 16);
+        memcpy(b.b, ip + 24, 16);
+        tcp = ip + 40;
+    } else {
+        return false;
     }
-    uint64_t h = an__mix64(0, pkt->ctx), w;
-    for (int k = 0; k < 2; k++) {
-        memcpy(&w, a->b + 8 * k, 8);
-        h = an__mix64(h, w);
-        memcpy(&w, b->b + 8 * k, 8);
-        h = an__mix64(h, w);
-    }
-    h = an__mix64(h, (uint64_t)pa << 16 | pb);
-    return (uint32_t)(h % n);
+    *owner = an__shard_key(&a, sc_load_be16(tcp), &b, sc_load_be16(tcp + 2), 0, n);
+    return true;
 }
 
 static bool an__mine(void *user, const struct cap_packet *pkt)
@@ -798,6 +845,8 @@ static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_
     return true;
 }
 
+static void an__pipe_route(struct an_pipe *pp, const struct cap_record *rec, uint32_t owner);
+
 static void an__pipe_packet(struct an_pipe *pp, const struct cap_record *rec,
                             const struct cap_packet *pkt)
 {
@@ -808,6 +857,12 @@ static void an__pipe_packet(struct an_pipe *pp, const struct cap_record *rec,
     uint32_t owner = pkt->frag.present           ? PAR_ALL
                      : pkt->status == CAP_ST_TCP ? an__shard(pkt, pp->n)
                                                  : (uint32_t)(rec->frame % pp->n);
+    an__pipe_route(pp, rec, owner);
+}
+
+/* Hands a packet to its owner (a worker or PAR_ALL). */
+static void an__pipe_route(struct an_pipe *pp, const struct cap_record *rec, uint32_t owner)
+{
     if (!par_packet(pp->par, owner, rec->frame, rec->ts, rec->data, rec->caplen, rec->wirelen,
                     rec->linktype, pp->stable))
         pp->lost++;
@@ -918,16 +973,22 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
         if (rc <= 0)
             break;
         packets++;
-        pkt.frame = rec.frame;
-        pkt.ts = rec.ts;
-        pkt.caplen = rec.caplen;
-        pkt.wirelen = rec.wirelen;
-        enum cap_status stt =
-            cap_decode_ex(&pkt, rec.linktype, rec.data, rec.caplen, &o->cap.decode);
-        if (stt == CAP_ST_LINK_UNSUPPORTED)
-            an__note_linktype(sum, rec.linktype);
-        sum->bytes += rec.caplen;
-        an__pipe_packet(&pp, &rec, &pkt);
+        uint32_t owner;
+        if (pp.par && an__route_fast(&rec, pp.n, &owner)) {
+            sum->bytes += rec.caplen;
+            an__pipe_route(&pp, &rec, owner);
+        } else {
+            pkt.frame = rec.frame;
+            pkt.ts = rec.ts;
+            pkt.caplen = rec.caplen;
+            pkt.wirelen = rec.wirelen;
+            enum cap_status stt =
+                cap_decode_ex(&pkt, rec.linktype, rec.data, rec.caplen, &o->cap.decode);
+            if (stt == CAP_ST_LINK_UNSUPPORTED)
+                an__note_linktype(sum, rec.linktype);
+            sum->bytes += rec.caplen;
+            an__pipe_packet(&pp, &rec, &pkt);
+        }
         if (progress && (rec.frame & 0xffff) == 0) {
             double now = an__now();
             if (now - last_progress >= 0.5) {
