@@ -14,7 +14,9 @@
 #endif
 #endif
 #if defined(CAP_HEAP_SANITIZER)
-#include <sanitizer/allocator_interface.h>
+/* The sanitizer runtime's count of allocated bytes (gcc ships no
+ * <sanitizer/allocator_interface.h>; every ASan runtime exports it). */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
 #include <malloc.h>
 #define CAP_HEAP_MALLINFO2 1
