@@ -487,8 +487,8 @@ static int gen_endless_line(struct gen *g, struct ctx *x)
 /* Many sessions open at once, each sending 3000 lines of 1000 bytes (300 MB in
  * all): each session keeps at most 2048 lines of up to 1024 bytes of its
  * dialogue for the rules, so the memory is bounded per session (about 1.3 MiB
- * here), but nothing bounds it across sessions: it grows with the number of
- * sessions open at once, up to limits.max_flows of them. */
+ * here); across sessions only limits.memory_mb bounds it (its default, 1 GiB,
+ * is not reached here; syn_flood_memcap tests the cap). */
 #define MANY_SESSIONS 100
 #define MANY_LINES 3000
 static int gen_many_dialogues(struct gen *g, struct ctx *x)
