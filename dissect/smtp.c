@@ -1664,14 +1664,23 @@ static enum smtp_feed_result smtp__proxy_feed(struct smtp_session *s, enum sc_di
         return SMTP_NOT_SMTP;
     }
     sc_buf_printf(&s->info.proxy, "%s to %s", proxy_kind_name(s->proxy->kind), s->proxy->target);
-    const uint8_t *b;
-    size_t k;
-    proxy_leftover(s->proxy, SC_DIR_S2C, &b, &k);
-    if (k)
-        smtp__feed_server(s, b, k, m);
-    proxy_leftover(s->proxy, SC_DIR_C2S, &b, &k);
-    if (k && s->verdict >= 0)
-        smtp__feed_client(s, b, k, m);
+    /* What the proxy reader kept past the handshake, in the order it was
+     * sent: the other direction's bytes came in earlier feeds, this
+     * direction's are the rest of this one.  (Server first whatever the
+     * direction made a session read the same bytes differently when the
+     * handshake ended inside a segment than one byte at a time.) */
+    enum sc_dir order[2] = {dir == SC_DIR_C2S ? SC_DIR_S2C : SC_DIR_C2S, dir};
+    for (int i = 0; i < 2 && s->verdict >= 0; i++) {
+        const uint8_t *b;
+        size_t k;
+        proxy_leftover(s->proxy, order[i], &b, &k);
+        if (!k)
+            continue;
+        if (order[i] == SC_DIR_C2S)
+            smtp__feed_client(s, b, k, m);
+        else
+            smtp__feed_server(s, b, k, m);
+    }
     return s->verdict < 0 ? SMTP_NOT_SMTP : SMTP_OK;
 }
 
