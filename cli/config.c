@@ -189,14 +189,16 @@ static size_t re_add(size_t a, size_t b)
     return a > SIZE_MAX / 2 - b ? SIZE_MAX / 2 : a + b;
 }
 
-/* Size of the ERE at *pp up to an unmatched ')' or its end, counting each
- * atom once per copy; *pp is left on the ')' or the NUL.  Only sizes: syntax
- * errors are regcomp's to report. */
+/* Size of the ERE at *pp up to the ')' that closes its group (depth > 0)
+ * or its end, counting each atom once per copy; *pp is left on the ')' or
+ * the NUL.  At depth 0 an unmatched ')' is an atom: glibc's regcomp takes it
+ * as a literal, so the bounds and pluses after it repeat it.  Only sizes:
+ * syntax errors are regcomp's to report. */
 static size_t re_size(const char **pp, int depth)
 {
     const char *p = *pp;
     size_t total = 0, last = 0; /* last: the atom a following bound repeats */
-    while (*p && *p != ')') {
+    while (*p && (*p != ')' || depth == 0)) {
         size_t atom = 1;
         if (*p == '(') {
             p++;
@@ -274,13 +276,7 @@ static size_t re_size(const char **pp, int depth)
 /* Sizes a whole pattern (stray ')' included). */
 static size_t re_expansion(const char *p)
 {
-    size_t total = 0;
-    for (;;) {
-        total = re_add(total, re_size(&p, 0));
-        if (!*p)
-            return total;
-        p++; /* an unmatched ')': regcomp decides what it means */
-    }
+    return re_size(&p, 0);
 }
 
 static void ld_signatures(struct cfg_ld *l, const struct jv *v, struct heur_config *h)

@@ -115,6 +115,13 @@ printf 'signatures:\n  - {id: p, target: banner, pattern: "=++++++++++++++++++++
     >"$tmp/bad7.yaml"
 run plus-blowup 2 analyze -q -c "$tmp/bad7.yaml" "$plain"
 has err 'bad7.yaml:2:38: pattern repeats too much' plus-blowup
+# An unmatched ')' is a literal to regcomp, so pluses after it repeat it; the
+# sizing took it for the end of the pattern and let 2^40 copies through
+# (found by fuzz_yaml: out of memory).
+printf 'signatures:\n  - {id: p, target: banner, pattern: "(a) b)++++++++++++++++++++++++++++++++++++++++"}\n' \
+    >"$tmp/bad8.yaml"
+run paren-plus-blowup 2 analyze -q -c "$tmp/bad8.yaml" "$plain"
+has err 'bad8.yaml:2:38: pattern repeats too much' paren-plus-blowup
 printf 'signatures:\n  - {id: p, target: banner, pattern: "^999 X+Y+Z+ [^ ]+"}\n' >"$tmp/ok7.yaml"
 run plus-ok 0 analyze -q -c "$tmp/ok7.yaml" "$plain"
 
