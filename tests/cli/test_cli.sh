@@ -122,6 +122,11 @@ printf 'signatures:\n  - {id: p, target: banner, pattern: "(a) b)+++++++++++++++
     >"$tmp/bad8.yaml"
 run paren-plus-blowup 2 analyze -q -c "$tmp/bad8.yaml" "$plain"
 has err 'bad8.yaml:2:38: pattern repeats too much' paren-plus-blowup
+# A star between stacked pluses: 2^16 copies passed the old bound of 100,000
+# and regcomp took 16 s and 1.2 GB under ASan (found by the CI fuzz smoke).
+printf 'signatures:\n  - {id: p, target: banner, pattern: ")++++++++++*++++++"}\n' >"$tmp/bad9.yaml"
+run star-plus-slow 2 analyze -q -c "$tmp/bad9.yaml" "$plain"
+has err 'bad9.yaml:2:38: pattern repeats too much' star-plus-slow
 printf 'signatures:\n  - {id: p, target: banner, pattern: "^999 X+Y+Z+ [^ ]+"}\n' >"$tmp/ok7.yaml"
 run plus-ok 0 analyze -q -c "$tmp/ok7.yaml" "$plain"
 
