@@ -172,7 +172,7 @@ static void ld_thresholds(struct cfg_ld *l, const struct jv *v, struct heur_conf
  * ("((a{255}){255}){255}" asks for 16 million copies: gigabytes and seconds),
  * and x+ as x x*, two copies, so stacked pluses double ("a+++...+", 45 of
  * them, asks for 2^45).
- * A pattern that expands further is refused.  The compile is not linear in
+ * A pattern expanding past the bound below is refused.  The compile is not linear in
  * the copies: stars between stacked pluses (")++++++++++*++++++") made
  * 65,536 copies take 16 s and 1.2 GB under ASan (found by the CI fuzz smoke),
  * so the bound is 4096 copies, still past what a pattern for one SMTP line
