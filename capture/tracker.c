@@ -47,9 +47,24 @@ enum cap__state {
 /* Over the cap, flows are evicted until the heap should be back under
  * mem_max - mem_max / CAP_MEM_SLACK, so checks do not evict every time. */
 #define CAP_MEM_SLACK 16
+/* Buckets of the flow table at the start.  The table doubles whenever the
+ * flows outnumber its buckets, up to max_flows rounded up to a power of two:
+ * a bucket array sized for the cap from the start is touched page by page
+ * as flows come and go, so resident memory would creep up with the
+ * capture's length instead of following the flows open at once. */
+#define CAP_BUCKETS_MIN 1024
 /* Least recently active flows looked through for ones without payload (a
  * SYN flood's) before real sessions are evicted instead. */
 #define CAP_MEM_SCAN 4096
+
+/* What only a flow being followed (or about to be) needs: per-side
+ * counters and the two streams, most of a flow's size.  Tombstones and
+ * flows the consumer declined carry none (cap__flow.b is NULL), so the
+ * table's many closed and foreign connections cost a small head each. */
+struct cap__tcp {
+    struct cap_side ep[2]; /* by endpoint index */
+    struct cap_stream st[2];
+};
 
 struct cap__flow {
     struct cap__flow *hnext;
@@ -62,9 +77,14 @@ struct cap__flow {
     int8_t client; /* endpoint index of the client, -1 while unknown */
     bool guessed;
     bool syn[2];
+    bool had_payload; /* a packet of either side carried payload */
+    /* Where each endpoint's stream stood when the body was freed (flows
+     * declined or dropped), for cap__syn_starts_new: bit 2e set if it had a
+     * base, bit 2e+1 if nothing had been delivered on it yet. */
+    uint8_t base_flags;
+    uint32_t base_seq[2];
     uint32_t isn[2];
-    struct cap_side ep[2]; /* by endpoint index */
-    struct cap_stream st[2];
+    struct cap__tcp *b; /* NULL for tombstones and declined flows */
     void *app;
     uint64_t seq_no;
     uint64_t first_frame, last_frame;
@@ -89,6 +109,7 @@ struct cap_tracker {
     void *user;
     struct cap__flow **buckets;
     size_t mask;
+    size_t buckets_max; /* the table grows up to this many buckets */
     size_t nflows;
     struct cap__list live;
     struct cap__list dead;
@@ -214,9 +235,10 @@ struct cap_tracker *cap_tracker_new(const struct cap_settings *s, const struct c
     t->lim.pool_max = s->pool_max;
     t->lim.history = s->history;
     t->lim.evidence_max = s->evidence_max;
-    size_t nb = 1024;
-    while (nb < t->set.max_flows && nb < ((size_t)1 << 30))
-        nb <<= 1;
+    t->buckets_max = CAP_BUCKETS_MIN;
+    while (t->buckets_max < t->set.max_flows && t->buckets_max < ((size_t)1 << 30))
+        t->buckets_max <<= 1;
+    size_t nb = CAP_BUCKETS_MIN;
     t->buckets = calloc(nb, sizeof(*t->buckets));
     t->defrag = cap_defrag_new(&s->defrag, &s->decode);
     if (!t->buckets || !t->defrag) {
@@ -265,10 +287,10 @@ static void cap__info(const struct cap__flow *f, struct cap_flow_info *fi)
 {
     memset(fi, 0, sizeof(*fi));
     int c = f->client < 0 ? 0 : f->client;
-    fi->side[SC_DIR_C2S] = f->ep[c];
-    fi->side[SC_DIR_S2C] = f->ep[1 - c];
-    fi->side[SC_DIR_C2S].stream = &f->st[c];
-    fi->side[SC_DIR_S2C].stream = &f->st[1 - c];
+    fi->side[SC_DIR_C2S] = f->b->ep[c];
+    fi->side[SC_DIR_S2C] = f->b->ep[1 - c];
+    fi->side[SC_DIR_C2S].stream = &f->b->st[c];
+    fi->side[SC_DIR_S2C].stream = &f->b->st[1 - c];
     fi->handshake = f->syn[0] || f->syn[1]; /* a SYN or SYN-ACK fixes both stream starts */
     fi->roles_guessed = f->guessed;
     fi->first_frame = f->first_frame;
@@ -294,6 +316,26 @@ static void cap__event(struct cap_tracker *t, struct cap__flow *f, const char *k
         t->cb.event(t->user, f->app, kind, dir, m, detail);
 }
 
+/* Frees a flow's body (held segments, history, counters), first noting
+ * where its streams stood for cap__syn_starts_new. */
+static void cap__body_free(struct cap_tracker *t, struct cap__flow *f)
+{
+    struct cap__tcp *b = f->b;
+    if (!b)
+        return;
+    f->base_flags = 0;
+    for (int e = 0; e < 2; e++) {
+        f->base_seq[e] = b->st[e].next_seq;
+        if (b->st[e].init)
+            f->base_flags |= (uint8_t)(1u << (2 * e));
+        if (b->st[e].next_off == 0)
+            f->base_flags |= (uint8_t)(2u << (2 * e));
+        cap_stream_free(&b->st[e], &t->pool_used);
+    }
+    free(b);
+    f->b = NULL;
+}
+
 /* Removes a flow from the table entirely (no callbacks). */
 static void cap__remove(struct cap_tracker *t, struct cap__flow *f)
 {
@@ -303,8 +345,7 @@ static void cap__remove(struct cap_tracker *t, struct cap__flow *f)
     if (*pp)
         *pp = f->hnext;
     cap__unlink(f);
-    cap_stream_free(&f->st[0], &t->pool_used);
-    cap_stream_free(&f->st[1], &t->pool_used);
+    cap__body_free(t, f);
     free(f);
     t->nflows--;
 }
@@ -373,8 +414,7 @@ static void cap__drop(struct cap_tracker *t, struct cap__flow *f, const struct s
     }
     f->state = FS_IGNORED;
     f->app = NULL;
-    cap_stream_free(&f->st[0], &t->pool_used);
-    cap_stream_free(&f->st[1], &t->pool_used);
+    cap__body_free(t, f);
 }
 
 /* Ends a connection: flushes both directions, tells the consumer, and turns
@@ -387,8 +427,8 @@ static void cap__close(struct cap_tracker *t, struct cap__flow *f, enum cap_clos
             /* The client's stream first, so requests precede their replies. */
             int ep = e == 0 ? f->client : 1 - f->client;
             struct cap__sctx c = {t, f, ep};
-            if (f->st[ep].init &&
-                cap_stream_flush(&f->st[ep], &t->lim, &t->pool_used, CAP_GAP_END, m, &cap__scb, &c))
+            if (f->b->st[ep].init && cap_stream_flush(&f->b->st[ep], &t->lim, &t->pool_used,
+                                                      CAP_GAP_END, m, &cap__scb, &c))
                 cap__drop(t, f, m);
         }
     }
@@ -403,8 +443,7 @@ static void cap__close(struct cap_tracker *t, struct cap__flow *f, enum cap_clos
         cap__remove(t, f);
         return;
     }
-    cap_stream_free(&f->st[0], &t->pool_used);
-    cap_stream_free(&f->st[1], &t->pool_used);
+    cap__body_free(t, f);
     f->state = FS_CLOSED;
     f->touched = t->now;
     cap__unlink(f);
@@ -528,7 +567,7 @@ static void cap__mem_check(struct cap_tracker *t)
     unsigned n = 0;
     for (f = t->live.head.next; want > 0 && f != &t->live.head && n < CAP_MEM_SCAN; f = next, n++) {
         next = f->next;
-        if (f->ep[0].payload_bytes == 0 && f->ep[1].payload_bytes == 0) {
+        if (!f->had_payload) {
             cap__mem_evict(t, f, CAP_MEM_EMPTY);
             want--;
         }
@@ -558,6 +597,7 @@ static struct cap__flow *cap__lookup(struct cap_tracker *t, const struct cap_add
 static void cap__flow_start(struct cap_tracker *t, struct cap__flow *f,
                             const struct cap_packet *pkt)
 {
+    cap__body_free(t, f);
     struct cap__flow *hn = f->hnext;
     uint64_t h = f->hash, ctx = f->ctx;
     struct cap_addr a[2] = {f->addr[0], f->addr[1]};
@@ -568,13 +608,20 @@ static void cap__flow_start(struct cap_tracker *t, struct cap__flow *f,
     f->ctx = ctx;
     memcpy(f->addr, a, sizeof(a));
     memcpy(f->port, port, sizeof(port));
-    for (int e = 0; e < 2; e++) {
-        f->ep[e].addr = a[e];
-        f->ep[e].port = port[e];
-        cap_stream_init(&f->st[e]);
-    }
     f->client = -1;
     f->state = FS_PENDING;
+    /* (A flow restarts only as a tombstone, which has no body.) */
+    f->b = calloc(1, sizeof(*f->b));
+    if (f->b) {
+        for (int e = 0; e < 2; e++) {
+            f->b->ep[e].addr = a[e];
+            f->b->ep[e].port = port[e];
+            cap_stream_init(&f->b->st[e]);
+        }
+    } else {
+        f->state = FS_IGNORED; /* no memory to follow it: only counted */
+        t->stats.table_full++;
+    }
     f->seq_no = ++t->next_seq_no;
     f->created_frame = t->last.frame;
     f->first_frame = pkt->frame;
@@ -583,6 +630,25 @@ static void cap__flow_start(struct cap_tracker *t, struct cap__flow *f,
     memcpy(f->vlan, pkt->vlan, sizeof(f->vlan));
     t->stats.flows++;
     cap__append(&t->live, f);
+}
+
+/* Doubles the bucket array; on OOM the chains just get longer. */
+static void cap__grow(struct cap_tracker *t)
+{
+    size_t nb = (t->mask + 1) * 2;
+    struct cap__flow **v = calloc(nb, sizeof(*v));
+    if (!v)
+        return;
+    for (size_t i = 0; i <= t->mask; i++) {
+        for (struct cap__flow *f = t->buckets[i], *next; f; f = next) {
+            next = f->hnext;
+            f->hnext = v[f->hash & (nb - 1)];
+            v[f->hash & (nb - 1)] = f;
+        }
+    }
+    free(t->buckets);
+    t->buckets = v;
+    t->mask = nb - 1;
 }
 
 static struct cap__flow *cap__flow_new(struct cap_tracker *t, const struct cap_addr a[2],
@@ -602,6 +668,8 @@ static struct cap__flow *cap__flow_new(struct cap_tracker *t, const struct cap_a
     f->ctx = pkt->ctx;
     memcpy(f->addr, a, sizeof(f->addr));
     memcpy(f->port, port, sizeof(f->port));
+    if (t->nflows >= t->mask + 1 && t->mask + 1 < t->buckets_max)
+        cap__grow(t);
     f->hnext = t->buckets[h & t->mask];
     t->buckets[h & t->mask] = f;
     t->nflows++;
@@ -697,7 +765,12 @@ static bool cap__syn_starts_new(const struct cap__flow *f, int ep, uint32_t seq)
 {
     if (f->syn[ep])
         return seq != f->isn[ep];
-    const struct cap_stream *st = &f->st[ep];
+    if (!f->b) { /* declined or dropped: where the stream stood then */
+        if (!(f->base_flags & (1u << (2 * ep))))
+            return false;
+        return !((f->base_flags & (2u << (2 * ep))) && f->base_seq[ep] == (uint32_t)(seq + 1));
+    }
+    const struct cap_stream *st = &f->b->st[ep];
     if (!st->init)
         return false;
     return !(st->next_off == 0 && st->next_seq == (uint32_t)(seq + 1));
@@ -754,11 +827,13 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
     cap__append(&t->live, f);
     f->last_frame = pkt->frame;
     f->last_ts = pkt->ts;
-    struct cap_side *sd = &f->ep[se];
+    if (pkt->payload_len > 0)
+        f->had_payload = true;
+    if (f->state == FS_IGNORED || !f->b)
+        return; /* declined: nothing more is kept */
+    struct cap_side *sd = &f->b->ep[se];
     cap__side_packet(sd, pkt, rst);
     sd->payload_bytes += pkt->payload_len;
-    if (f->state == FS_IGNORED)
-        return;
 
     uint32_t seq = pkt->seq;
     if (syn) {
@@ -768,19 +843,19 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
             sd->syn_seen = true;
             sd->syn_opts = pkt->opts;
             sd->isn = pkt->seq;
-            if (!f->st[se].init)
-                cap_stream_set_base(&f->st[se], pkt->seq + 1);
+            if (!f->b->st[se].init)
+                cap_stream_set_base(&f->b->st[se], pkt->seq + 1);
         }
         if (f->client < 0 || (!ack && !f->syn[oe]))
             f->client = (int8_t)(ack ? oe : se);
-        if (ack && !f->st[oe].init)
-            cap_stream_set_base(&f->st[oe], pkt->ack); /* the client's ISN + 1 */
+        if (ack && !f->b->st[oe].init)
+            cap_stream_set_base(&f->b->st[oe], pkt->ack); /* the client's ISN + 1 */
         seq = pkt->seq + 1;
     }
     if (f->client < 0)
         cap__decide_roles(t, f, se, pkt);
-    if (!f->st[se].init && !rst)
-        cap_stream_set_base(&f->st[se], seq);
+    if (!f->b->st[se].init && !rst)
+        cap_stream_set_base(&f->b->st[se], seq);
     if (f->client < 0)
         return; /* no payload yet to tell who is who; bases are kept */
 
@@ -793,8 +868,7 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
         f->app = t->cb.open ? t->cb.open(t->user, &fi) : NULL;
         if (!f->app) {
             f->state = FS_IGNORED;
-            cap_stream_free(&f->st[0], &t->pool_used);
-            cap_stream_free(&f->st[1], &t->pool_used);
+            cap__body_free(t, f);
             return;
         }
         f->state = FS_ACTIVE;
@@ -816,9 +890,9 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
     if (pkt->opts.malformed)
         cap__event(t, f, "tcp_option_malformed", dir, &m, NULL);
 
-    if (ack && f->st[oe].init) {
+    if (ack && f->b->st[oe].init) {
         struct cap__sctx c = {t, f, oe};
-        if (cap_stream_acked(&f->st[oe], &t->lim, &t->pool_used, pkt->ack, &m, &cap__scb, &c)) {
+        if (cap_stream_acked(&f->b->st[oe], &t->lim, &t->pool_used, pkt->ack, &m, &cap__scb, &c)) {
             cap__drop(t, f, &m);
             return;
         }
@@ -832,7 +906,7 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
         struct cap__sctx c = {t, f, se};
         if (pkt->payload_wire > pkt->payload_len && !pkt->frag_first)
             cap__event(t, f, "snaplen_truncated", dir, &m, NULL);
-        if (cap_stream_segment(&f->st[se], &t->lim, &t->pool_used, seq, pkt->payload,
+        if (cap_stream_segment(&f->b->st[se], &t->lim, &t->pool_used, seq, pkt->payload,
                                pkt->payload_len, pkt->payload_wire,
                                pkt->frag_first ? CAP_GAP_FRAGMENT : CAP_GAP_SNAPLEN, fin, &m,
                                &cap__scb, &c)) {
