@@ -85,6 +85,15 @@ struct cap__flow {
     uint32_t base_seq[2];
     uint32_t isn[2];
     struct cap__tcp *b; /* NULL for tombstones and declined flows */
+    /* A connection seen only as its opening SYN so far (a SYN flood is made
+     * of them) keeps no body: what the SYN showed waits here, and
+     * cap__wake builds the body from it, and opens the flow, when anything
+     * else happens to it. */
+    bool stashed;
+    uint8_t syn_ttl, syn_ipver;
+    uint16_t syn_window;
+    uint32_t syn_ipid;
+    struct cap_tcpopts syn_opts;
     void *app;
     uint64_t seq_no;
     uint64_t first_frame, last_frame;
@@ -336,6 +345,8 @@ static void cap__body_free(struct cap_tracker *t, struct cap__flow *f)
     f->b = NULL;
 }
 
+static void cap__wake(struct cap_tracker *t, struct cap__flow *f);
+
 /* Removes a flow from the table entirely (no callbacks). */
 static void cap__remove(struct cap_tracker *t, struct cap__flow *f)
 {
@@ -422,6 +433,7 @@ static void cap__drop(struct cap_tracker *t, struct cap__flow *f, const struct s
 static void cap__close(struct cap_tracker *t, struct cap__flow *f, enum cap_close why,
                        const struct sc_meta *m, bool keep)
 {
+    cap__wake(t, f);
     if (f->state == FS_ACTIVE) {
         for (int e = 0; e < 2 && f->state == FS_ACTIVE; e++) {
             /* The client's stream first, so requests precede their replies. */
@@ -485,6 +497,7 @@ static bool cap__evict(struct cap_tracker *t)
     f = cap__oldest(&t->live);
     if (!f)
         return false;
+    cap__wake(t, f);
     t->stats.evicted++;
     struct sc_meta m = {f->last_frame, f->last_ts};
     cap__event(t, f, "flow_evicted", SC_DIR_NONE, &m, "the flow table was full");
@@ -526,6 +539,7 @@ static void cap__mem_evict(struct cap_tracker *t, struct cap__flow *f, enum cap_
         cap__remove(t, f);
         return;
     }
+    cap__wake(t, f);
     t->stats.evicted++;
     struct sc_meta m = {f->last_frame, f->last_ts};
     cap__event(t, f, "flow_evicted", SC_DIR_NONE, &m,
@@ -594,8 +608,9 @@ static struct cap__flow *cap__lookup(struct cap_tracker *t, const struct cap_add
     return NULL;
 }
 
+/* Starts (or restarts) a flow at pkt, with an empty body unless `bare`. */
 static void cap__flow_start(struct cap_tracker *t, struct cap__flow *f,
-                            const struct cap_packet *pkt)
+                            const struct cap_packet *pkt, bool bare)
 {
     cap__body_free(t, f);
     struct cap__flow *hn = f->hnext;
@@ -611,14 +626,14 @@ static void cap__flow_start(struct cap_tracker *t, struct cap__flow *f,
     f->client = -1;
     f->state = FS_PENDING;
     /* (A flow restarts only as a tombstone, which has no body.) */
-    f->b = calloc(1, sizeof(*f->b));
+    f->b = bare ? NULL : calloc(1, sizeof(*f->b));
     if (f->b) {
         for (int e = 0; e < 2; e++) {
             f->b->ep[e].addr = a[e];
             f->b->ep[e].port = port[e];
             cap_stream_init(&f->b->st[e]);
         }
-    } else {
+    } else if (!bare) {
         f->state = FS_IGNORED; /* no memory to follow it: only counted */
         t->stats.table_full++;
     }
@@ -653,7 +668,7 @@ static void cap__grow(struct cap_tracker *t)
 
 static struct cap__flow *cap__flow_new(struct cap_tracker *t, const struct cap_addr a[2],
                                        const uint16_t port[2], uint64_t h,
-                                       const struct cap_packet *pkt)
+                                       const struct cap_packet *pkt, bool bare)
 {
     if (t->nflows >= t->set.max_flows && !cap__evict(t)) {
         t->stats.table_full++;
@@ -673,7 +688,7 @@ static struct cap__flow *cap__flow_new(struct cap_tracker *t, const struct cap_a
     f->hnext = t->buckets[h & t->mask];
     t->buckets[h & t->mask] = f;
     t->nflows++;
-    cap__flow_start(t, f, pkt);
+    cap__flow_start(t, f, pkt, bare);
     return f;
 }
 
@@ -757,6 +772,90 @@ static void cap__side_packet(struct cap_side *sd, const struct cap_packet *pkt, 
     }
 }
 
+/* Offers a pending flow to the consumer; false if it declined (the flow is
+ * then only counted). */
+static bool cap__open(struct cap_tracker *t, struct cap__flow *f, const struct cap_encap *encap,
+                      uint8_t nencap, uint8_t ipver)
+{
+    struct cap_flow_info fi;
+    cap__info(f, &fi);
+    fi.encap = encap;
+    fi.nencap = nencap;
+    fi.ipver = ipver;
+    f->app = t->cb.open ? t->cb.open(t->user, &fi) : NULL;
+    if (!f->app) {
+        f->state = FS_IGNORED;
+        cap__body_free(t, f);
+        return false;
+    }
+    f->state = FS_ACTIVE;
+    t->stats.flows_followed++;
+    return true;
+}
+
+/* Whether a new flow's first packet is a plain opening SYN, whose flow can
+ * wait without a body (cap__flow.stashed): no ACK, RST, FIN or payload, no
+ * encapsulation to hand to the consumer, nothing that raises an event. */
+static bool cap__plain_syn(const struct cap_packet *pkt)
+{
+    return (pkt->flags & (CAP_TH_SYN | CAP_TH_ACK | CAP_TH_RST | CAP_TH_FIN)) == CAP_TH_SYN &&
+           pkt->payload_wire == 0 && pkt->nencap == 0 && !pkt->frag_first && !pkt->frag_conflict &&
+           !pkt->opts.malformed;
+}
+
+/* Records a plain opening SYN on a new bare flow, as cap__segment would
+ * have on a full one up to the point where it opens the flow. */
+static void cap__stash(struct cap__flow *f, int se, const struct cap_packet *pkt)
+{
+    f->stashed = true;
+    f->syn[se] = true;
+    f->isn[se] = pkt->seq;
+    f->client = (int8_t)se;
+    f->syn_ttl = pkt->ttl;
+    f->syn_ipver = pkt->ipver;
+    f->syn_ipid = pkt->ipid;
+    f->syn_window = pkt->window;
+    f->syn_opts = pkt->opts;
+}
+
+/* Gives a stashed flow its body, as if its SYN had been processed in full,
+ * and opens it.  Everything that acts on a flow other than through
+ * cap__segment's first-SYN path calls this first, so no callback, event or
+ * count depends on whether the flow waited. */
+static void cap__wake(struct cap_tracker *t, struct cap__flow *f)
+{
+    if (!f->stashed)
+        return;
+    f->stashed = false;
+    int se = f->client;
+    f->b = calloc(1, sizeof(*f->b));
+    if (!f->b) {
+        f->state = FS_IGNORED; /* no memory to follow it: only counted */
+        t->stats.table_full++;
+        return;
+    }
+    for (int e = 0; e < 2; e++) {
+        f->b->ep[e].addr = f->addr[e];
+        f->b->ep[e].port = f->port[e];
+        cap_stream_init(&f->b->st[e]);
+    }
+    struct cap_packet syn;
+    memset(&syn, 0, sizeof(syn));
+    syn.frame = f->first_frame;
+    syn.ts = f->first_ts;
+    syn.ttl = f->syn_ttl;
+    syn.ipver = f->syn_ipver;
+    syn.ipid = f->syn_ipid;
+    syn.window = f->syn_window;
+    struct cap_side *sd = &f->b->ep[se];
+    cap__side_packet(sd, &syn, false);
+    sd->syn_seen = true;
+    sd->syn_opts = f->syn_opts;
+    sd->isn = f->isn[se];
+    cap_stream_set_base(&f->b->st[se], f->isn[se] + 1);
+    cap__open(t, f, NULL, 0, f->syn_ipver);
+}
+
 /* Whether a SYN (without ACK) from endpoint ep opens a new connection on a
  * flow that is still open: its ISN differs from the one recorded, or, for a
  * connection picked up mid-stream, it does not fit where that endpoint's
@@ -797,10 +896,12 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
     struct sc_meta m = {pkt->frame, pkt->ts};
 
     struct cap__flow *f = cap__lookup(t, a, port, pkt->ctx, h);
+    bool bare = false;
     if (!f) {
         if (rst)
             return; /* nothing to close */
-        f = cap__flow_new(t, a, port, h, pkt);
+        bare = cap__plain_syn(pkt);
+        f = cap__flow_new(t, a, port, h, pkt, bare);
         if (!f)
             return;
     } else if (f->state == FS_CLOSED) {
@@ -808,17 +909,21 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
             t->stats.late_packets++;
             return;
         }
+        bare = cap__plain_syn(pkt);
         cap__unlink(f);
-        cap__flow_start(t, f, pkt);
-    } else if (syn && !ack && cap__syn_starts_new(f, se, pkt->seq)) {
-        /* A new SYN while the old connection looks open: the port was reused
-         * and the old connection's end was not seen. */
-        t->stats.port_reuse++;
-        cap__event(t, f, "port_reused", SC_DIR_C2S, &m,
-                   "a new SYN reused the 4-tuple before the connection was seen to close");
-        cap__close(t, f, CAP_CLOSE_TIMEOUT, &m, true);
-        cap__unlink(f);
-        cap__flow_start(t, f, pkt);
+        cap__flow_start(t, f, pkt, bare);
+    } else {
+        cap__wake(t, f);
+        if (syn && !ack && cap__syn_starts_new(f, se, pkt->seq)) {
+            /* A new SYN while the old connection looks open: the port was
+             * reused and the old connection's end was not seen. */
+            t->stats.port_reuse++;
+            cap__event(t, f, "port_reused", SC_DIR_C2S, &m,
+                       "a new SYN reused the 4-tuple before the connection was seen to close");
+            cap__close(t, f, CAP_CLOSE_TIMEOUT, &m, true);
+            cap__unlink(f);
+            cap__flow_start(t, f, pkt, false);
+        }
     }
 
     f->touched = t->now;
@@ -827,6 +932,10 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
     cap__append(&t->live, f);
     f->last_frame = pkt->frame;
     f->last_ts = pkt->ts;
+    if (bare) {
+        cap__stash(f, se, pkt);
+        return;
+    }
     if (pkt->payload_len > 0)
         f->had_payload = true;
     if (f->state == FS_IGNORED || !f->b)
@@ -860,20 +969,9 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
         return; /* no payload yet to tell who is who; bases are kept */
 
     if (f->state == FS_PENDING) {
-        struct cap_flow_info fi;
-        cap__info(f, &fi);
-        fi.encap = pkt->encap;
-        fi.nencap = pkt->nencap;
-        fi.ipver = pkt->ipver;
-        f->app = t->cb.open ? t->cb.open(t->user, &fi) : NULL;
-        if (!f->app) {
-            f->state = FS_IGNORED;
-            cap__body_free(t, f);
+        if (!cap__open(t, f, pkt->encap, pkt->nencap, pkt->ipver))
             return;
-        }
-        f->state = FS_ACTIVE;
-        t->stats.flows_followed++;
-        if (!fi.handshake)
+        if (!(f->syn[0] || f->syn[1]))
             cap__event(t, f, "midstream", SC_DIR_NONE, &m,
                        "the connection's handshake is not in the capture");
     }
@@ -1074,9 +1172,11 @@ void cap_tracker_finish(struct cap_tracker *t)
     cap_defrag_flush(t->defrag);
     cap__frag_expired(t);
     t->stats.defrag = *cap_defrag_stats(t->defrag);
+    /* Stashed flows are woken one at a time as they are closed (a flood's
+     * would otherwise all take their body at once). */
     size_t n = 0;
     for (struct cap__flow *f = t->live.head.next; f != &t->live.head; f = f->next)
-        if (f->state == FS_ACTIVE)
+        if (f->state == FS_ACTIVE || f->stashed)
             n++;
     if (n == 0)
         return;
@@ -1086,13 +1186,14 @@ void cap_tracker_finish(struct cap_tracker *t)
         struct cap__flow *f;
         while ((f = cap__oldest(&t->live))) {
             struct sc_meta m = t->last;
+            cap__wake(t, f);
             cap__close(t, f, f->state == FS_ACTIVE ? CAP_CLOSE_EOF : CAP_CLOSE_DROPPED, &m, false);
         }
         return;
     }
     size_t i = 0;
     for (struct cap__flow *f = t->live.head.next; f != &t->live.head; f = f->next)
-        if (f->state == FS_ACTIVE)
+        if (f->state == FS_ACTIVE || f->stashed)
             v[i++] = f;
     qsort(v, n, sizeof(*v), cap__cmp_seq);
     for (i = 0; i < n; i++) {

@@ -22,6 +22,15 @@
  * and ACKs are absorbed instead of opening a phantom connection; a new SYN on
  * the same 4-tuple starts a new connection (port reuse).
  *
+ * Memory: only a flow that is followed, or about to be, holds per-side
+ * counters and reassembly state.  Tombstones and flows the consumer declined
+ * or dropped keep a ~200-byte head; a connection seen only as its opening
+ * SYN keeps the head plus what that SYN showed, and is offered to `open`
+ * when its next packet arrives, when it is closed (timeout, eviction, end of
+ * capture) or evicted, with the same flow info it would have had at the SYN.
+ * So a SYN flood costs ~250 bytes a flow, and no callback, event or count
+ * depends on this.
+ *
  * Identity: the 4-tuple plus the packet's observation context (decode.h:
  * VLAN ids, ERSPAN sessions, VNIs, tunnel endpoints), so one connection seen
  * through two mirror sessions or on two VLANs is two flows, never one flow
@@ -168,8 +177,10 @@ struct cap_flow_info {
 };
 
 struct cap_tracker_cb {
-    /* A new connection with known roles.  Return the consumer's state for it,
-     * or NULL to ignore the connection for the rest of its life. */
+    /* A new connection with known roles (for one opened by a plain SYN, no
+     * later than its next packet or its close: see "Memory" above).  Return
+     * the consumer's state for it, or NULL to ignore the connection for the
+     * rest of its life. */
     void *(*open)(void *user, const struct cap_flow_info *fi);
     /* In-order bytes; return non-zero to drop the flow (close with DROPPED). */
     int (*data)(void *user, void *flow, enum sc_dir dir, uint64_t off, const uint8_t *p, size_t n,

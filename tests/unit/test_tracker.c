@@ -747,6 +747,117 @@ static void test_finish_closes_in_creation_order_as_eof(void **state)
     assert_int_equal(w.r.closes, 3);
 }
 
+/* What a flow opened by a lone SYN must show, however late it is opened:
+ * the SYN as its client side's only packet, nothing from the server. */
+static void assert_lone_syn_info(const struct cap_flow_info *fi, uint64_t frame, uint32_t isn)
+{
+    assert_true(fi->handshake);
+    assert_false(fi->roles_guessed);
+    assert_int_equal(fi->first_frame, frame);
+    assert_int_equal(fi->last_frame, frame);
+    const struct cap_side *c = &fi->side[SC_DIR_C2S], *s = &fi->side[SC_DIR_S2C];
+    assert_int_equal(c->port, 40000);
+    assert_int_equal(s->port, 25);
+    assert_int_equal(c->packets, 1);
+    assert_true(c->syn_seen);
+    assert_int_equal(c->isn, isn);
+    assert_true(c->syn_opts.mss_present);
+    assert_int_equal(c->syn_opts.mss, 1460);
+    assert_int_equal(c->first_ttl, 60);
+    assert_int_equal(c->ttl_min, 60);
+    assert_int_equal(c->last_frame, frame);
+    assert_int_equal(s->packets, 0);
+    assert_false(s->syn_seen);
+}
+
+/* A connection seen only as its SYN keeps no reassembly state and is offered
+ * to the consumer only when something else happens to it: its next packet,
+ * a timeout, a port reuse, the end of the capture.  Whichever comes, the
+ * consumer sees what it would have seen at the SYN, and every flow is
+ * opened and closed exactly once. */
+static void test_lone_syn_is_opened_late_with_its_own_info(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, NULL);
+    struct conn a = mkconn(&w, ep4(1, 40000), ep4(2, 25));
+    struct conn b = mkconn(&w, ep4(3, 40000), ep4(2, 25));
+    struct conn c = mkconn(&w, ep4(4, 40000), ep4(2, 25));
+    struct conn d = mkconn(&w, ep4(5, 40000), ep4(2, 25));
+    tx(&a, 0, CAP_TH_SYN, 100, 0, NULL); /* frame 1 */
+    tx(&b, 0, CAP_TH_SYN, 200, 0, NULL); /* frame 2 */
+    tx(&c, 0, CAP_TH_SYN, 300, 0, NULL); /* frame 3 */
+    assert_int_equal(w.r.opens, 0);
+    assert_int_equal(cap_tracker_stats(w.t)->flows, 3);
+    assert_int_equal(cap_tracker_stats(w.t)->flows_followed, 0);
+
+    /* The next packet opens it first, then is processed as usual. */
+    w.ts += SC_NS_PER_SEC;
+    tx(&a, 1, CAP_TH_SYN | A, 900, 101, NULL); /* frame 4 */
+    assert_int_equal(w.r.nf, 1);
+    assert_lone_syn_info(&w.r.f[0].open_fi, 1, 100);
+    tx(&a, 0, A, 101, 901, NULL);
+    tx(&a, 0, PA, 101, 901, "EHLO x\r\n"); /* frame 6 */
+    assert_int_equal(w.r.f[0].bytes[SC_DIR_C2S], 8);
+
+    /* A new SYN on b's tuple: b is opened, then closed as reused; the new
+     * connection is followed at once. */
+    tx(&b, 0, CAP_TH_SYN, 7777, 0, NULL); /* frame 7 */
+    assert_int_equal(w.r.nf, 3);
+    assert_lone_syn_info(&w.r.f[1].open_fi, 2, 200);
+    assert_closed(&w.r.f[1], CAP_CLOSE_TIMEOUT, 7);
+    assert_int_equal(count_events(&w.r.f[1], "port_reused"), 1);
+    assert_lone_syn_info(&w.r.f[1].close_fi, 2, 200);
+    assert_int_equal(w.r.f[2].open_fi.side[SC_DIR_C2S].isn, 7777);
+
+    /* c times out on capture time: opened, and closed at its SYN's frame. */
+    w.ts += 600 * SC_NS_PER_SEC;
+    tx(&d, 0, CAP_TH_SYN, 400, 0, NULL); /* frame 8: the clock moves a packet later */
+    assert_int_equal(w.r.nf, 3);
+    tx(&d, 0, CAP_TH_SYN, 400, 0, NULL); /* frame 9: c expires; d's SYN again opens d */
+    assert_int_equal(w.r.nf, 5);
+    assert_lone_syn_info(&w.r.f[3].open_fi, 3, 300);
+    assert_closed(&w.r.f[3], CAP_CLOSE_TIMEOUT, 3);
+    assert_int_equal(w.r.f[4].open_fi.first_frame, 8);
+    assert_int_equal(w.r.f[4].open_fi.side[SC_DIR_C2S].isn, 400);
+    assert_int_equal(w.r.f[4].open_fi.side[SC_DIR_C2S].packets, 1);
+    assert_int_equal(cap_tracker_stats(w.t)->port_reuse, 1);
+
+    /* The end of the capture closes the rest in creation order. */
+    assert_int_equal(w.r.f[0].closes, 0);
+    cap_tracker_finish(w.t);
+    assert_closed(&w.r.f[0], CAP_CLOSE_EOF, 9);
+    assert_closed(&w.r.f[2], CAP_CLOSE_EOF, 9);
+    assert_closed(&w.r.f[4], CAP_CLOSE_EOF, 9);
+    assert_int_equal(w.r.f[4].close_fi.side[SC_DIR_C2S].packets, 2);
+    assert_true(w.r.f[0].close_order < w.r.f[2].close_order);
+    assert_true(w.r.f[2].close_order < w.r.f[4].close_order);
+    assert_int_equal(cap_tracker_stats(w.t)->flows_followed, 5);
+    assert_int_equal(w.r.opens, 5);
+    world_free(&w);
+    assert_int_equal(w.r.closes, 5);
+}
+
+/* A declined lone SYN is offered once, and nothing follows. */
+static void test_declined_lone_syn_gets_one_offer(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, NULL);
+    w.r.decline = true;
+    struct conn c = mkconn(&w, ep4(1, 40000), ep4(2, 25));
+    tx(&c, 0, CAP_TH_SYN, 100, 0, NULL);
+    tx(&c, 1, CAP_TH_SYN | A, 900, 101, NULL);
+    tx(&c, 0, PA, 101, 901, "EHLO x\r\n");
+    tx(&c, 0, CAP_TH_SYN, 100, 0, NULL); /* the same ISN: no reuse */
+    cap_tracker_finish(w.t);
+    assert_int_equal(w.r.opens, 1);
+    assert_int_equal(w.r.closes, 0);
+    assert_int_equal(cap_tracker_stats(w.t)->port_reuse, 0);
+    assert_int_equal(cap_tracker_stats(w.t)->flows, 1);
+    world_free(&w);
+}
+
 /* ---- reassembly through the tracker ---- */
 
 static void fill_pattern(uint8_t *p, size_t n, uint32_t seed)
@@ -1208,6 +1319,8 @@ int main(void)
         cmocka_unit_test(test_backwards_timestamps_are_counted_and_expire_nothing),
         cmocka_unit_test(test_full_table_evicts_least_recently_active),
         cmocka_unit_test(test_finish_closes_in_creation_order_as_eof),
+        cmocka_unit_test(test_lone_syn_is_opened_late_with_its_own_info),
+        cmocka_unit_test(test_declined_lone_syn_gets_one_offer),
         cmocka_unit_test(test_sequence_wrap_gives_contiguous_stream),
         cmocka_unit_test(test_reordered_and_duplicated_segments_rebuild_stream),
         cmocka_unit_test(test_acked_but_uncaptured_segment_is_a_gap),
