@@ -90,6 +90,8 @@ struct smtp__reply {
  * session's whole dialogue) to 8 KiB, so an open session holds little unused
  * room; a line longer than that gets a block of its own size. */
 #define SMTP_TEXT_BLOCK_FIRST 512
+/* Transcript entries a session starts with (a greeting, an EHLO exchange). */
+#define SMTP_TRANSCRIPT_FIRST 8
 #define SMTP_TEXT_BLOCK_MAX 8192
 
 struct smtp__tblock {
@@ -276,7 +278,9 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
         return;
     }
     if (in->n_transcript == s->tr_alloc) {
-        size_t want = s->tr_alloc ? s->tr_alloc * 2 : 32;
+        /* Grows by half from SMTP_TRANSCRIPT_FIRST: an open session holds
+         * at most a third more entries than lines. */
+        size_t want = s->tr_alloc ? s->tr_alloc + s->tr_alloc / 2 : SMTP_TRANSCRIPT_FIRST;
         struct smtp_line *v = realloc(in->transcript, want * sizeof(*v));
         if (!v) {
             in->transcript_dropped++;
@@ -441,9 +445,7 @@ void smtp_session_free(struct smtp_session *s)
         free(b);
     }
     free(in->transcript);
-    for (size_t i = 0; i < in->n_ehlo_keywords; i++)
-        sc_buf_free(&in->ehlo_keywords[i]);
-    free(in->ehlo_keywords);
+    free(in->ehlo_keywords); /* one block (smtp__keywords) */
     sc_buf_free(&in->banner);
     sc_buf_free(&in->helo);
     sc_buf_free(&in->auth_mech);
@@ -1379,6 +1381,26 @@ static bool smtp__rep_room(struct smtp_session *s)
     return true;
 }
 
+/* Kept reply lines an idle session holds on to between replies: most
+ * replies have one line; an EHLO reply's dozen are given back once read. */
+#define SMTP_REP_LINES_IDLE 4
+
+/* After a reply: gives back the line buffers beyond SMTP_REP_LINES_IDLE. */
+static void smtp__rep_trim(struct smtp_session *s)
+{
+    struct smtp__reply *r = &s->rep;
+    if (r->nlines_alloc <= SMTP_REP_LINES_IDLE || r->open)
+        return;
+    for (size_t i = SMTP_REP_LINES_IDLE; i < r->nlines_alloc; i++)
+        sc_buf_free(&r->lines[i]);
+    struct sc_buf *v = realloc(r->lines, SMTP_REP_LINES_IDLE * sizeof(*v));
+    if (v)
+        r->lines = v; /* else the larger block stays, its tail unused */
+    r->nlines_alloc = SMTP_REP_LINES_IDLE;
+    if (r->nkept > SMTP_REP_LINES_IDLE)
+        r->nkept = SMTP_REP_LINES_IDLE;
+}
+
 static void smtp__rep_reset(struct smtp_session *s)
 {
     s->rep.open = false;
@@ -1425,19 +1447,32 @@ static void smtp__realign(struct smtp_session *s, uint16_t code, const struct sc
     }
 }
 
+/* Keeps the keyword lines of the first EHLO reply.  One allocation holds
+ * them all: the buffers, then their bytes (each NUL-terminated), which the
+ * buffers point into and do not own (freed whole with the session). */
 static void smtp__keywords(struct smtp_session *s)
 {
     struct smtp_info *in = &s->info;
     if (in->ehlo_keywords || s->rep.nkept < 2)
         return;
-    size_t k = s->rep.nkept - 1;
-    in->ehlo_keywords = calloc(k, sizeof(*in->ehlo_keywords));
-    if (!in->ehlo_keywords)
+    size_t k = s->rep.nkept - 1, bytes = 0;
+    for (size_t i = 0; i < k; i++)
+        bytes += s->rep.lines[i + 1].len + 1;
+    struct sc_buf *v = malloc(k * sizeof(*v) + bytes);
+    if (!v)
         return;
+    uint8_t *p = (uint8_t *)(v + k);
     for (size_t i = 0; i < k; i++) {
-        in->ehlo_keywords[i] = s->rep.lines[i + 1];
-        sc_buf_init(&s->rep.lines[i + 1], s->set.line_keep); /* ownership moved */
+        const struct sc_buf *l = &s->rep.lines[i + 1];
+        sc_buf_init(&v[i], 0);
+        v[i].data = p;
+        v[i].len = l->len;
+        if (l->len)
+            memcpy(p, l->data, l->len);
+        p[l->len] = 0;
+        p += l->len + 1;
     }
+    in->ehlo_keywords = v;
     in->n_ehlo_keywords = k;
 }
 
@@ -1623,6 +1658,7 @@ static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n
     if (last) {
         r->open = false;
         smtp__reply_done(s, m);
+        smtp__rep_trim(s);
     }
 }
 
