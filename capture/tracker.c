@@ -54,7 +54,8 @@ enum cap__state {
  * capture's length instead of following the flows open at once. */
 #define CAP_BUCKETS_MIN 1024
 /* Least recently active flows looked through for ones without payload (a
- * SYN flood's) before real sessions are evicted instead. */
+ * SYN flood's) before real sessions are evicted instead: this many, or twice
+ * the number to evict if more. */
 #define CAP_MEM_SCAN 4096
 
 /* What only a flow being followed (or about to be) needs: per-side
@@ -558,7 +559,7 @@ static void cap__mem_evict(struct cap_tracker *t, struct cap__flow *f, enum cap_
  * enough to come back to (1 - 1/CAP_MEM_SLACK) of the cap; an estimate that
  * falls short is made up at the next check.  Evicts in the order of enum
  * cap__mem_phase; connections without payload are looked for among the
- * CAP_MEM_SCAN least recently active only. */
+ * least recently active only (CAP_MEM_SCAN, or twice the number to evict). */
 static void cap__mem_check(struct cap_tracker *t)
 {
     t->mem_tick = 0;
@@ -578,8 +579,10 @@ static void cap__mem_check(struct cap_tracker *t)
         cap__mem_evict(t, f, CAP_MEM_DEAD);
         want--;
     }
-    unsigned n = 0;
-    for (f = t->live.head.next; want > 0 && f != &t->live.head && n < CAP_MEM_SCAN; f = next, n++) {
+    /* At least twice as many as are to go, so that small flows (a flood's
+     * SYNs are ~250 bytes) are all looked through before a session is. */
+    size_t n = 0, scan = want * 2 > CAP_MEM_SCAN ? want * 2 : CAP_MEM_SCAN;
+    for (f = t->live.head.next; want > 0 && f != &t->live.head && n < scan; f = next, n++) {
         next = f->next;
         if (!f->had_payload) {
             cap__mem_evict(t, f, CAP_MEM_EMPTY);
