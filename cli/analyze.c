@@ -505,15 +505,33 @@ static uint64_t an__ep_hash(const struct cap_addr *a, uint16_t port)
     return h ^ (h >> 32);
 }
 
+/* The reading thread is the last of the -j workers (par.h: local), and
+ * also reads, routes and reports, so it takes a smaller share of the
+ * connections: AN_LOCAL_WEIGHT of a pool thread's.  With -j 2 that is a
+ * third of them.  Any split gives the same output; this one balances the
+ * two threads on the benchmark captures (docs/PERFORMANCE.md). */
+#define AN_LOCAL_WEIGHT_NUM 1
+#define AN_LOCAL_WEIGHT_DEN 7
+/* Buckets of the connection hash the split is made in. */
+#define AN_SPLIT_BUCKETS 4096u
+
 /* The worker owning a connection, from its endpoints and observation
  * context: the same for both directions (the endpoints' hashes are added,
  * so no comparison orders them; the reading thread computes this for every
- * packet). */
+ * packet).  Worker n - 1 is the reading thread's own. */
 static uint32_t an__shard_key(const struct cap_addr *a, uint16_t pa, const struct cap_addr *b,
                               uint16_t pb, uint64_t ctx, uint32_t n)
 {
     uint64_t h = an__mix64(ctx, an__ep_hash(a, pa) + an__ep_hash(b, pb));
-    return (uint32_t)(h % n);
+    if (n <= 1)
+        return 0;
+    /* Buckets [0, local) go to the reading thread: its weight over the
+     * threads' total, n - 1 + weight. */
+    uint32_t local = (uint32_t)(AN_SPLIT_BUCKETS * AN_LOCAL_WEIGHT_NUM /
+                                ((n - 1) * AN_LOCAL_WEIGHT_DEN + AN_LOCAL_WEIGHT_NUM));
+    if ((uint32_t)(h >> 52) < local)
+        return n - 1;
+    return (uint32_t)(h % (n - 1));
 }
 
 /* The worker owning a TCP packet's connection: the same for both directions
@@ -832,7 +850,7 @@ static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_
         cap_tracker_set_owner(w->t, an__mine, w);
         users[i] = w;
     }
-    pp->par = par_new(n, an__worker_run, an__worker_finish, an__par_release, users);
+    pp->par = par_new(n, true, an__worker_run, an__worker_finish, an__par_release, users);
     if (!pp->par) {
         an__workers_free(pp->w, n);
         return false;
@@ -845,7 +863,8 @@ static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_
     return true;
 }
 
-static void an__pipe_route(struct an_pipe *pp, const struct cap_record *rec, uint32_t owner);
+static void an__pipe_route(struct an_pipe *pp, const struct cap_record *rec, uint32_t owner,
+                           const struct cap_packet *pkt);
 
 static void an__pipe_packet(struct an_pipe *pp, const struct cap_record *rec,
                             const struct cap_packet *pkt)
@@ -857,12 +876,43 @@ static void an__pipe_packet(struct an_pipe *pp, const struct cap_record *rec,
     uint32_t owner = pkt->frag.present           ? PAR_ALL
                      : pkt->status == CAP_ST_TCP ? an__shard(pkt, pp->n)
                                                  : (uint32_t)(rec->frame % pp->n);
-    an__pipe_route(pp, rec, owner);
+    an__pipe_route(pp, rec, owner, pkt);
+}
+
+/* The reading thread's own worker (the last): a tick for every packet, as
+ * a pool thread gets from its batches, and its own packets in full (`pkt`:
+ * the packet already decoded, or NULL). */
+static void an__local_packet(struct an_pipe *pp, const struct cap_record *rec, uint32_t owner,
+                             const struct cap_packet *pkt)
+{
+    struct an_worker *w = &pp->w[pp->n - 1];
+    w->frame = rec->frame;
+    w->ph = AN_PH_TICK;
+    w->sub = 0;
+    cap_tracker_tick(w->t, rec->frame, rec->ts);
+    if (owner == pp->n - 1 || owner == PAR_ALL) {
+        struct cap_packet own;
+        if (!pkt) {
+            own.frame = rec->frame;
+            own.ts = rec->ts;
+            own.caplen = rec->caplen;
+            own.wirelen = rec->wirelen;
+            cap_decode_ex(&own, rec->linktype, rec->data, rec->caplen, &pp->c->opt->cap.decode);
+            pkt = &own;
+        }
+        w->ph = AN_PH_PACKET;
+        /* Counted by its owner; a packet for all (a fragment) by worker 0. */
+        cap_tracker_packet_ex(w->t, pkt,
+                              CAP_PKT_CLOCKED | (owner == PAR_ALL ? CAP_PKT_UNCOUNTED : 0));
+    }
+    par_local_reached(pp->par, rec->frame);
 }
 
 /* Hands a packet to its owner (a worker or PAR_ALL). */
-static void an__pipe_route(struct an_pipe *pp, const struct cap_record *rec, uint32_t owner)
+static void an__pipe_route(struct an_pipe *pp, const struct cap_record *rec, uint32_t owner,
+                           const struct cap_packet *pkt)
 {
+    an__local_packet(pp, rec, owner, pkt);
     if (!par_packet(pp->par, owner, rec->frame, rec->ts, rec->data, rec->caplen, rec->wirelen,
                     rec->linktype, pp->stable))
         pp->lost++;
@@ -898,6 +948,8 @@ static int an__pipe_finish(struct an_pipe *pp, struct an_ctx *c, struct rep_summ
         cap_tracker_free(pp->t);
         return 0;
     }
+    an__worker_finish(&pp->w[pp->n - 1]); /* the reading thread's own */
+    par_local_reached(pp->par, UINT64_MAX);
     par_finish(pp->par, an__par_out, pp);
     uint64_t lost = pp->lost;
     /* One tracker's worth of counters, so names come in the same order as
@@ -976,7 +1028,7 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
         uint32_t owner;
         if (pp.par && an__route_fast(&rec, pp.n, &owner)) {
             sum->bytes += rec.caplen;
-            an__pipe_route(&pp, &rec, owner);
+            an__pipe_route(&pp, &rec, owner, NULL);
         } else {
             pkt.frame = rec.frame;
             pkt.ts = rec.ts;

@@ -18,6 +18,7 @@ struct par_worker {
     struct par_item *back;            /* items recycled, to release */
     uint64_t frontier;                /* every packet up to this frame is done */
     bool done;                        /* finish ran */
+    bool local;                       /* run by the dispatcher (no thread, no queue) */
     /* Dispatcher only: the batch being filled. */
     struct par_batch *cur;
     /* The last batch when no other could be allocated (empty, never
@@ -136,8 +137,8 @@ static void *par__main(void *arg)
 
 static void par__stop(struct par *p);
 
-struct par *par_new(unsigned n, par_run_fn run, par_finish_fn finish, par_release_fn release,
-                    void *const wusers[])
+struct par *par_new(unsigned n, bool local, par_run_fn run, par_finish_fn finish,
+                    par_release_fn release, void *const wusers[])
 {
     if (n < 1 || n > PAR_MAX_WORKERS)
         return NULL;
@@ -157,6 +158,9 @@ struct par *par_new(unsigned n, par_run_fn run, par_finish_fn finish, par_releas
         w->index = i;
         w->user = wusers[i];
         w->out_tail = &w->out;
+        w->local = local && i == n - 1;
+        if (w->local)
+            continue;
         w->cur = par__batch_get(p);
         if (!w->cur) {
             par__stop(p);
@@ -165,6 +169,8 @@ struct par *par_new(unsigned n, par_run_fn run, par_finish_fn finish, par_releas
         }
     }
     for (unsigned i = 0; i < n; i++) {
+        if (p->w[i].local)
+            continue;
         if (pthread_create(&p->w[i].thread, NULL, par__main, &p->w[i]) != 0) {
             par__stop(p);
             par_free(p);
@@ -210,6 +216,8 @@ bool par_packet(struct par *p, uint32_t owner, uint64_t frame, sc_time ts, const
         caplen = PAR_BATCH_BYTES; /* beyond any snaplen the reader accepts */
     for (uint32_t i = 0; i < p->n; i++) {
         struct par_worker *w = &p->w[i];
+        if (w->local)
+            continue;
         bool whole = owner == PAR_ALL || owner == i;
         if (!par__room(p, w, whole && !stable ? caplen : 0)) {
             ok = false;
@@ -232,6 +240,18 @@ bool par_packet(struct par *p, uint32_t owner, uint64_t frame, sc_time ts, const
         }
     }
     return ok;
+}
+
+void par_local_reached(struct par *p, uint64_t frame)
+{
+    struct par_worker *w = &p->w[p->n - 1];
+    if (!w->local)
+        return;
+    /* Only the dispatcher reads or writes a local worker's frontier and
+     * `done` (no thread of the pool touches another worker's), so this
+     * runs for every packet without taking the lock. */
+    w->frontier = frame;
+    w->done = frame == UINT64_MAX;
 }
 
 uint64_t par_frontier(struct par *p)

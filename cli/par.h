@@ -15,8 +15,15 @@
  * capture is still being read, and memory is bounded by the queues
  * (PAR_QUEUE_DEPTH batches per worker), not by the capture.
  *
+ * The last worker may be local: it has no thread, and the dispatcher runs
+ * it inline (par_packet skips it; the caller processes every packet of it
+ * and ticks it for the others, then says how far it got with
+ * par_local_reached).  The dispatcher then does a worker's share of the
+ * analysis itself instead of waiting on queues, and N workers take N threads.
+ *
  * Contract: one dispatcher thread calls everything except par_push, which
- * workers call from their run/finish callbacks.  No global state.
+ * workers call from their run/finish callbacks (and the dispatcher for the
+ * local worker).  No global state.
  */
 #ifndef SC_CLI_PAR_H
 #define SC_CLI_PAR_H
@@ -83,14 +90,19 @@ typedef void (*par_release_fn)(void *wuser, struct par_item *it);
 struct par;
 
 /* Starts n workers (1..PAR_MAX_WORKERS), worker i calling run and finish
- * with wusers[i].  NULL on failure (no thread left running). */
-struct par *par_new(unsigned n, par_run_fn run, par_finish_fn finish, par_release_fn release,
-                    void *const wusers[]);
+ * with wusers[i]; with `local`, worker n - 1 is the dispatcher's own (no
+ * thread: see above).  NULL on failure (no thread left running). */
+struct par *par_new(unsigned n, bool local, par_run_fn run, par_finish_fn finish,
+                    par_release_fn release, void *const wusers[]);
+
+/* The local worker has processed every packet up to `frame`
+ * (UINT64_MAX: it has finished, and will push nothing more). */
+void par_local_reached(struct par *p, uint64_t frame);
 
 /* Queues one packet for `owner` (a worker index or PAR_ALL) and a tick for
- * the others.  Frames must increase.  With `stable`, data stays valid until
- * par_finish and is not copied.  Returns false on OOM (the packet is lost;
- * nothing else is). */
+ * the others, the local worker excepted.  Frames must increase.  With `stable`, data stays valid
+ * until par_finish and is not copied.  Returns false on OOM (the packet is lost; nothing else is).
+ */
 bool par_packet(struct par *p, uint32_t owner, uint64_t frame, sc_time ts, const uint8_t *data,
                 uint32_t caplen, uint32_t wirelen, uint32_t linktype, bool stable);
 
