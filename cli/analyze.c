@@ -507,9 +507,11 @@ static uint64_t an__ep_hash(const struct cap_addr *a, uint16_t port)
 
 /* The reading thread is the last of the -j workers (par.h: local), and
  * also reads, routes and reports, so it takes a smaller share of the
- * connections: AN_LOCAL_WEIGHT of a pool thread's.  With -j 2 that is a
- * third of them.  Any split gives the same output; this one balances the
- * two threads on the benchmark captures (docs/PERFORMANCE.md). */
+ * connections: AN_LOCAL_WEIGHT_NUM / AN_LOCAL_WEIGHT_DEN of a pool
+ * thread's.  With -j 2 that is an eighth of them.  Any split gives the same
+ * output.  This one left the two threads of -j 2 within 52/48 (SMTP-only)
+ * and 54/46 (mixed) of perf samples on the benchmark captures, where a
+ * third gave 58/42 and 63/37 (docs/PERFORMANCE.md). */
 #define AN_LOCAL_WEIGHT_NUM 1
 #define AN_LOCAL_WEIGHT_DEN 7
 /* Buckets of the connection hash the split is made in. */
