@@ -491,18 +491,31 @@ static void r_banner(struct heur__out *o, enum heur_vantage *v)
 }
 
 /* Whether keyword line k's first word is w (case-insensitive). */
-static bool kw_is(const struct sc_buf *k, const char *w)
+/* Length of a keyword line's name: its bytes up to a space or '='. */
+static size_t kw_name_len(const struct sc_buf *k)
 {
-    size_t n = strlen(w);
     size_t wl = 0;
     while (wl < k->len && k->data[wl] != ' ' && k->data[wl] != '=')
         wl++;
+    return wl;
+}
+
+/* Whether the keyword whose name is wl bytes long is w (upper case),
+ * ignoring case. */
+static bool kw_name_is(const struct sc_buf *k, size_t wl, const char *w)
+{
+    size_t n = strlen(w);
     if (wl != n)
         return false;
     for (size_t i = 0; i < n; i++)
         if (sc_to_upper(k->data[i]) != (uint8_t)w[i])
             return false;
     return true;
+}
+
+static bool kw_is(const struct sc_buf *k, const char *w)
+{
+    return kw_name_is(k, kw_name_len(k), w);
 }
 
 /* How strongly one neighbour of an 8-letter mask says the mask hides
@@ -550,9 +563,10 @@ static void r_keywords(struct heur__out *o, enum heur_vantage *v)
     int best_score = 0, best_count = 0;
     for (size_t i = 0; i < in->n_ehlo_keywords; i++) {
         const struct sc_buf *k = &in->ehlo_keywords[i];
-        if (kw_is(k, "STARTTLS"))
+        size_t wl = kw_name_len(k); /* (every session reads its keywords) */
+        if (wl == 8 && kw_name_is(k, wl, "STARTTLS"))
             starttls_visible = true;
-        if (kw_is(k, "CHUNKING") || kw_is(k, "SMTPUTF8"))
+        if (wl == 8 && (kw_name_is(k, wl, "CHUNKING") || kw_name_is(k, wl, "SMTPUTF8")))
             seen_siblings++;
         if (!is_xmask(k->data, k->len))
             continue;
