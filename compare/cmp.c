@@ -682,15 +682,62 @@ static const char *cmp__host(const char *ep, char *out, size_t n)
     return out;
 }
 
+/* A candidate pair: session a of A and the session at position q of B in
+ * start order (byt).  16 bytes: a capture pair makes up to CMP_NEAREST per
+ * session. */
 struct cmp__cand {
-    size_t a, b;
+    uint32_t a, q;
     double score;
 };
 
-static int cmp__cand_cmp(const void *x, const void *y)
+/* Candidates are taken best first; equal scores in the order they were
+ * found (a, then B's start order): a total order, so the pairing does not
+ * depend on the sort algorithm. */
+static bool cmp__cand_before(const struct cmp__cand *x, const struct cmp__cand *y)
 {
-    const struct cmp__cand *p = x, *q = y;
-    return (p->score < q->score) - (p->score > q->score);
+    if (x->score != y->score)
+        return x->score > y->score;
+    return x->a != y->a ? x->a < y->a : x->q < y->q;
+}
+
+/* Heapsort into cmp__cand_before order: in place, no second copy of what
+ * can be a few million candidates (qsort's merge sort makes one). */
+static void cmp__cand_sort(struct cmp__cand *c, size_t n)
+{
+    /* A heap whose root comes last in the order; popped to the end. */
+    for (size_t k = n; k-- > 0;) {
+        for (size_t i = k;;) {
+            size_t l = 2 * i + 1, m = i;
+            if (l < n && cmp__cand_before(&c[m], &c[l]))
+                m = l;
+            if (l + 1 < n && cmp__cand_before(&c[m], &c[l + 1]))
+                m = l + 1;
+            if (m == i)
+                break;
+            struct cmp__cand t = c[i];
+            c[i] = c[m];
+            c[m] = t;
+            i = m;
+        }
+    }
+    for (size_t end = n; end-- > 1;) {
+        struct cmp__cand t = c[0];
+        c[0] = c[end];
+        c[end] = t;
+        for (size_t i = 0;;) {
+            size_t l = 2 * i + 1, m = i;
+            if (l < end && cmp__cand_before(&c[m], &c[l]))
+                m = l;
+            if (l + 1 < end && cmp__cand_before(&c[m], &c[l + 1]))
+                m = l + 1;
+            if (m == i)
+                break;
+            t = c[i];
+            c[i] = c[m];
+            c[m] = t;
+            i = m;
+        }
+    }
 }
 
 static int cmp__double_cmp(const void *x, const void *y)
@@ -776,10 +823,13 @@ struct cmp__byt {
     size_t j;
 };
 
+/* By start time, then index: a total order (see cmp__cand_before). */
 static int cmp__byt_cmp(const void *x, const void *y)
 {
     const struct cmp__byt *p = x, *q = y;
-    return (p->start > q->start) - (p->start < q->start);
+    if (p->start != q->start)
+        return (p->start > q->start) - (p->start < q->start);
+    return (p->j > q->j) - (p->j < q->j);
 }
 
 /* The two best scores of one session's candidates, for the runner-up. */
@@ -815,7 +865,7 @@ static int cmp__pair(struct cmp_capture *A, struct cmp_capture *B, struct cmp_re
     struct cmp__top *tb = calloc(B->n ? B->n : 1, sizeof(*tb));
     res->pairs = calloc(A->n < B->n ? (A->n ? A->n : 1) : (B->n ? B->n : 1), sizeof(*res->pairs));
     int rc = -1;
-    if (!c || !byt || !ta || !tb || !res->pairs)
+    if (!c || !byt || !ta || !tb || !res->pairs || A->n > UINT32_MAX || B->n > UINT32_MAX)
         goto out;
     for (size_t j = 0; j < B->n; j++)
         byt[j] = (struct cmp__byt){B->s[j].start, j};
@@ -860,18 +910,19 @@ static int cmp__pair(struct cmp_capture *A, struct cmp_capture *B, struct cmp_re
                 c = v;
                 cap *= 2;
             }
-            c[nc++] = (struct cmp__cand){i, byt[q].j, sc};
+            c[nc++] = (struct cmp__cand){(uint32_t)i, (uint32_t)q, sc};
             cmp__top_put(&ta[i], sc, byt[q].j);
             cmp__top_put(&tb[byt[q].j], sc, i);
         }
     }
-    qsort(c, nc, sizeof(*c), cmp__cand_cmp);
+    cmp__cand_sort(c, nc);
     for (size_t k = 0; k < nc; k++) {
-        struct cmp_session *a = &A->s[c[k].a], *b = &B->s[c[k].b];
+        size_t bj = byt[c[k].q].j;
+        struct cmp_session *a = &A->s[c[k].a], *b = &B->s[bj];
         if (a->paired || b->paired)
             continue;
         /* The runner-up: the best other candidate of either session. */
-        double ra = cmp__top_other(&ta[c[k].a], c[k].b), rb = cmp__top_other(&tb[c[k].b], c[k].a);
+        double ra = cmp__top_other(&ta[c[k].a], bj), rb = cmp__top_other(&tb[bj], c[k].a);
         double runner = ra > rb ? ra : rb;
         a->paired = b->paired = true;
         struct cmp_pair *p = &res->pairs[res->npairs++];
