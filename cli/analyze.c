@@ -517,6 +517,14 @@ static uint64_t an__ep_hash(const struct cap_addr *a, uint16_t port)
 /* Buckets of the connection hash the split is made in. */
 #define AN_SPLIT_BUCKETS 4096u
 
+/* How many of the AN_SPLIT_BUCKETS go to the reading thread (worker n - 1)
+ * of n: its weight over the threads' total, n - 1 + weight. */
+static uint32_t an__local_buckets(uint32_t n)
+{
+    return (uint32_t)(AN_SPLIT_BUCKETS * AN_LOCAL_WEIGHT_NUM /
+                      ((n - 1) * AN_LOCAL_WEIGHT_DEN + AN_LOCAL_WEIGHT_NUM));
+}
+
 /* The worker owning a connection, from its endpoints and observation
  * context: the same for both directions (the endpoints' hashes are added,
  * so no comparison orders them; the reading thread computes this for every
@@ -527,11 +535,7 @@ static uint32_t an__shard_key(const struct cap_addr *a, uint16_t pa, const struc
     uint64_t h = an__mix64(ctx, an__ep_hash(a, pa) + an__ep_hash(b, pb));
     if (n <= 1)
         return 0;
-    /* Buckets [0, local) go to the reading thread: its weight over the
-     * threads' total, n - 1 + weight. */
-    uint32_t local = (uint32_t)(AN_SPLIT_BUCKETS * AN_LOCAL_WEIGHT_NUM /
-                                ((n - 1) * AN_LOCAL_WEIGHT_DEN + AN_LOCAL_WEIGHT_NUM));
-    if ((uint32_t)(h >> 52) < local)
+    if ((uint32_t)(h >> 52) < an__local_buckets(n))
         return n - 1;
     return (uint32_t)(h % (n - 1));
 }
@@ -830,11 +834,19 @@ static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_
         pp->t = cap_tracker_new(cs, &an__cb, c);
         return pp->t != NULL;
     }
-    /* The flow table and the out-of-order pool are shared out, so the
-     * memory cap holds for the whole run. */
-    struct cap_settings ws = *cs;
-    ws.max_flows = cs->max_flows / n ? cs->max_flows / n : 1;
-    ws.pool_max = cs->pool_max / n;
+    /* The flow table and the out-of-order pool are shared out in proportion
+     * to the connections each worker owns, so the caps hold for the whole
+     * run. */
+    uint32_t lb = an__local_buckets(n);
+    struct cap_settings ws = *cs, ls = *cs;
+    ls.max_flows = (uint32_t)((uint64_t)cs->max_flows * lb / AN_SPLIT_BUCKETS);
+    ls.pool_max = (size_t)((uint64_t)cs->pool_max * lb / AN_SPLIT_BUCKETS);
+    ws.max_flows = (cs->max_flows - ls.max_flows) / (n - 1);
+    ws.pool_max = (cs->pool_max - ls.pool_max) / (n - 1);
+    if (ls.max_flows == 0)
+        ls.max_flows = 1;
+    if (ws.max_flows == 0)
+        ws.max_flows = 1;
     pp->w = calloc(n, sizeof(*pp->w));
     if (!pp->w)
         return false;
@@ -845,7 +857,8 @@ static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_
             .opt = c->opt, .file = c->file, .file_index = c->file_index, .worker = w};
         w->index = i;
         w->n = n;
-        if (!an__ctx_init(&w->c) || !(w->t = cap_tracker_new(&ws, &an__cb, &w->c))) {
+        if (!an__ctx_init(&w->c) ||
+            !(w->t = cap_tracker_new(i == n - 1 ? &ls : &ws, &an__cb, &w->c))) {
             an__workers_free(pp->w, i + 1);
             return false;
         }
