@@ -400,6 +400,11 @@ enum cap_defrag_result cap_defrag_add(struct cap_defrag *d, const struct cap_pac
     return CAP_DEFRAG_DONE;
 }
 
+bool cap_defrag_idle(const struct cap_defrag *d)
+{
+    return d->age.next == &d->age && d->gone.next == &d->gone;
+}
+
 bool cap_defrag_expired(struct cap_defrag *d, sc_time now, struct cap_packet *out)
 {
     while (d->age.next != &d->age && now - d->age.next->first_ts > d->lim.timeout) {

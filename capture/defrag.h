@@ -84,6 +84,10 @@ enum cap_defrag_result cap_defrag_add(struct cap_defrag *d, const struct cap_pac
  * d), false when there are no more.  Call it until it returns false. */
 bool cap_defrag_expired(struct cap_defrag *d, sc_time now, struct cap_packet *out);
 
+/* True when nothing is held: no datagram in progress, none given up and not
+ * yet collected (cap_defrag_expired would return false at any time). */
+bool cap_defrag_idle(const struct cap_defrag *d);
+
 /* Gives up every datagram in progress (end of input); then drain with
  * cap_defrag_expired(). */
 void cap_defrag_flush(struct cap_defrag *d);

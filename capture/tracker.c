@@ -140,6 +140,11 @@ struct cap_tracker {
     struct cap_tracker_stats stats;
     bool (*mine)(void *user, const struct cap_packet *pkt); /* NULL: every segment */
     void *mine_user;
+    /* No flow expires while now <= due: a lower bound on the earliest
+     * deadline (touched + idle_timeout or closed_linger) of the lists'
+     * oldest flows, set by each expiry run and lowered as flows are added,
+     * so most packets skip the run. */
+    sc_time due;
     uint32_t mem_tick; /* packets since the last heap check */
     uint32_t mem_wait; /* packets from one check to the next */
 };
@@ -264,6 +269,7 @@ struct cap_tracker *cap_tracker_new(const struct cap_settings *s, const struct c
     if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
         t->seed = (uint64_t)(uintptr_t)t ^ 0x2545f4914f6cdd1dull;
     t->now = INT64_MIN;
+    t->due = INT64_MIN;
     t->prev_ts = INT64_MIN;
     t->max_ts = INT64_MIN;
     t->mem_wait = CAP_MEM_CHECK_EVERY;
@@ -429,6 +435,18 @@ static void cap__drop(struct cap_tracker *t, struct cap__flow *f, const struct s
     cap__body_free(t, f);
 }
 
+/* A flow touched at `then` expires once now > then + span: keeps `due` a
+ * lower bound on that (saturating: a deadline past the clock's range never
+ * comes). */
+static void cap__due_before(struct cap_tracker *t, sc_time then, sc_time span)
+{
+    sc_time d;
+    if (__builtin_add_overflow(then, span, &d))
+        d = INT64_MAX;
+    if (d < t->due)
+        t->due = d;
+}
+
 /* Ends a connection: flushes both directions, tells the consumer, and turns
  * the flow into a tombstone (or frees it when `keep` is false). */
 static void cap__close(struct cap_tracker *t, struct cap__flow *f, enum cap_close why,
@@ -461,6 +479,7 @@ static void cap__close(struct cap_tracker *t, struct cap__flow *f, enum cap_clos
     f->touched = t->now;
     cap__unlink(f);
     cap__append(&t->dead, f);
+    cap__due_before(t, t->now, t->set.closed_linger);
 }
 
 /* True when `then` lies more than `span` before `now`, without overflowing. */
@@ -473,6 +492,8 @@ static void cap__frag_expired(struct cap_tracker *t);
 
 static void cap__expire(struct cap_tracker *t)
 {
+    if (t->now <= t->due && cap_defrag_idle(t->defrag))
+        return; /* nothing is old enough yet */
     cap__frag_expired(t);
     struct cap__flow *f;
     while ((f = cap__oldest(&t->dead)) && cap__older(f->touched, t->now, t->set.closed_linger))
@@ -483,6 +504,13 @@ static void cap__expire(struct cap_tracker *t)
         struct sc_meta m = {f->last_frame, f->last_ts};
         cap__close(t, f, CAP_CLOSE_TIMEOUT, &m, false);
     }
+    t->due = INT64_MAX;
+    if ((f = cap__oldest(&t->dead)))
+        cap__due_before(t, f->touched, t->set.closed_linger);
+    if ((f = cap__oldest(&t->gone)))
+        cap__due_before(t, f->touched, t->set.closed_linger);
+    if ((f = cap__oldest(&t->live)))
+        cap__due_before(t, f->touched, t->set.idle_timeout);
 }
 
 /* Frees one slot: the oldest tombstone, else the least recently active flow. */
@@ -933,6 +961,7 @@ static void cap__segment(struct cap_tracker *t, const struct cap_packet *pkt)
     f->touched_frame = t->last.frame;
     cap__unlink(f);
     cap__append(&t->live, f);
+    cap__due_before(t, t->now, t->set.idle_timeout);
     f->last_frame = pkt->frame;
     f->last_ts = pkt->ts;
     if (bare) {

@@ -633,6 +633,34 @@ static void test_idle_timeout_runs_on_capture_time(void **state)
     world_free(&w);
 }
 
+/* Expiry is skipped while nothing can be old enough, but a tombstone made
+ * after the oldest live flow (closed_linger, 120 s) still goes before that
+ * flow's idle timeout (600 s) would come round. */
+static void test_tombstone_expires_before_older_idle_deadline(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, NULL);
+    struct conn c1 = mkconn(&w, ep4(1, 40001), ep4(2, 25));
+    struct conn c2 = mkconn(&w, ep4(1, 40002), ep4(2, 25));
+    handshake(&c1, 1, 1);
+    w.ts += 10 * SC_NS_PER_SEC;
+    handshake(&c2, 1, 1);
+    tx(&c2, 0, CAP_TH_RST, 2, 0, NULL); /* c2 is a tombstone now */
+    assert_closed(&w.r.f[1], CAP_CLOSE_RST, 7);
+    assert_int_equal(cap_tracker_flow_count(w.t), 2);
+    w.ts += 119 * SC_NS_PER_SEC; /* 119 s after the RST: it stays */
+    tx(&c1, 0, A, 2, 2, NULL);
+    tx(&c1, 0, A, 2, 2, NULL);
+    assert_int_equal(cap_tracker_flow_count(w.t), 2);
+    w.ts += 2 * SC_NS_PER_SEC; /* 121 s: gone, a packet after time moved */
+    tx(&c1, 0, A, 2, 2, NULL);
+    tx(&c1, 0, A, 2, 2, NULL);
+    assert_int_equal(cap_tracker_flow_count(w.t), 1);
+    assert_int_equal(w.r.f[0].closes, 0);
+    world_free(&w);
+}
+
 static void test_backwards_timestamps_are_counted_and_expire_nothing(void **state)
 {
     (void)state;
@@ -1315,6 +1343,7 @@ int main(void)
         cmocka_unit_test(test_new_syn_on_open_connection_is_port_reuse),
         cmocka_unit_test(test_new_syn_on_open_midstream_connection_is_port_reuse),
         cmocka_unit_test(test_idle_timeout_runs_on_capture_time),
+        cmocka_unit_test(test_tombstone_expires_before_older_idle_deadline),
         cmocka_unit_test(test_one_future_timestamp_expires_nothing),
         cmocka_unit_test(test_backwards_timestamps_are_counted_and_expire_nothing),
         cmocka_unit_test(test_full_table_evicts_least_recently_active),
