@@ -69,9 +69,10 @@ void cap_stream_free(struct cap_stream *s, size_t *pool_used)
     s->hist_cap = 0;
 }
 
-/* The history ring starts at this size and doubles, up to `history`, as the
- * stream delivers bytes: a short dialogue (a few hundred bytes each way) does
- * not hold the whole ring for its life. */
+/* The history ring starts at this size and grows by half, up to `history`,
+ * as the stream delivers bytes: a short dialogue (a few hundred bytes each
+ * way) does not hold the whole ring for its life, nor much more than its
+ * bytes (a ring needs no power-of-two size: it is indexed modulo its size). */
 #define CAP_HIST_FIRST 256
 
 static void cap__hist_put(struct cap_stream *s, const struct cap_stream_limits *lim,
@@ -86,7 +87,7 @@ static void cap__hist_put(struct cap_stream *s, const struct cap_stream_limits *
          * (after a gap, what it holds is no longer valid anyway). */
         size_t c = s->hist_cap ? s->hist_cap : CAP_HIST_FIRST;
         while (c < end && c < lim->history)
-            c *= 2;
+            c += c / 2;
         if (c > lim->history)
             c = lim->history;
         uint8_t *h = realloc(s->hist, c);
