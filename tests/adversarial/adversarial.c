@@ -1240,12 +1240,13 @@ static void check_common(const char *name, struct run *r, int want_status, long 
                    strstr(r->err, "LeakSanitizer")))
         fail("sanitizer report on stderr:\n%s", r->err);
     /* Under ASan, RSS holds shadow memory (an eighth of the heap and more), the
-     * allocator's redzones and a quarantine of up to 256 MiB of freed blocks: the
-     * budget is then only a guard against unbounded growth. */
-    long cap = SANITIZED ? budget_mib * 4 + 256 : budget_mib;
+     * allocator's redzones and a quarantine of freed blocks, which the tests
+     * fix at 64 MiB (tests/CMakeLists.txt): the budget is then only a guard
+     * against unbounded growth. */
+    long cap = SANITIZED ? budget_mib * 4 + 64 : budget_mib;
     if (r->maxrss_kib > cap * 1024)
         fail("peak RSS %.1f MiB over the budget of %ld MiB%s", (double)r->maxrss_kib / 1024.0, cap,
-             SANITIZED ? " (sanitizer build: 4 x budget + 256)" : "");
+             SANITIZED ? " (sanitizer build: 4 x budget + 64)" : "");
     if (!r->summary && want_status != 2)
         fail("no summary record");
 }
