@@ -90,9 +90,9 @@ struct smtp__reply {
  * session's whole dialogue) to 8 KiB, so an open session holds little unused
  * room; a line longer than that gets a block of its own size. */
 #define SMTP_TEXT_BLOCK_FIRST 512
+#define SMTP_TEXT_BLOCK_MAX 8192
 /* Transcript entries a session starts with (a greeting, an EHLO exchange). */
 #define SMTP_TRANSCRIPT_FIRST 8
-#define SMTP_TEXT_BLOCK_MAX 8192
 
 struct smtp__tblock {
     struct smtp__tblock *next;
@@ -279,7 +279,7 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
     }
     if (in->n_transcript == s->tr_alloc) {
         /* Grows by half from SMTP_TRANSCRIPT_FIRST: an open session holds
-         * at most a third more entries than lines. */
+         * at most half as many entries again as it has lines. */
         size_t want = s->tr_alloc ? s->tr_alloc + s->tr_alloc / 2 : SMTP_TRANSCRIPT_FIRST;
         struct smtp_line *v = realloc(in->transcript, want * sizeof(*v));
         if (!v) {
