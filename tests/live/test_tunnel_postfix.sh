@@ -135,11 +135,18 @@ for c in $cases; do
     got=$(encap_of "$tmp/$c-overlay.json")
     [ "$got" = '"ipv4"' ] || fail "$c: overlay encap is '${got:-(none)}', expected \"ipv4\""
 
-    # 3. the same session on both sides of the tunnel
+    # 3. the same session on both sides of the tunnel.  When the connection
+    # ended with RST segments (the expectation then omits close: see
+    # check_capture in the tunnel script), a FIN and a RST can cross between
+    # the two capture points, so one capture has them in the other order
+    # and "fin" or "rst" may differ; close is then left out of the comparison.
     [ "$(cat "$tmp/$c.status")" = "$(cat "$tmp/$c-overlay.status")" ] ||
         fail "$c: analyze exited $(cat "$tmp/$c.status") on the underlay, $(cat "$tmp/$c-overlay.status") on the overlay"
+    also=
+    grep -qE '^ *close:' "$out/$c.expect.yaml" || also=close
+    # shellcheck disable=SC2086
     "$jsame" "$tmp/$c-overlay.json" "$tmp/$c.json" file start end ts frame first_frame last_frame \
-        filter elapsed server_hello_frame first_app_data tcp encap >"$tmp/jsame.out" 2>&1 ||
+        filter elapsed server_hello_frame first_app_data tcp encap $also >"$tmp/jsame.out" 2>&1 ||
         fail "$c: underlay and overlay sessions differ: $(cat "$tmp/jsame.out")"
     [ "$fails" = "$before" ] && echo "$c: ok (underlay $want_encap, overlay \"ipv4\", the same session)"
 done
