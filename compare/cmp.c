@@ -700,43 +700,36 @@ static bool cmp__cand_before(const struct cmp__cand *x, const struct cmp__cand *
     return x->a != y->a ? x->a < y->a : x->q < y->q;
 }
 
+/* Moves c[i] down the heap c[0..n) (root last in cmp__cand_before order)
+ * until neither child should come after it. */
+static void cmp__cand_sift(struct cmp__cand *c, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && cmp__cand_before(&c[m], &c[l]))
+            m = l;
+        if (l + 1 < n && cmp__cand_before(&c[m], &c[l + 1]))
+            m = l + 1;
+        if (m == i)
+            return;
+        struct cmp__cand t = c[i];
+        c[i] = c[m];
+        c[m] = t;
+        i = m;
+    }
+}
+
 /* Heapsort into cmp__cand_before order: in place, no second copy of what
  * can be a few million candidates (qsort's merge sort makes one). */
 static void cmp__cand_sort(struct cmp__cand *c, size_t n)
 {
-    /* A heap whose root comes last in the order; popped to the end. */
-    for (size_t k = n; k-- > 0;) {
-        for (size_t i = k;;) {
-            size_t l = 2 * i + 1, m = i;
-            if (l < n && cmp__cand_before(&c[m], &c[l]))
-                m = l;
-            if (l + 1 < n && cmp__cand_before(&c[m], &c[l + 1]))
-                m = l + 1;
-            if (m == i)
-                break;
-            struct cmp__cand t = c[i];
-            c[i] = c[m];
-            c[m] = t;
-            i = m;
-        }
-    }
+    for (size_t k = n / 2; k-- > 0;)
+        cmp__cand_sift(c, n, k);
     for (size_t end = n; end-- > 1;) {
         struct cmp__cand t = c[0];
         c[0] = c[end];
         c[end] = t;
-        for (size_t i = 0;;) {
-            size_t l = 2 * i + 1, m = i;
-            if (l < end && cmp__cand_before(&c[m], &c[l]))
-                m = l;
-            if (l + 1 < end && cmp__cand_before(&c[m], &c[l + 1]))
-                m = l + 1;
-            if (m == i)
-                break;
-            t = c[i];
-            c[i] = c[m];
-            c[m] = t;
-            i = m;
-        }
+        cmp__cand_sift(c, end, 0);
     }
 }
 
