@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/ascii.h"
+#include "common/ere.h"
 #include "common/jv.h"
 #include "common/str.h"
 
@@ -167,120 +168,6 @@ static void ld_thresholds(struct cfg_ld *l, const struct jv *v, struct heur_conf
     }
 }
 
-/* Copies of its operands glibc's regcomp makes for a pattern: a bounded
- * repetition x{m,n} is compiled as n copies of x, so nested bounds multiply
- * ("((a{255}){255}){255}" asks for 16 million copies: gigabytes and seconds),
- * and x+ as x x*, two copies, so stacked pluses double ("a+++...+", 45 of
- * them, asks for 2^45).
- * A pattern expanding past the bound below is refused.  The compile is not linear in
- * the copies: stars between stacked pluses (")++++++++++*++++++") made
- * 65,536 copies take 16 s and 1.2 GB under ASan (found by the CI fuzz smoke),
- * so the bound is 4096 copies, still past what a pattern for one SMTP line
- * (line_keep bytes: ".{0,998}" is 998) needs. */
-#define CFG_RE_EXPANSION_MAX 4096
-/* Parenthesis nesting followed when sizing a pattern; deeper is refused. */
-#define CFG_RE_DEPTH_MAX 64
-
-static size_t re_mul(size_t a, size_t b)
-{
-    return b != 0 && a > (SIZE_MAX / 2) / b ? SIZE_MAX / 2 : a * b;
-}
-
-static size_t re_add(size_t a, size_t b)
-{
-    return a > SIZE_MAX / 2 - b ? SIZE_MAX / 2 : a + b;
-}
-
-/* Size of the ERE at *pp up to the ')' that closes its group (depth > 0)
- * or its end, counting each atom once per copy; *pp is left on the ')' or
- * the NUL.  At depth 0 an unmatched ')' is an atom: glibc's regcomp takes it
- * as a literal, so the bounds and pluses after it repeat it.  Only sizes:
- * syntax errors are regcomp's to report. */
-static size_t re_size(const char **pp, int depth)
-{
-    const char *p = *pp;
-    size_t total = 0, last = 0; /* last: the atom a following bound repeats */
-    while (*p && (*p != ')' || depth == 0)) {
-        size_t atom = 1;
-        if (*p == '(') {
-            p++;
-            if (depth >= CFG_RE_DEPTH_MAX)
-                return SIZE_MAX / 2;
-            atom = re_add(re_size(&p, depth + 1), 1);
-            if (*p == ')')
-                p++;
-        } else if (*p == '[') {
-            p++;
-            if (*p == '^')
-                p++;
-            if (*p == ']')
-                p++;
-            while (*p && *p != ']') {
-                if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-                    char end = p[1];
-                    p += 2;
-                    while (*p && !(*p == end && p[1] == ']'))
-                        p++;
-                    if (*p)
-                        p += 2;
-                } else {
-                    p++;
-                }
-            }
-            if (*p)
-                p++;
-        } else if (*p == '{') {
-            unsigned long m = 0, n;
-            p++;
-            while (sc_is_digit((uint8_t)*p) && m <= CFG_RE_EXPANSION_MAX)
-                m = m * 10 + (unsigned long)(*p++ - '0');
-            n = m;
-            if (*p == ',') {
-                p++;
-                if (sc_is_digit((uint8_t)*p)) {
-                    n = 0;
-                    while (sc_is_digit((uint8_t)*p) && n <= CFG_RE_EXPANSION_MAX)
-                        n = n * 10 + (unsigned long)(*p++ - '0');
-                } else {
-                    n = m + 1; /* {m,}: m copies and a star */
-                }
-            }
-            while (*p && *p != '}')
-                p++;
-            if (*p)
-                p++;
-            size_t rep = re_mul(last, n > m ? n : m ? m : 1);
-            total = re_add(total - last, rep);
-            last = rep;
-            continue;
-        } else if (*p == '+') {
-            /* x+ is x{1,}: x and a starred copy of x. */
-            p++;
-            size_t rep = re_mul(last, 2);
-            total = re_add(total - last, rep);
-            last = rep;
-            continue;
-        } else if (*p == '*' || *p == '?' || *p == '|') {
-            p++;
-            continue;
-        } else if (*p == '\\' && p[1]) {
-            p += 2;
-        } else {
-            p++;
-        }
-        total = re_add(total, atom);
-        last = atom;
-    }
-    *pp = p;
-    return total;
-}
-
-/* Sizes a whole pattern (stray ')' included). */
-static size_t re_expansion(const char *p)
-{
-    return re_size(&p, 0);
-}
-
 static void ld_signatures(struct cfg_ld *l, const struct jv *v, struct heur_config *h)
 {
     want_type(l, v, JV_ARR, "signatures must be a list");
@@ -311,17 +198,14 @@ static void ld_signatures(struct cfg_ld *l, const struct jv *v, struct heur_conf
                 t = k;
         if (t < 0)
             fail(l, tg, "unknown target \"%s\" (banner, ehlo, reply or command)", jv_text(tg));
-        if (re_expansion(str(l, pat, "pattern")) > CFG_RE_EXPANSION_MAX)
-            fail(l, pat, "pattern repeats too much (over %d copies once {m,n} and + are expanded)",
-                 CFG_RE_EXPANSION_MAX);
+        const char *ps = str(l, pat, "pattern");
+        char m[160];
+        struct ere *re = ere_compile(ps, strlen(ps), m, sizeof(m));
+        if (!re)
+            fail(l, pat, "pattern %s", m);
         struct heur_signature *sg = &h->sig[h->nsig];
         memset(sg, 0, sizeof(*sg));
-        int rc = regcomp(&sg->re, str(l, pat, "pattern"), REG_EXTENDED | REG_NOSUB);
-        if (rc != 0) {
-            char m[160];
-            regerror(rc, &sg->re, m, sizeof(m));
-            fail(l, pat, "pattern is not a POSIX extended regular expression: %s", m);
-        }
+        sg->re = re;
         h->nsig++; /* owns the compiled expression from here */
         sg->id = dup(ids);
         sg->target = (enum heur_target)t;

@@ -29,8 +29,9 @@
  *       explanation: "The old gateway answers instead of the server."
  *   no_tls_servers: ["192.0.2.25", "198.51.100.7:25"]
  *
- * A signature pattern whose {m,n} bounds would expand to more than 100000
- * copies of their operands is refused (regcomp would take gigabytes).
+ * Signature patterns are compiled by common/ere.h: POSIX extended
+ * expressions matched in linear time; patterns it refuses (back-references,
+ * bounds expanding past ERE_PROG_MAX instructions, ...) fail the load.
  *
  * Errors name the file, line and column: "FILE:LINE:COL: what is wrong".
  */

@@ -16,11 +16,11 @@
 #ifndef SC_HEURISTICS_HEUR_H
 #define SC_HEURISTICS_HEUR_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/ere.h"
 #include "common/time.h"
 #include "dissect/smtp.h"
 
@@ -82,7 +82,7 @@ struct heur_signature {
     enum heur_target target;
     char *pattern;
     char *explanation;
-    regex_t re;
+    struct ere *re; /* common/ere.h */
 };
 
 /* Most custom signatures in one configuration. */

@@ -164,7 +164,7 @@ void heur_config_free(struct heur_config *c)
         free(c->sig[i].id);
         free(c->sig[i].pattern);
         free(c->sig[i].explanation);
-        regfree(&c->sig[i].re);
+        ere_free(c->sig[i].re);
     }
     for (size_t i = 0; i < c->nno_tls; i++)
         free(c->no_tls[i]);
@@ -1216,11 +1216,12 @@ static void r_signatures(struct heur__out *o)
             }
             if (!applies)
                 continue;
-            /* Match on the escaped text: captured bytes never reach regexec raw. */
+            /* Match on the escaped text, as the reports print it.  An
+             * allocation failure (-1) counts as no match. */
             struct sc_buf b;
             sc_buf_init(&b, 0);
             sc_escape(&b, l->text, l->text_len);
-            bool hit = regexec(&sg->re, sc_buf_str(&b), 0, NULL, 0) == 0;
+            bool hit = ere_match(sg->re, (const uint8_t *)sc_buf_str(&b), b.len) == 1;
             sc_buf_free(&b);
             if (!hit)
                 continue;
