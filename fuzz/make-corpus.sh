@@ -22,6 +22,9 @@
 #                 order and with reordering, loss, changed retransmissions,
 #                 cut segments, sequence wrap, flushes and stops
 #   fuzz_yaml     configuration files, valid and not
+#   fuzz_ere      a signature pattern, a NUL, a line: the documented examples,
+#                 every construct of the dialect, refused ones, and patterns
+#                 glibc's regcomp was slow on
 #   fuzz_defrag   fuzz_defrag.c's records: IPv4 and IPv6 datagrams cut into
 #                 fragments in order, reversed, overlapping (agreeing and
 #                 not), tiny, cut by the snap length, past the largest size,
@@ -43,7 +46,7 @@ PCAPS = os.path.join(ROOT, "pcaps")
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 LIMIT = 4096  # bytes per seed file
 TARGETS = ["fuzz_decode", "fuzz_reasm", "fuzz_smtp", "fuzz_tls", "fuzz_yaml", "fuzz_pcap",
-           "fuzz_compare", "fuzz_defrag"]
+           "fuzz_compare", "fuzz_defrag", "fuzz_ere"]
 
 # fuzz_decode.c's link-type table, in its order.
 LT_NULL, LT_EN10MB, LT_RAW14, LT_RAW12, LT_RAW, LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2 = \
@@ -722,6 +725,33 @@ def fuzz_yaml():
         emit("fuzz_yaml", os.path.basename(path).replace(".yaml", "") + "-other.yaml", data)
 
 
+# ---- fuzz_ere ----
+
+ERE_SEEDS = {
+    "banner-masked": (rb"^220 [*0 ]+$", b"220 ****** *****"),
+    "starttls-x": (rb"^250-X{8}A$", b"250-XXXXXXXA"),
+    "mailgate": (rb"^220 .*MailGate", b"220 mx.example MailGate ready"),
+    "classes": (rb"[[:alpha:]][[:digit:]]+[^[:space:]]", b"a12x"),
+    "brackets": (rb"[]a-][^]b]\.[[.-.]][[=e=]]", b"]-.-e"),
+    "words": (rb"\<AUTH\>|\bLOGIN\b\w+\W\s\S", b"AUTH LOGIN x y"),
+    "bounds": (rb"x{2,5}y{,3}z{4}w{1,}", b"xxxyyzzzzw"),
+    "alternation": (rb"(EHLO|HELO|ehlo)( |-)+[a-z.]+", b"EHLO mail.example.org"),
+    "nested": (rb"((a|b)*c)+(d?e)*", b"abcbcde"),
+    "nullable": (rb"(|a){20}(a|)*b", b"aaaaab"),
+    "stacked": (rb"a+?b*?", b"ab"),
+    "unmatched-paren": (rb"a)b", b"a)b"),
+    "backref": (rb"(a)\1", b"aa"),
+    "errors": (rb"a(b[c", b""),
+    "dotstar": (rb".*.*.*x", b"a" * 33),
+    "escaped-line": (rb"^MAIL FROM:<[^>]*>\\r\\n$", rb"MAIL FROM:<a@b>\r\n"),
+}
+
+
+def fuzz_ere():
+    for name, (pattern, line) in sorted(ERE_SEEDS.items()):
+        emit("fuzz_ere", name, pattern + b"\0" + line)
+
+
 # ---- fuzz_defrag ----
 
 def dg_head(mem=3, dgs=3, encap=0, no_ctx=False, timeout=120, no_vxlan=False):
@@ -868,6 +898,7 @@ fuzz_tls()
 fuzz_reasm()
 fuzz_yaml()
 fuzz_defrag()
+fuzz_ere()
 for t in TARGETS:
     print("make-corpus.sh: %-13s %d seeds" % (t, written[t]))
 PY
