@@ -629,8 +629,11 @@ static void ere__emit(struct ere_emit *em, uint32_t i)
         ere__put(em, EOP_ASSERT, nd->arg, 0, 0);
         break;
     case EN_CAT:
+        /* Children that emit nothing are skipped, so the work of emitting
+         * copies follows the instructions written, whatever "()" they hold. */
         for (uint32_t c = nd->first; c != ERE_NONE; c = em->nodes[c].next)
-            ere__emit(em, c);
+            if (em->nodes[c].size > 0)
+                ere__emit(em, c);
         break;
     case EN_ALT: {
         /* SPLIT next-branch; branch; JMP end ... last branch.  The JMPs are
