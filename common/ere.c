@@ -223,6 +223,16 @@ static bool ere__class(uint8_t *set, const uint8_t *name, size_t len)
     return false;
 }
 
+/* A byte for a message: itself if printable, else \xHH.  buf has room for 5. */
+static const char *ere__show(char *buf, uint8_t c)
+{
+    if (sc_is_print(c))
+        snprintf(buf, 8, "%c", c);
+    else
+        snprintf(buf, 8, "\\x%02x", c);
+    return buf;
+}
+
 /* Reads "[.c.]" or "[=c=]" at ps->p (on the '['): one byte.  Returns the
  * byte, or -1 after an error. */
 static int ere__coll(struct ere_parser *ps)
@@ -304,7 +314,9 @@ static uint32_t ere__bracket(struct ere_parser *ps)
                 hi = *ps->p++;
             }
             if (hi < lo) {
-                ere__fail(ps, "range %c-%c runs backwards", lo, hi);
+                char a[8], b[8];
+                ere__fail(ps, "range %s-%s runs backwards", ere__show(a, (uint8_t)lo),
+                          ere__show(b, (uint8_t)hi));
                 return ERE_NONE;
             }
             /* "[a-e-g]": POSIX leaves it undefined, glibc refuses it. */
@@ -436,7 +448,8 @@ static uint32_t ere__atom(struct ere_parser *ps)
     }
 }
 
-/* Reads a bound's number; -1 if there is none, ERE_DUP_MAX + 1 past it. */
+/* Reads a bound's number: -1 if there is none, over ERE_DUP_MAX (not the
+ * number) if it is larger. */
 static long ere__count(struct ere_parser *ps)
 {
     if (ps->p >= ps->end || !sc_is_digit(*ps->p))

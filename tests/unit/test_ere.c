@@ -125,7 +125,8 @@ static void test_errors(void **state)
     refused_with("a{x}", "bad bound");
     refused_with("a{1", "bad bound");
     refused_with("a{99999}", "bound over 32767");
-    refused_with("[z-a]", "runs backwards");
+    refused_with("[z-a]", "range z-a runs backwards");
+    refused_with("[\x7f-\x01]", "range \\x7f-\\x01 runs backwards");
     refused_with("[[:bogus:]]", "unknown character class");
     refused_with("[[.ab.]]", "exactly one character");
     refused_with("a+++++", "over 4 repetition operators in a row");
