@@ -223,7 +223,7 @@ static bool ere__class(uint8_t *set, const uint8_t *name, size_t len)
     return false;
 }
 
-/* A byte for a message: itself if printable, else \xHH.  buf has room for 5. */
+/* A byte for a message: itself if printable, else \xHH; buf holds 8. */
 static const char *ere__show(char *buf, uint8_t c)
 {
     if (sc_is_print(c))
