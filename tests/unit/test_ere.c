@@ -231,7 +231,7 @@ static void test_against_glibc(void **state)
     };
     const size_t ntok = sizeof(tok) / sizeof(tok[0]);
     int both = 0;
-    for (int t = 0; t < 60000; t++) {
+    for (int t = 0; t < 30000; t++) {
         char p[160] = "";
         int depth = 0, k = 1 + (int)rnd(12);
         for (int i = 0; i < k; i++) {
@@ -273,7 +273,7 @@ static void test_against_glibc(void **state)
         ere_free(re);
     }
     /* The run must have compared something: about a third compile. */
-    assert_true(both > 10000);
+    assert_true(both > 5000);
 }
 
 /* Bracket expressions against glibc: acceptance, and membership of every
@@ -286,7 +286,7 @@ static void test_brackets_against_glibc(void **state)
         "[:bogus:]", "[.-.]", "[.a.]", "[=e=]", "[.ab.]", ":", "[:digit", "."};
     const size_t npiece = sizeof(piece) / sizeof(piece[0]);
     int both = 0;
-    for (int t = 0; t < 40000; t++) {
+    for (int t = 0; t < 20000; t++) {
         char p[96] = "x[";
         int k = 1 + (int)rnd(6);
         for (int i = 0; i < k; i++)
@@ -311,7 +311,7 @@ static void test_brackets_against_glibc(void **state)
         regfree(&g);
         ere_free(re);
     }
-    assert_true(both > 5000);
+    assert_true(both > 2500);
 }
 
 int main(void)
