@@ -79,7 +79,7 @@ struct smtp__reply {
     uint16_t code;
     uint32_t nlines;
     bool starttls_kw; /* a continuation line is the STARTTLS keyword */
-    char enh[12];
+    char enh[SMTP_ENH_SIZE];
     struct sc_buf *lines;  /* kept lines (text after "NNN-"), nlines_alloc of them */
     uint32_t nlines_alloc; /* grows with the longest reply, up to reply_lines_max */
     uint32_t nkept;
@@ -300,11 +300,11 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
     }
     memcpy(l->text, text, text_len);
     l->text[text_len] = 0;
-    l->text_len = (uint32_t)text_len;
+    l->text_len = (uint16_t)text_len; /* line_keep <= SMTP_LINE_KEEP_MAX */
     l->len = (uint32_t)(total > UINT32_MAX ? UINT32_MAX : total);
-    l->dir = dir;
-    l->kind = kind;
-    l->verb = verb;
+    l->dir = (uint8_t)dir;
+    l->kind = (uint8_t)kind;
+    l->verb = (uint8_t)verb;
     l->code = code;
     l->last = last;
     l->incomplete = incomplete;
@@ -313,6 +313,8 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
         sc_strlcpy(l->enh, sizeof(l->enh), enh);
     in->n_transcript++;
 }
+
+_Static_assert(sizeof(struct smtp_line) == 48, "a transcript entry is 48 bytes (smtp.h)");
 
 /* A note in the transcript (not a line on the wire): pre, then v in decimal
  * when pre is followed by a count (post != NULL), then post.  Built without
@@ -410,6 +412,8 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
         s->set.pending_max = 1;
     if (s->set.line_keep == 0)
         s->set.line_keep = 1;
+    if (s->set.line_keep > SMTP_LINE_KEEP_MAX)
+        s->set.line_keep = SMTP_LINE_KEEP_MAX;
     s->flags = flags;
     sc_buf_init(&s->info.banner, s->set.line_keep);
     sc_buf_init(&s->info.helo, s->set.line_keep);
@@ -1329,7 +1333,7 @@ static void smtp__feed_client(struct smtp_session *s, const uint8_t *p, size_t n
 /* ---- server side ---- */
 
 /* Parses "x.y.z" (RFC 3463 2) at the start of t; copies it to out. */
-static void smtp__enhanced(const uint8_t *t, size_t n, char out[12])
+static void smtp__enhanced(const uint8_t *t, size_t n, char out[SMTP_ENH_SIZE])
 {
     out[0] = 0;
     if (n < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.')
@@ -1645,7 +1649,7 @@ static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n
     }
     r->nlines++;
     bool last = !cont || incomplete;
-    char enh[12];
+    char enh[SMTP_ENH_SIZE];
     smtp__enhanced(text, tlen, enh);
     smtp__add_line(s, SC_DIR_S2C, SMTP_L_REPLY, SMTP_V_UNKNOWN, code, last, l, n, total, m,
                    incomplete, enh[0] ? enh : NULL);

@@ -100,6 +100,7 @@ struct smtp_settings {
      * 1000; 1024 keeps every legal line whole.  Longer lines are counted in
      * full and cut here (event "line_too_long" records their length). */
     size_t line_keep;
+#define SMTP_LINE_KEEP_MAX 65535 /* larger line_keep values are taken as this */
     /* Commands awaiting a reply.  RFC 2920 pipelines a transaction at a time
      * (a few commands plus RCPTs); 512 covers a 500-recipient burst.  Beyond
      * it commands are not queued and replies stop being matched ("pending_overflow"). */
@@ -144,22 +145,26 @@ enum smtp_line_kind {
     SMTP_L_OTHER, /* bytes that are neither (after a gap, garbage) */
 };
 
+/* Room for an enhanced status code (RFC 3463): "x.yyy.zzz" and a NUL. */
+#define SMTP_ENH_SIZE 10
+
 /* One transcript entry.  `text` holds the raw bytes as sent (without CRLF),
  * at most line_keep of them; `len` is the full length on the wire.  For
  * SMTP_L_AUTH, SMTP_L_DATA, SMTP_L_GAP and SMTP_L_TLS, `text` is our own
- * bracketed description, never captured bytes. */
+ * bracketed description, never captured bytes.  48 bytes: an open session
+ * holds one per line it has seen, so the enums are stored as bytes. */
 struct smtp_line {
-    enum sc_dir dir;
-    enum smtp_line_kind kind;
-    enum smtp_verb verb; /* commands */
-    uint16_t code;       /* replies: the 3-digit code, 0 if the line had none */
-    bool last;           /* replies: the final line of the reply */
-    bool incomplete;     /* the line never ended (cut by FIN, RST or the capture) */
+    uint8_t *text;
     struct sc_meta meta; /* frame holding the line's last byte */
     uint32_t len;
-    uint32_t text_len;
-    char enh[12]; /* replies: enhanced status code "x.y.z" or "" */
-    uint8_t *text;
+    uint16_t text_len;       /* at most line_keep, which SMTP_LINE_KEEP_MAX bounds */
+    uint16_t code;           /* replies: the 3-digit code, 0 if the line had none */
+    uint8_t dir;             /* enum sc_dir */
+    uint8_t kind;            /* enum smtp_line_kind */
+    uint8_t verb;            /* enum smtp_verb, for commands */
+    bool last;               /* replies: the final line of the reply */
+    bool incomplete;         /* the line never ended (cut by FIN, RST or the capture) */
+    char enh[SMTP_ENH_SIZE]; /* replies: enhanced status code "x.y.z" or "" */
 };
 
 /* What the engine learned; valid for the session's life. */
