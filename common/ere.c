@@ -55,7 +55,8 @@ struct ere {
     uint32_t nsets;
 };
 
-enum ere_kind { EN_EMPTY, EN_BYTE, EN_SET, EN_ANY, EN_ASSERT, EN_CAT, EN_ALT, EN_REP };
+/* An empty pattern or group is an EN_CAT without children. */
+enum ere_kind { EN_BYTE, EN_SET, EN_ANY, EN_ASSERT, EN_CAT, EN_ALT, EN_REP };
 
 struct ere_node {
     uint8_t kind;
@@ -574,8 +575,6 @@ static uint32_t ere__size(struct ere_node *nodes, uint32_t i)
     struct ere_node *nd = &nodes[i];
     uint32_t s = 0;
     switch ((enum ere_kind)nd->kind) {
-    case EN_EMPTY:
-        break;
     case EN_BYTE:
     case EN_SET:
     case EN_ANY:
@@ -627,8 +626,6 @@ static void ere__emit(struct ere_emit *em, uint32_t i)
 {
     const struct ere_node *nd = &em->nodes[i];
     switch ((enum ere_kind)nd->kind) {
-    case EN_EMPTY:
-        break;
     case EN_BYTE:
         ere__put(em, EOP_BYTE, nd->arg, 0, 0);
         break;
