@@ -8,6 +8,13 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+/* x86-64 with GCC or clang: message bodies are also scanned 32 bytes at a
+ * compare when the CPU has AVX2 (chosen at run time; the build stays
+ * baseline x86-64). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SMTP_AVX2 1
+#include <immintrin.h>
+#endif
 
 #include "common/ascii.h"
 #include "common/escape.h"
@@ -152,6 +159,7 @@ struct smtp_session {
     uint8_t bl_pre[SMTP_BODY_PREFIX];
     uint8_t bl_last;
     bool bl_headers; /* still in the message's header section */
+    bool wide_scan;  /* message lines are read with AVX2 */
     uint64_t bdat_left;
     uint64_t bdat_size;
     bool bdat_last;
@@ -187,6 +195,7 @@ void smtp_settings_defaults(struct smtp_settings *s)
     s->proxy_max = 8192;
     s->lax_replay_max = 4096;
     s->keep_transcript = false;
+    s->no_avx2 = false;
     s->cert_cache = NULL;
 }
 
@@ -408,6 +417,9 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     if (!s)
         return NULL;
     s->set = *set;
+#if defined(SMTP_AVX2)
+    s->wide_scan = !set->no_avx2 && __builtin_cpu_supports("avx2");
+#endif
     if (s->set.pending_max == 0)
         s->set.pending_max = 1;
     if (s->set.line_keep == 0)
@@ -930,9 +942,12 @@ static uint64_t smtp__filename_len(const uint8_t *pre, size_t kept, uint64_t tot
 }
 
 /* A message line of `len` bytes (without its line ending) ended at its LF;
- * pre holds its first bytes (SMTP_BODY_PREFIX at most). */
-static void smtp__body_line_eq(struct smtp_session *s, const uint8_t *pre, uint64_t len, bool eq,
-                               const struct sc_meta *m)
+ * pre holds its first bytes (SMTP_BODY_PREFIX at most).  Inlined: it runs
+ * once per message line, in the loops of smtp__body_lines_with. */
+__attribute__((always_inline)) static inline void smtp__body_line_eq(struct smtp_session *s,
+                                                                     const uint8_t *pre,
+                                                                     uint64_t len, bool eq,
+                                                                     const struct sc_meta *m)
 {
     struct smtp_info *in = &s->info;
     if (s->bl_headers) {
@@ -991,6 +1006,22 @@ static inline void smtp__masks64(const uint8_t *p, uint64_t *lf, uint64_t *eq)
     *eq = e;
 }
 
+#if defined(SMTP_AVX2)
+/* The same with AVX2: two 32-byte compares per mask, half the work. */
+__attribute__((target("avx2"))) static inline void smtp__masks64_avx2(const uint8_t *p,
+                                                                      uint64_t *lf, uint64_t *eq)
+{
+    const __m256i lfc = _mm256_set1_epi8('\n');
+    const __m256i eqc = _mm256_set1_epi8('=');
+    const __m256i *q = (const __m256i *)(const void *)p;
+    __m256i v0 = _mm256_loadu_si256(q), v1 = _mm256_loadu_si256(q + 1);
+#define SMTP__MM(v, c) ((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8((v), (c))))
+    *lf = SMTP__MM(v0, lfc) | SMTP__MM(v1, lfc) << 32;
+    *eq = SMTP__MM(v0, eqc) | SMTP__MM(v1, eqc) << 32;
+#undef SMTP__MM
+}
+#endif
+
 /* The bits of a 64-bit mask at positions k and above (none for k >= 64). */
 static inline uint64_t smtp__from_bit(size_t k)
 {
@@ -1002,23 +1033,26 @@ static inline uint64_t smtp__from_bit(size_t k)
  * For each it does what the byte-wise path of smtp__body would do.  Message
  * bodies are most of an SMTP capture's bytes, so the buffer is scanned once,
  * 64 bytes at a time, for LFs and '='s together (a '=' within a line's first
- * SMTP_BODY_PREFIX bytes may start a filename= parameter).  Returns the index
- * of the first byte not consumed: the buffer's end, or the start of a line
- * that begins with '.' or LF or that does not end in the buffer, which the
- * byte-wise path takes from there. */
-static size_t smtp__body_lines(struct smtp_session *s, const uint8_t *p, size_t i, size_t n,
-                               const struct sc_meta *m)
+ * SMTP_BODY_PREFIX bytes may start a filename= parameter); `masks` builds the
+ * two bitmasks of a block.  Returns the index of the first byte not consumed:
+ * the buffer's end, or the start of a line that begins with '.' or LF or that
+ * does not end in the buffer, which the byte-wise path takes from there.
+ * Always inlined, so that each caller gets `masks` inlined too. */
+__attribute__((always_inline)) static inline size_t
+smtp__body_lines_with(struct smtp_session *s, const uint8_t *p, size_t i, size_t n,
+                      const struct sc_meta *m,
+                      void (*masks)(const uint8_t *, uint64_t *, uint64_t *))
 {
     size_t ls = i;         /* the current line's first byte */
     size_t feq = SIZE_MAX; /* its first '=', once seen */
     for (size_t pos = i; pos < n; pos += 64) {
         uint64_t lf, eq;
         if (n - pos >= 64) {
-            smtp__masks64(p + pos, &lf, &eq);
+            masks(p + pos, &lf, &eq);
         } else {
             uint8_t tail[64] = {0}; /* NUL is neither LF nor '=' */
             memcpy(tail, p + pos, n - pos);
-            smtp__masks64(tail, &lf, &eq);
+            masks(tail, &lf, &eq);
         }
         if (ls > pos)
             eq &= smtp__from_bit(ls - pos); /* '='s of lines already read */
@@ -1045,6 +1079,33 @@ static size_t smtp__body_lines(struct smtp_session *s, const uint8_t *p, size_t 
             feq = pos + (size_t)__builtin_ctzll(eq);
     }
     return ls;
+}
+
+static size_t smtp__body_lines_sse2(struct smtp_session *s, const uint8_t *p, size_t i, size_t n,
+                                    const struct sc_meta *m)
+{
+    return smtp__body_lines_with(s, p, i, n, m, smtp__masks64);
+}
+
+#if defined(SMTP_AVX2)
+__attribute__((target("avx2"))) static size_t smtp__body_lines_avx2(struct smtp_session *s,
+                                                                    const uint8_t *p, size_t i,
+                                                                    size_t n,
+                                                                    const struct sc_meta *m)
+{
+    return smtp__body_lines_with(s, p, i, n, m, smtp__masks64_avx2);
+}
+#endif
+
+/* smtp__body_lines_with, with the widest scan the session may use. */
+static size_t smtp__body_lines(struct smtp_session *s, const uint8_t *p, size_t i, size_t n,
+                               const struct sc_meta *m)
+{
+#if defined(SMTP_AVX2)
+    if (s->wide_scan)
+        return smtp__body_lines_avx2(s, p, i, n, m);
+#endif
+    return smtp__body_lines_sse2(s, p, i, n, m);
 }
 
 /* A message line ended (at its LF): the line is in bl_pre / bl_len. */

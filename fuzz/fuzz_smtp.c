@@ -6,7 +6,9 @@
  *            SMTP_F_IMPLICIT_TLS, bit 2 small limits (so the limit paths are
  *            reached by small inputs), bit 3 also check incrementality: the
  *            same chunks fed again one byte at a time must give the same
- *            dialogue, bit 4 SMTP_F_MIDSTREAM alone
+ *            dialogue, bit 4 SMTP_F_MIDSTREAM alone, bit 5 also check the
+ *            two body scans: the same chunks fed to a session with no_avx2
+ *            must give the same results, frames included
  *   chunks   h, len, then for a feed `len` bytes:
  *              h bit 0     direction (0 client to server, 1 server to client)
  *              h bits 1-3  operation: 0-4 feed, 5 gap, 6 FIN, 7 close
@@ -207,6 +209,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)fz_check_info(t, &set);
             if (!gave_up)
                 fz_same_dialogue(smtp_session_info(s), smtp_session_info(t));
+            smtp_session_free(t);
+        }
+    }
+    if (mode & 32) {
+        struct smtp_settings narrow = set;
+        narrow.no_avx2 = true;
+        struct smtp_session *t = smtp_session_new(&narrow, flags);
+        if (t) {
+            FZ_CHECK(fz_run(t, data + 1, size - 1, false) == gave_up);
+            const struct smtp_info *a = smtp_session_info(s), *b = smtp_session_info(t);
+            fz_same_dialogue(a, b);
+            FZ_CHECK(a->max_header_line == b->max_header_line &&
+                     a->max_header_meta.frame == b->max_header_meta.frame);
+            FZ_CHECK(a->max_filename == b->max_filename &&
+                     a->max_filename_meta.frame == b->max_filename_meta.frame);
+            FZ_CHECK(a->events.n == b->events.n);
             smtp_session_free(t);
         }
     }
