@@ -57,6 +57,7 @@ struct cap_reader {
                       * input: the caller's bytes */
     bool owned;      /* buf is ours to free */
     bool mapped;     /* buf is a mapping of the whole file, alloc bytes long */
+    bool ahead;      /* prefetch CAP_PREFETCH_AHEAD bytes (a mapping, or a view of one) */
     size_t released; /* mapped: bytes before this were given back (page aligned) */
     size_t fetched;  /* mapped: bytes before this were prefetched */
     bool held;       /* the caller releases (cap_reader_hold) */
@@ -133,7 +134,7 @@ static inline void cap__prefetch(struct cap_reader *r)
     if (r->pos >= r->end)
         return;
     __builtin_prefetch(r->buf + r->pos);
-    if (!r->mapped)
+    if (!r->ahead)
         return;
     size_t hi = r->end - r->pos > CAP_PREFETCH_AHEAD ? r->pos + CAP_PREFETCH_AHEAD : r->end;
     size_t at = r->fetched > r->pos ? r->fetched : r->pos;
@@ -142,12 +143,9 @@ static inline void cap__prefetch(struct cap_reader *r)
     r->fetched = at;
 }
 
-/* Makes n bytes available at buf[pos].  Returns 1 when they are, 0 when the
- * input ended first (pos..end holds what there is), or SC_EIO/SC_ENOMEM. */
-static int cap__ensure(struct cap_reader *r, size_t n)
+/* cap__ensure when the bytes are not all there yet. */
+static int cap__ensure_slow(struct cap_reader *r, size_t n)
 {
-    if (r->end - r->pos >= n)
-        return 1;
     if (r->fd < 0 || r->eof)
         return 0;
     if (r->pos > 0) {
@@ -178,6 +176,16 @@ static int cap__ensure(struct cap_reader *r, size_t n)
         r->end += (size_t)got;
     }
     return 1;
+}
+
+/* Makes n bytes available at buf[pos].  Returns 1 when they are, 0 when the
+ * input ended first (pos..end holds what there is), or SC_EIO/SC_ENOMEM.
+ * Inline: a mapped file or a full buffer has them (twice per record). */
+static inline int cap__ensure(struct cap_reader *r, size_t n)
+{
+    if (r->end - r->pos >= n)
+        return 1;
+    return cap__ensure_slow(r, n);
 }
 
 static sc_time cap__ts_scale(const struct cap__iface *ifc, uint64_t units)
@@ -266,10 +274,18 @@ static int cap__next_pcap(struct cap_reader *r, struct cap_record *rec)
                          (unsigned long long)r->frame + 1, r->end - r->pos, PCAP_REC_HDR_LEN);
     }
     const uint8_t *h = r->buf + r->pos;
-    uint32_t sec = cap__u32(r, h);
-    uint32_t frac = cap__u32(r, h + 4);
-    uint32_t caplen = cap__u32(r, h + 8);
-    uint32_t wirelen = cap__u32(r, h + 12);
+    uint32_t sec, frac, caplen, wirelen;
+    if (!r->big) {
+        sec = sc_load_le32(h);
+        frac = sc_load_le32(h + 4);
+        caplen = sc_load_le32(h + 8);
+        wirelen = sc_load_le32(h + 12);
+    } else {
+        sec = sc_load_be32(h);
+        frac = sc_load_be32(h + 4);
+        caplen = sc_load_be32(h + 8);
+        wirelen = sc_load_be32(h + 12);
+    }
     if (caplen > r->set.max_caplen)
         return cap__fail(r, SC_ECORRUPT,
                          "packet %llu: captured length %u exceeds the maximum of %u bytes "
@@ -522,6 +538,7 @@ static bool cap__map(struct cap_reader *r, int fd)
     r->end = len;
     r->alloc = len;
     r->mapped = true;
+    r->ahead = true;
     return true;
 }
 
@@ -553,6 +570,23 @@ int cap_reader_open_mem(struct cap_reader **out, const uint8_t *p, size_t len,
     r->end = len;
     r->alloc = len;
     return cap__open(r);
+}
+
+int cap_reader_open_view(struct cap_reader **out, const struct cap_reader *r)
+{
+    *out = NULL;
+    if (r->owned)
+        return SC_EINVAL;
+    struct cap_reader *v = cap__alloc(&r->set);
+    *out = v;
+    if (!v)
+        return SC_ENOMEM;
+    /* Memory input to cap__open (never refilled, released or unmapped). */
+    v->buf = r->buf;
+    v->end = r->alloc; /* a mapping or memory input is whole from the start */
+    v->alloc = r->alloc;
+    v->ahead = r->ahead;
+    return cap__open(v);
 }
 
 int cap_reader_next(struct cap_reader *r, struct cap_record *rec)

@@ -67,6 +67,14 @@ int cap_reader_open_fd(struct cap_reader **out, int fd, const struct cap_reader_
 int cap_reader_open_mem(struct cap_reader **out, const uint8_t *p, size_t len,
                         const struct cap_reader_settings *s);
 
+/* Opens a second reader over the bytes of r, a stable reader (a mapped file
+ * or memory input; cap_reader_stable), from the input's start: it reads the
+ * same records with the same frame numbers, independently of r (-j: each
+ * thread reads the capture itself).  It never releases or unmaps the bytes;
+ * free it before r.  SC_EINVAL when r is not stable; other errors as for
+ * cap_reader_open_fd. */
+int cap_reader_open_view(struct cap_reader **out, const struct cap_reader *r);
+
 /* Reads the next packet record.  Returns 1 and fills rec, 0 at a clean end of
  * input, or a negative sc_err (SC_ETRUNC, SC_ECORRUPT, SC_EIO, SC_ELIMIT...)
  * with a message in cap_reader_errmsg().  After an error every call returns

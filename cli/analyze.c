@@ -473,11 +473,29 @@ enum {
     AN_KEY_EOF = 3,    /* end of capture, in order of creation */
 };
 
+/* -j: frames between two merges of the workers' output (and, with a mapped
+ * capture, two checkpoints of how far every worker got, behind which its
+ * pages go back); self-reading workers say how far they got as often. */
+#define AN_CHECKPOINT_EVERY 1024
+/* Self-reading workers: frames between two reports of how far a thread got
+ * (par_reached); a fraction of PAR_AHEAD_FRAMES, so that the threads keep
+ * close and one reads what another just brought into the cache. */
+#define AN_REACH_EVERY 256
+
+/* How connections are shared out among n workers: `local` of the
+ * AN_SPLIT_BUCKETS buckets of the connection hash go to the last (the
+ * reading thread's own), the rest evenly to the others. */
+struct an_split {
+    uint32_t n, local;
+};
+
 struct an_worker {
     struct an_ctx c; /* c.worker points here */
     struct cap_tracker *t;
     struct par *par;
-    uint32_t index, n;
+    struct cap_reader *rd; /* self-reading (par_new_self): this thread's reader */
+    uint32_t index;
+    struct an_split split;
     uint64_t frame; /* being processed */
     enum an_phase ph;
     uint64_t sub;  /* items so far for this frame and phase */
@@ -493,16 +511,32 @@ static uint64_t an__mix64(uint64_t h, uint64_t v)
     return h;
 }
 
-/* One endpoint's share of a connection's hash. */
+/* One endpoint's share of a connection's hash, from the two 8-byte words of
+ * its 16-byte address (struct cap_addr) and its port. */
+static uint64_t an__ep_hash_w(uint64_t w0, uint64_t w1, uint16_t port)
+{
+    uint64_t h = (w0 ^ (w1 * 0x9e3779b97f4a7c15ull)) + port;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
+}
+
 static uint64_t an__ep_hash(const struct cap_addr *a, uint16_t port)
 {
     uint64_t w0, w1;
     memcpy(&w0, a->b, 8);
     memcpy(&w1, a->b + 8, 8);
-    uint64_t h = (w0 ^ (w1 * 0x9e3779b97f4a7c15ull)) + port;
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ull;
-    return h ^ (h >> 32);
+    return an__ep_hash_w(w0, w1, port);
+}
+
+/* The same for an IPv4 address, as the decoder stores it (::ffff:a.b.c.d:
+ * the first word is zero, the second the bytes 0 0 ff ff a b c d). */
+static uint64_t an__ep_hash_v4(const uint8_t *ip, uint16_t port)
+{
+    uint8_t b[8] = {0, 0, 0xff, 0xff, ip[0], ip[1], ip[2], ip[3]};
+    uint64_t w1;
+    memcpy(&w1, b, 8);
+    return an__ep_hash_w(0, w1, port);
 }
 
 /* The reading thread is the last of the -j workers (par.h: local), and
@@ -514,37 +548,54 @@ static uint64_t an__ep_hash(const struct cap_addr *a, uint16_t port)
  * third gave 58/42 and 63/37 (docs/PERFORMANCE.md). */
 #define AN_LOCAL_WEIGHT_NUM 1
 #define AN_LOCAL_WEIGHT_DEN 7
+/* With self-reading workers every thread reads the whole capture and none
+ * routes, so the reading thread has only the reports and rules on top of
+ * its share: AN_SELF_WEIGHT_NUM / AN_SELF_WEIGHT_DEN of a pool thread's. */
+#define AN_SELF_WEIGHT_NUM 3
+#define AN_SELF_WEIGHT_DEN 4
 /* Buckets of the connection hash the split is made in. */
 #define AN_SPLIT_BUCKETS 4096u
 
-/* How many of the AN_SPLIT_BUCKETS go to the reading thread (worker n - 1)
- * of n: its weight over the threads' total, n - 1 + weight. */
-static uint32_t an__local_buckets(uint32_t n)
+/* The split over n workers: the reading thread's (worker n - 1) share is its
+ * weight over the threads' total, n - 1 + weight. */
+static struct an_split an__split(uint32_t n, bool self)
 {
-    return (uint32_t)(AN_SPLIT_BUCKETS * AN_LOCAL_WEIGHT_NUM /
-                      ((n - 1) * AN_LOCAL_WEIGHT_DEN + AN_LOCAL_WEIGHT_NUM));
+    uint64_t num = self ? AN_SELF_WEIGHT_NUM : AN_LOCAL_WEIGHT_NUM;
+    uint64_t den = self ? AN_SELF_WEIGHT_DEN : AN_LOCAL_WEIGHT_DEN;
+    struct an_split sp = {n, (uint32_t)(AN_SPLIT_BUCKETS * num / ((n - 1) * den + num))};
+    return sp;
 }
 
 /* The worker owning a connection, from its endpoints and observation
  * context: the same for both directions (the endpoints' hashes are added,
  * so no comparison orders them; the reading thread computes this for every
  * packet).  Worker n - 1 is the reading thread's own. */
-static uint32_t an__shard_key(const struct cap_addr *a, uint16_t pa, const struct cap_addr *b,
-                              uint16_t pb, uint64_t ctx, uint32_t n)
+static uint32_t an__shard_hash(uint64_t ha, uint64_t hb, uint64_t ctx, const struct an_split *sp)
 {
-    uint64_t h = an__mix64(ctx, an__ep_hash(a, pa) + an__ep_hash(b, pb));
-    if (n <= 1)
+    uint64_t h = an__mix64(ctx, ha + hb);
+    if (sp->n <= 1)
         return 0;
-    if ((uint32_t)(h >> 52) < an__local_buckets(n))
-        return n - 1;
-    return (uint32_t)(h % (n - 1));
+    if ((uint32_t)(h >> 52) < sp->local)
+        return sp->n - 1;
+    return (uint32_t)(h % (sp->n - 1));
 }
 
 /* The worker owning a TCP packet's connection: the same for both directions
  * and for every observation of the connection the tracker keys together. */
-static uint32_t an__shard(const struct cap_packet *pkt, uint32_t n)
+static uint32_t an__shard(const struct cap_packet *pkt, const struct an_split *sp)
 {
-    return an__shard_key(&pkt->src, pkt->sport, &pkt->dst, pkt->dport, pkt->ctx, n);
+    return an__shard_hash(an__ep_hash(&pkt->src, pkt->sport), an__ep_hash(&pkt->dst, pkt->dport),
+                          pkt->ctx, sp);
+}
+
+/* The worker a decoded packet goes to: every worker for an IP fragment
+ * (each reassembles them all, par.h), the connection's owner for TCP, and
+ * any other packet by frame number (it only needs counting). */
+static uint32_t an__owner(const struct cap_packet *pkt, const struct an_split *sp)
+{
+    return pkt->frag.present           ? PAR_ALL
+           : pkt->status == CAP_ST_TCP ? an__shard(pkt, sp)
+                                       : (uint32_t)(pkt->frame % sp->n);
 }
 
 /* The reading thread's short cut: the owner of an Ethernet frame carrying
@@ -554,45 +605,42 @@ static uint32_t an__shard(const struct cap_packet *pkt, uint32_t n)
  * context, so the owner is an__shard's.  False for anything else, which
  * goes through the full decode (a packet the decoder would call malformed
  * may be routed here: its one worker counts it all the same). */
-static bool an__route_fast(const struct cap_record *rec, uint32_t n, uint32_t *owner)
+static bool an__route_fast(const struct cap_record *rec, const struct an_split *sp, uint32_t *owner)
 {
     const uint8_t *p = rec->data;
     size_t len = rec->caplen;
     if (rec->linktype != CAP_LINKTYPE_ETHERNET || len < 14 + 40)
         return false;
     uint16_t type = sc_load_be16(p + 12);
-    struct cap_addr a, b;
-    const uint8_t *tcp;
+    const uint8_t *ip = p + 14, *tcp;
+    uint64_t ha, hb;
     if (type == 0x0800) {
-        const uint8_t *ip = p + 14;
         size_t ihl = (size_t)(ip[0] & 15) * 4;
         if ((ip[0] >> 4) != 4 || ihl < 20 || ip[9] != 6 || (sc_load_be16(ip + 6) & 0x3fff) != 0 ||
             len < 14 + ihl + 20)
             return false;
-        memset(a.b, 0, 10);
-        memset(b.b, 0, 10);
-        a.b[10] = a.b[11] = b.b[10] = b.b[11] = 0xff;
-        memcpy(a.b + 12, ip + 12, 4);
-        memcpy(b.b + 12, ip + 16, 4);
         tcp = ip + ihl;
+        ha = an__ep_hash_v4(ip + 12, sc_load_be16(tcp));
+        hb = an__ep_hash_v4(ip + 16, sc_load_be16(tcp + 2));
     } else if (type == 0x86dd) {
-        const uint8_t *ip = p + 14;
         if ((ip[0] >> 4) != 6 || ip[6] != 6 || len < 14 + 40 + 20)
             return false;
-        memcpy(a.b, ip + 8, 16);
-        memcpy(b.b, ip + 24, 16);
         tcp = ip + 40;
+        uint64_t w[4];
+        memcpy(w, ip + 8, 32); /* source and destination addresses */
+        ha = an__ep_hash_w(w[0], w[1], sc_load_be16(tcp));
+        hb = an__ep_hash_w(w[2], w[3], sc_load_be16(tcp + 2));
     } else {
         return false;
     }
-    *owner = an__shard_key(&a, sc_load_be16(tcp), &b, sc_load_be16(tcp + 2), 0, n);
+    *owner = an__shard_hash(ha, hb, 0, sp);
     return true;
 }
 
 static bool an__mine(void *user, const struct cap_packet *pkt)
 {
     const struct an_worker *w = user;
-    return an__shard(pkt, w->n) == w->index;
+    return an__shard(pkt, &w->split) == w->index;
 }
 
 static void an__worker_close(struct an_ctx *c, struct an_flow *f, const struct cap_flow_info *fi,
@@ -671,6 +719,59 @@ static void an__worker_finish(void *user)
     w->ph = AN_PH_FINISH;
     w->sub = 0;
     cap_tracker_finish(w->t);
+}
+
+/* Worker w's part of one packet read by its own thread: a tick, and the
+ * packet in full when w owns it (`pkt`: already decoded, or NULL).  A
+ * packet is counted by its owner, one for every worker (a fragment) by
+ * worker 0. */
+static void an__worker_packet(struct an_worker *w, const struct cap_record *rec, uint32_t owner,
+                              const struct cap_packet *pkt)
+{
+    w->frame = rec->frame;
+    w->ph = AN_PH_TICK;
+    w->sub = 0;
+    cap_tracker_tick(w->t, rec->frame, rec->ts);
+    if (owner != w->index && owner != PAR_ALL)
+        return;
+    struct cap_packet own;
+    if (!pkt) {
+        own.frame = rec->frame;
+        own.ts = rec->ts;
+        own.caplen = rec->caplen;
+        own.wirelen = rec->wirelen;
+        cap_decode_ex(&own, rec->linktype, rec->data, rec->caplen, &w->c.opt->cap.decode);
+        pkt = &own;
+    }
+    w->ph = AN_PH_PACKET;
+    bool counted = owner == w->index || w->index == 0;
+    cap_tracker_packet_ex(w->t, pkt, CAP_PKT_CLOCKED | (counted ? 0 : CAP_PKT_UNCOUNTED));
+}
+
+/* A self-reading worker's thread (par_new_self): the whole capture through
+ * its own reader, routed as the reading thread routes it. */
+static void an__worker_self(struct par *p, void *user)
+{
+    struct an_worker *w = user;
+    w->par = p;
+    struct cap_record rec;
+    struct cap_packet pkt;
+    while (cap_reader_next(w->rd, &rec) > 0) {
+        uint32_t owner;
+        const struct cap_packet *dec = NULL;
+        if (!an__route_fast(&rec, &w->split, &owner)) {
+            pkt.frame = rec.frame;
+            pkt.ts = rec.ts;
+            pkt.caplen = rec.caplen;
+            pkt.wirelen = rec.wirelen;
+            cap_decode_ex(&pkt, rec.linktype, rec.data, rec.caplen, &w->c.opt->cap.decode);
+            owner = an__owner(&pkt, &w->split);
+            dec = &pkt;
+        }
+        an__worker_packet(w, &rec, owner, dec);
+        if (rec.frame % AN_REACH_EVERY == 0 && !par_reached(w->par, w->index, rec.frame))
+            break;
+    }
 }
 
 static void an__close(void *user, void *flow, const struct cap_flow_info *fi, enum cap_close why,
@@ -773,7 +874,6 @@ static void an__note_linktype(struct rep_summary *sum, uint32_t lt)
     }
 }
 
-#define AN_CHECKPOINT_EVERY 1024
 #define AN_CHECKPOINTS 256
 
 /* The pipeline one file goes through: a tracker in this thread, or (-j)
@@ -783,7 +883,9 @@ struct an_pipe {
     struct par *par;       /* -j */
     struct an_worker *w;
     uint32_t n;
+    struct an_split split;
     bool stable;   /* the reader's records stay valid: handed over, not copied */
+    bool self;     /* the workers read the capture themselves (par_new_self) */
     uint64_t lost; /* packets that could not be queued (OOM) */
     /* stable: (frame, input offset after it) every AN_CHECKPOINT_EVERY
      * frames, so the reader's pages go back once every worker is past them. */
@@ -819,6 +921,7 @@ static void an__workers_free(struct an_worker *w, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         cap_tracker_free(w[i].t);
         an__ctx_free(&w[i].c);
+        cap_reader_free(w[i].rd);
     }
     free(w);
 }
@@ -834,10 +937,14 @@ static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_
         pp->t = cap_tracker_new(cs, &an__cb, c);
         return pp->t != NULL;
     }
+    /* With a mapped file (or memory), every thread reads it itself. */
+    pp->stable = cap_reader_stable(rd);
+    pp->self = pp->stable;
+    pp->split = an__split(n, pp->self);
     /* The flow table and the out-of-order pool are shared out in proportion
      * to the connections each worker owns, so the caps hold for the whole
      * run. */
-    uint32_t lb = an__local_buckets(n);
+    uint32_t lb = pp->split.local;
     struct cap_settings ws = *cs, ls = *cs;
     ls.max_flows = (uint32_t)((uint64_t)cs->max_flows * lb / AN_SPLIT_BUCKETS);
     ls.pool_max = (size_t)((uint64_t)cs->pool_max * lb / AN_SPLIT_BUCKETS);
@@ -856,23 +963,28 @@ static bool an__pipe_new(struct an_pipe *pp, struct an_ctx *c, const struct cap_
         w->c = (struct an_ctx){
             .opt = c->opt, .file = c->file, .file_index = c->file_index, .worker = w};
         w->index = i;
-        w->n = n;
+        w->split = pp->split;
         if (!an__ctx_init(&w->c) ||
-            !(w->t = cap_tracker_new(i == n - 1 ? &ls : &ws, &an__cb, &w->c))) {
+            !(w->t = cap_tracker_new(i == n - 1 ? &ls : &ws, &an__cb, &w->c)) ||
+            (pp->self && i < n - 1 && cap_reader_open_view(&w->rd, rd) < 0)) {
             an__workers_free(pp->w, i + 1);
             return false;
         }
         cap_tracker_set_owner(w->t, an__mine, w);
         users[i] = w;
     }
-    pp->par = par_new(n, true, an__worker_run, an__worker_finish, an__par_release, users);
+    if (pp->self)
+        pp->par = par_new_self(n, an__worker_self, an__worker_finish, an__par_release, users);
+    else
+        pp->par = par_new(n, true, an__worker_run, an__worker_finish, an__par_release, users);
     if (!pp->par) {
         an__workers_free(pp->w, n);
         return false;
     }
-    for (uint32_t i = 0; i < n; i++)
-        pp->w[i].par = pp->par; /* read by workers only after a batch's hand-over */
-    pp->stable = cap_reader_stable(rd);
+    /* A pool thread reads it only after a batch's hand-over; a self-reading
+     * thread is given it (an__worker_self), so only the local one is set. */
+    for (uint32_t i = pp->self ? n - 1 : 0; i < n; i++)
+        pp->w[i].par = pp->par;
     if (pp->stable)
         cap_reader_hold(rd);
     return true;
@@ -888,49 +1000,25 @@ static void an__pipe_packet(struct an_pipe *pp, const struct cap_record *rec,
         cap_tracker_packet(pp->t, pkt);
         return;
     }
-    uint32_t owner = pkt->frag.present           ? PAR_ALL
-                     : pkt->status == CAP_ST_TCP ? an__shard(pkt, pp->n)
-                                                 : (uint32_t)(rec->frame % pp->n);
-    an__pipe_route(pp, rec, owner, pkt);
+    an__pipe_route(pp, rec, an__owner(pkt, &pp->split), pkt);
 }
 
-/* The reading thread's own worker (the last): a tick for every packet, as
- * a pool thread gets from its batches, and its own packets in full (`pkt`:
- * the packet already decoded, or NULL). */
-static void an__local_packet(struct an_pipe *pp, const struct cap_record *rec, uint32_t owner,
-                             const struct cap_packet *pkt)
-{
-    struct an_worker *w = &pp->w[pp->n - 1];
-    w->frame = rec->frame;
-    w->ph = AN_PH_TICK;
-    w->sub = 0;
-    cap_tracker_tick(w->t, rec->frame, rec->ts);
-    if (owner == pp->n - 1 || owner == PAR_ALL) {
-        struct cap_packet own;
-        if (!pkt) {
-            own.frame = rec->frame;
-            own.ts = rec->ts;
-            own.caplen = rec->caplen;
-            own.wirelen = rec->wirelen;
-            cap_decode_ex(&own, rec->linktype, rec->data, rec->caplen, &pp->c->opt->cap.decode);
-            pkt = &own;
-        }
-        w->ph = AN_PH_PACKET;
-        /* Counted by its owner; a packet for all (a fragment) by worker 0. */
-        cap_tracker_packet_ex(w->t, pkt,
-                              CAP_PKT_CLOCKED | (owner == PAR_ALL ? CAP_PKT_UNCOUNTED : 0));
-    }
-    par_local_reached(pp->par, rec->frame);
-}
-
-/* Hands a packet to its owner (a worker or PAR_ALL). */
+/* The reading thread's part of a packet (its own worker, the last, as
+ * an__worker_packet), the hand-over to the pool threads when they do not
+ * read the capture themselves, and every AN_CHECKPOINT_EVERY frames the
+ * merge of what the workers produced and the pages every worker is past. */
 static void an__pipe_route(struct an_pipe *pp, const struct cap_record *rec, uint32_t owner,
                            const struct cap_packet *pkt)
 {
-    an__local_packet(pp, rec, owner, pkt);
-    if (!par_packet(pp->par, owner, rec->frame, rec->ts, rec->data, rec->caplen, rec->wirelen,
-                    rec->linktype, pp->stable))
-        pp->lost++;
+    an__worker_packet(&pp->w[pp->n - 1], rec, owner, pkt);
+    if (!pp->self) {
+        par_local_reached(pp->par, rec->frame);
+        if (!par_packet(pp->par, owner, rec->frame, rec->ts, rec->data, rec->caplen, rec->wirelen,
+                        rec->linktype, pp->stable))
+            pp->lost++;
+    } else if (rec->frame % AN_REACH_EVERY == 0) {
+        (void)par_reached(pp->par, pp->n - 1, rec->frame);
+    }
     if (rec->frame % AN_CHECKPOINT_EVERY == 0) {
         par_drain(pp->par, an__par_out, pp);
         if (pp->stable) {
@@ -1041,7 +1129,7 @@ static int an__file(struct an_ctx *c, const char *name, struct rep_summary *sum)
             break;
         packets++;
         uint32_t owner;
-        if (pp.par && an__route_fast(&rec, pp.n, &owner)) {
+        if (pp.par && an__route_fast(&rec, &pp.split, &owner)) {
             sum->bytes += rec.caplen;
             an__pipe_route(&pp, &rec, owner, NULL);
         } else {

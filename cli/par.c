@@ -29,6 +29,8 @@ struct par_worker {
 struct par {
     unsigned n;
     par_run_fn run;
+    par_self_fn self; /* self-reading workers (no batches) */
+    bool quit;        /* self: the dispatcher stopped before the end (under mu) */
     par_finish_fn finish;
     par_release_fn release;
     pthread_mutex_t mu;
@@ -135,7 +137,83 @@ static void *par__main(void *arg)
     }
 }
 
+/* A self-reading worker's thread. */
+static void *par__self_main(void *arg)
+{
+    struct par_worker *w = arg;
+    struct par *p = w->p;
+    p->self(p, w->user);
+    p->finish(w->user);
+    pthread_mutex_lock(&p->mu);
+    w->frontier = UINT64_MAX;
+    w->done = true;
+    struct par_item *back = w->back;
+    w->back = NULL;
+    pthread_cond_broadcast(&p->moved);
+    pthread_mutex_unlock(&p->mu);
+    par__release(p, w, back);
+    return NULL;
+}
+
 static void par__stop(struct par *p);
+
+struct par *par_new_self(unsigned n, par_self_fn self, par_finish_fn finish, par_release_fn release,
+                         void *const wusers[])
+{
+    if (n < 1 || n > PAR_MAX_WORKERS)
+        return NULL;
+    struct par *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->n = n;
+    p->self = self;
+    p->finish = finish;
+    p->release = release;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->moved, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        struct par_worker *w = &p->w[i];
+        w->p = p;
+        w->index = i;
+        w->user = wusers[i];
+        w->out_tail = &w->out;
+        w->local = i == n - 1;
+    }
+    for (unsigned i = 0; i + 1 < n; i++) {
+        if (pthread_create(&p->w[i].thread, NULL, par__self_main, &p->w[i]) != 0) {
+            par__stop(p);
+            par_free(p);
+            return NULL;
+        }
+        p->w[i].started = true;
+    }
+    return p;
+}
+
+bool par_reached(struct par *p, uint32_t wi, uint64_t frame)
+{
+    struct par_worker *w = &p->w[wi];
+    pthread_mutex_lock(&p->mu);
+    if (frame > w->frontier)
+        w->frontier = frame;
+    pthread_cond_broadcast(&p->moved);
+    for (;;) {
+        uint64_t slow = UINT64_MAX;
+        for (unsigned i = 0; i < p->n; i++)
+            if (i != wi && !p->w[i].done && p->w[i].frontier < slow)
+                slow = p->w[i].frontier;
+        if (p->quit || slow == UINT64_MAX || frame < slow || frame - slow <= PAR_AHEAD_FRAMES)
+            break;
+        pthread_cond_wait(&p->moved, &p->mu);
+    }
+    bool go = !p->quit;
+    struct par_item *back = w->back;
+    w->back = NULL;
+    pthread_mutex_unlock(&p->mu);
+    par__release(p, w, back);
+    return go;
+}
 
 struct par *par_new(unsigned n, bool local, par_run_fn run, par_finish_fn finish,
                     par_release_fn release, void *const wusers[])
@@ -247,6 +325,15 @@ void par_local_reached(struct par *p, uint64_t frame)
     struct par_worker *w = &p->w[p->n - 1];
     if (!w->local)
         return;
+    if (p->self) {
+        /* Other threads read it (par_reached): under the lock. */
+        pthread_mutex_lock(&p->mu);
+        w->frontier = frame;
+        w->done = frame == UINT64_MAX;
+        pthread_cond_broadcast(&p->moved);
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
     /* Only the dispatcher reads or writes a local worker's frontier and
      * `done` (no thread of the pool touches another worker's), so this
      * runs for every packet without taking the lock. */
@@ -337,7 +424,16 @@ void par_drain(struct par *p, par_out_fn out, void *user)
 /* Sends every worker its last batch and waits until all have finished. */
 static void par__stop(struct par *p)
 {
-    for (unsigned i = 0; i < p->n; i++) {
+    if (p->self) {
+        /* Before the local worker's end (an early stop): the others stop
+         * at their next par_reached instead of waiting on it. */
+        pthread_mutex_lock(&p->mu);
+        if (!p->w[p->n - 1].done)
+            p->quit = true;
+        pthread_cond_broadcast(&p->moved);
+        pthread_mutex_unlock(&p->mu);
+    }
+    for (unsigned i = 0; i < p->n && !p->self; i++) {
         struct par_worker *w = &p->w[i];
         if (!w->started) {
             par__batch_free(w->cur);

@@ -21,9 +21,18 @@
  * par_local_reached).  The dispatcher then does a worker's share of the
  * analysis itself instead of waiting on queues, and N workers take N threads.
  *
- * Contract: one dispatcher thread calls everything except par_push, which
- * workers call from their run/finish callbacks (and the dispatcher for the
- * local worker).  No global state.
+ * When the capture is a mapped file or memory (its bytes stay valid), the
+ * workers read it themselves instead (par_new_self): each thread walks every
+ * record with its own reader, ticks on the others' packets and analyses its
+ * own, so nothing is handed over and a packet is decoded by one thread
+ * (except those every thread decodes to find their owner).  Workers say how
+ * far they got with par_reached, which also keeps any worker from running
+ * more than PAR_AHEAD_FRAMES frames ahead of the slowest one, so what waits
+ * to be merged (and the mapped pages not yet given back) stays bounded.
+ *
+ * Contract: one dispatcher thread calls everything except par_push and
+ * par_reached, which workers call from their run/self/finish callbacks (and
+ * the dispatcher for the local worker).  No global state.
  */
 #ifndef SC_CLI_PAR_H
 #define SC_CLI_PAR_H
@@ -41,10 +50,17 @@
 #define PAR_BATCH_BYTES (512u * 1024u)
 /* Batches queued per worker before the dispatcher waits. */
 #define PAR_QUEUE_DEPTH 4
+/* Self-reading workers: frames a worker may be ahead of the slowest
+ * unfinished one.  About 6 MB of a capture of full-size packets: what one
+ * thread reads stays in the shared cache for the other, and what waits to
+ * be merged stays small. */
+#define PAR_AHEAD_FRAMES 4096
 
 /* Owner value that gives a packet whole to every worker; worker 0 is told
  * to count it (par_entry.counted), the others not. */
 #define PAR_ALL UINT32_MAX
+
+struct par;
 
 struct par_key {
     uint64_t frame; /* UINT64_MAX: after the last packet */
@@ -80,6 +96,10 @@ struct par_batch {
 /* Runs in worker `w` for each batch, in order; then `finish` once. */
 typedef void (*par_run_fn)(void *wuser, const struct par_batch *b);
 typedef void (*par_finish_fn)(void *wuser);
+/* Runs in worker `w` once: reads and analyses the whole capture, calling
+ * par_reached (and par_push) on p as it goes (par_new_self); then `finish`
+ * once. */
+typedef void (*par_self_fn)(struct par *p, void *wuser);
 /* Runs in the dispatcher for each item, in key order; owns the item until
  * it hands it back with par_recycle. */
 typedef void (*par_out_fn)(void *user, struct par_item *it);
@@ -87,13 +107,23 @@ typedef void (*par_out_fn)(void *user, struct par_item *it);
  * (or in the dispatcher, for items recycled after the worker stopped). */
 typedef void (*par_release_fn)(void *wuser, struct par_item *it);
 
-struct par;
-
 /* Starts n workers (1..PAR_MAX_WORKERS), worker i calling run and finish
  * with wusers[i]; with `local`, worker n - 1 is the dispatcher's own (no
  * thread: see above).  NULL on failure (no thread left running). */
 struct par *par_new(unsigned n, bool local, par_run_fn run, par_finish_fn finish,
                     par_release_fn release, void *const wusers[]);
+
+/* Same with self-reading workers: worker i's thread runs self(wusers[i]),
+ * then finish.  Worker n - 1 is always local, the dispatcher's own. */
+struct par *par_new_self(unsigned n, par_self_fn self, par_finish_fn finish, par_release_fn release,
+                         void *const wusers[]);
+
+/* Self-reading worker w (the local one too) has processed every packet up
+ * to `frame`.  Waits while `frame` is more than PAR_AHEAD_FRAMES past the
+ * slowest unfinished worker's, and releases the items recycled to w.  Call
+ * it every few hundred frames (it takes a lock).  False when the dispatcher
+ * stopped early (par_free before the local worker's end): stop reading. */
+bool par_reached(struct par *p, uint32_t w, uint64_t frame);
 
 /* The local worker has processed every packet up to `frame`
  * (UINT64_MAX: it has finished, and will push nothing more). */
