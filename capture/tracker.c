@@ -1132,7 +1132,8 @@ void cap_tracker_stats_add(struct cap_tracker_stats *to, const struct cap_tracke
 }
 
 /* A packet at `ts`: time moves on (see `now`) and what is idle expires. */
-static void cap__clock(struct cap_tracker *t, uint64_t frame, sc_time ts)
+/* Inlined: it runs for every packet, and with -j for every other thread's. */
+static inline void cap__clock(struct cap_tracker *t, uint64_t frame, sc_time ts)
 {
     /* (The first packet has no previous one: its own time is taken.) */
     sc_time lo = t->prev_ts == INT64_MIN || ts < t->prev_ts ? ts : t->prev_ts;

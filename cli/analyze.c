@@ -502,7 +502,7 @@ struct an_worker {
     uint64_t lost; /* sessions lost to OOM */
 };
 
-static uint64_t an__mix64(uint64_t h, uint64_t v)
+static inline uint64_t an__mix64(uint64_t h, uint64_t v)
 {
     h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
     h ^= h >> 31;
@@ -551,8 +551,8 @@ static uint64_t an__ep_hash_v4(const uint8_t *ip, uint16_t port)
 /* With self-reading workers every thread reads the whole capture and none
  * routes, so the reading thread has only the reports and rules on top of
  * its share: AN_SELF_WEIGHT_NUM / AN_SELF_WEIGHT_DEN of a pool thread's. */
-#define AN_SELF_WEIGHT_NUM 3
-#define AN_SELF_WEIGHT_DEN 4
+#define AN_SELF_WEIGHT_NUM 9
+#define AN_SELF_WEIGHT_DEN 10
 /* Buckets of the connection hash the split is made in. */
 #define AN_SPLIT_BUCKETS 4096u
 
@@ -570,14 +570,16 @@ static struct an_split an__split(uint32_t n, bool self)
  * context: the same for both directions (the endpoints' hashes are added,
  * so no comparison orders them; the reading thread computes this for every
  * packet).  Worker n - 1 is the reading thread's own. */
-static uint32_t an__shard_hash(uint64_t ha, uint64_t hb, uint64_t ctx, const struct an_split *sp)
+static inline uint32_t an__shard_hash(uint64_t ha, uint64_t hb, uint64_t ctx,
+                                      const struct an_split *sp)
 {
     uint64_t h = an__mix64(ctx, ha + hb);
     if (sp->n <= 1)
         return 0;
     if ((uint32_t)(h >> 52) < sp->local)
         return sp->n - 1;
-    return (uint32_t)(h % (sp->n - 1));
+    /* The low 32 bits scaled to [0, n - 1): a multiply, not a division. */
+    return (uint32_t)(((h & 0xffffffffu) * (sp->n - 1)) >> 32);
 }
 
 /* The worker owning a TCP packet's connection: the same for both directions
@@ -725,8 +727,8 @@ static void an__worker_finish(void *user)
  * packet in full when w owns it (`pkt`: already decoded, or NULL).  A
  * packet is counted by its owner, one for every worker (a fragment) by
  * worker 0. */
-static void an__worker_packet(struct an_worker *w, const struct cap_record *rec, uint32_t owner,
-                              const struct cap_packet *pkt)
+static inline void an__worker_packet(struct an_worker *w, const struct cap_record *rec,
+                                     uint32_t owner, const struct cap_packet *pkt)
 {
     w->frame = rec->frame;
     w->ph = AN_PH_TICK;
