@@ -549,8 +549,12 @@ static uint64_t an__ep_hash_v4(const uint8_t *ip, uint16_t port)
 #define AN_LOCAL_WEIGHT_NUM 1
 #define AN_LOCAL_WEIGHT_DEN 7
 /* With self-reading workers every thread reads the whole capture and none
- * routes, so the reading thread has only the reports and rules on top of
- * its share: AN_SELF_WEIGHT_NUM / AN_SELF_WEIGHT_DEN of a pool thread's. */
+ * routes for another, so the reading thread has only the merge, rules and
+ * reports on top of its share: AN_SELF_WEIGHT_NUM / AN_SELF_WEIGHT_DEN of a
+ * pool thread's (9/19 of the connections with -j 2).  That left the two
+ * threads at 96 and 102 M instructions on smtp-50m; captures of many short
+ * sessions would want less, as their reports weigh more
+ * (docs/PERFORMANCE.md, fifth pass). */
 #define AN_SELF_WEIGHT_NUM 9
 #define AN_SELF_WEIGHT_DEN 10
 /* Buckets of the connection hash the split is made in. */
