@@ -157,8 +157,10 @@ static void *par__self_main(void *arg)
 
 static void par__stop(struct par *p);
 
-struct par *par_new_self(unsigned n, par_self_fn self, par_finish_fn finish, par_release_fn release,
-                         void *const wusers[])
+/* What par_new and par_new_self share: the structure and its workers, no
+ * thread yet (worker n - 1 local when `local`). */
+static struct par *par__alloc(unsigned n, bool local, par_finish_fn finish, par_release_fn release,
+                              void *const wusers[])
 {
     if (n < 1 || n > PAR_MAX_WORKERS)
         return NULL;
@@ -166,7 +168,6 @@ struct par *par_new_self(unsigned n, par_self_fn self, par_finish_fn finish, par
     if (!p)
         return NULL;
     p->n = n;
-    p->self = self;
     p->finish = finish;
     p->release = release;
     pthread_mutex_init(&p->mu, NULL);
@@ -178,17 +179,36 @@ struct par *par_new_self(unsigned n, par_self_fn self, par_finish_fn finish, par
         w->index = i;
         w->user = wusers[i];
         w->out_tail = &w->out;
-        w->local = i == n - 1;
+        w->local = local && i == n - 1;
     }
-    for (unsigned i = 0; i + 1 < n; i++) {
-        if (pthread_create(&p->w[i].thread, NULL, par__self_main, &p->w[i]) != 0) {
+    return p;
+}
+
+/* Starts a thread running `main` for every worker but the local one;
+ * false (p freed, no thread left running) on failure. */
+static bool par__start(struct par *p, void *(*main)(void *))
+{
+    for (unsigned i = 0; i < p->n; i++) {
+        if (p->w[i].local)
+            continue;
+        if (pthread_create(&p->w[i].thread, NULL, main, &p->w[i]) != 0) {
             par__stop(p);
             par_free(p);
-            return NULL;
+            return false;
         }
         p->w[i].started = true;
     }
-    return p;
+    return true;
+}
+
+struct par *par_new_self(unsigned n, par_self_fn self, par_finish_fn finish, par_release_fn release,
+                         void *const wusers[])
+{
+    struct par *p = par__alloc(n, true, finish, release, wusers);
+    if (!p)
+        return NULL;
+    p->self = self;
+    return par__start(p, par__self_main) ? p : NULL;
 }
 
 bool par_reached(struct par *p, uint32_t wi, uint64_t frame)
@@ -218,25 +238,12 @@ bool par_reached(struct par *p, uint32_t wi, uint64_t frame)
 struct par *par_new(unsigned n, bool local, par_run_fn run, par_finish_fn finish,
                     par_release_fn release, void *const wusers[])
 {
-    if (n < 1 || n > PAR_MAX_WORKERS)
-        return NULL;
-    struct par *p = calloc(1, sizeof(*p));
+    struct par *p = par__alloc(n, local, finish, release, wusers);
     if (!p)
         return NULL;
-    p->n = n;
     p->run = run;
-    p->finish = finish;
-    p->release = release;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->work, NULL);
-    pthread_cond_init(&p->moved, NULL);
     for (unsigned i = 0; i < n; i++) {
         struct par_worker *w = &p->w[i];
-        w->p = p;
-        w->index = i;
-        w->user = wusers[i];
-        w->out_tail = &w->out;
-        w->local = local && i == n - 1;
         if (w->local)
             continue;
         w->cur = par__batch_get(p);
@@ -246,17 +253,7 @@ struct par *par_new(unsigned n, bool local, par_run_fn run, par_finish_fn finish
             return NULL;
         }
     }
-    for (unsigned i = 0; i < n; i++) {
-        if (p->w[i].local)
-            continue;
-        if (pthread_create(&p->w[i].thread, NULL, par__main, &p->w[i]) != 0) {
-            par__stop(p);
-            par_free(p);
-            return NULL;
-        }
-        p->w[i].started = true;
-    }
-    return p;
+    return par__start(p, par__main) ? p : NULL;
 }
 
 /* Queues worker w's current batch (waiting while its queue is full) and
