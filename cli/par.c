@@ -144,15 +144,22 @@ static void *par__self_main(void *arg)
     struct par *p = w->p;
     p->self(p, w->user);
     p->finish(w->user);
-    pthread_mutex_lock(&p->mu);
-    w->frontier = UINT64_MAX;
-    w->done = true;
-    struct par_item *back = w->back;
-    w->back = NULL;
-    pthread_cond_broadcast(&p->moved);
-    pthread_mutex_unlock(&p->mu);
-    par__release(p, w, back);
-    return NULL;
+    /* Release what was recycled to it, then say it is done: from then on
+     * par_recycle releases in the dispatcher, never both at once. */
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        struct par_item *back = w->back;
+        w->back = NULL;
+        if (!back) {
+            w->frontier = UINT64_MAX;
+            w->done = true;
+            pthread_cond_broadcast(&p->moved);
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        pthread_mutex_unlock(&p->mu);
+        par__release(p, w, back);
+    }
 }
 
 static void par__stop(struct par *p);
@@ -462,6 +469,13 @@ void par_free(struct par *p)
     if (!p)
         return;
     par__stop(p); /* nothing left to do after par_finish */
+    /* Items never given out (a caller that stops early): every thread has
+     * stopped, so they are released here. */
+    for (unsigned i = 0; i < p->n; i++) {
+        par__release(p, &p->w[i], p->w[i].out);
+        p->w[i].out = NULL;
+        p->w[i].out_tail = &p->w[i].out;
+    }
     for (unsigned i = 0; i < p->n; i++)
         par__batch_free(p->w[i].cur);
     for (unsigned i = 0; i < p->nfree; i++)

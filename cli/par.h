@@ -153,8 +153,10 @@ void par_drain(struct par *p, par_out_fn out, void *user);
  * remaining items in order and stops the threads. */
 void par_finish(struct par *p, par_out_fn out, void *user);
 
-/* Frees what par_new made; call after par_finish (which gives out every
- * item), or on its own if par_new's caller gives up before any packet. */
+/* Frees what par_new or par_new_self made; call after par_finish (which
+ * gives out every item), or on its own when the caller gives up early: the
+ * workers stop (self-reading ones at their next par_reached) and the items
+ * not given out are released. */
 void par_free(struct par *p);
 
 #endif
