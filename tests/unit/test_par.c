@@ -116,26 +116,34 @@ static void t_out(void *user, struct par_item *it)
     par_recycle(o->p, it);
 }
 
-static void t_setup(struct t_worker *w, _Atomic uint64_t *pos, _Atomic uint64_t *lead,
-                    uint64_t frames, void **users)
+/* The workers of one run and what they share. */
+struct t_run {
+    _Atomic uint64_t pos[T_WORKERS], lead;
+    struct t_worker w[T_WORKERS];
+};
+
+/* Starts the threads of a run in which every worker walks `frames` frames. */
+static struct par *t_start(struct t_run *r, uint64_t frames)
 {
-    atomic_store(lead, 0);
+    void *users[T_WORKERS];
+    atomic_store(&r->lead, 0);
     for (uint32_t i = 0; i < T_WORKERS; i++) {
-        atomic_store(&pos[i], 0);
-        w[i] = (struct t_worker){.index = i, .pos = pos, .max_lead = lead, .frames = frames};
-        users[i] = &w[i];
+        atomic_store(&r->pos[i], 0);
+        r->w[i] =
+            (struct t_worker){.index = i, .pos = r->pos, .max_lead = &r->lead, .frames = frames};
+        users[i] = &r->w[i];
     }
+    struct par *p = par_new_self(T_WORKERS, t_self, t_finish, t_release, users);
+    assert_non_null(p);
+    return p;
 }
 
 static void test_self_merge_order_and_throttle(void **state)
 {
     (void)state;
-    _Atomic uint64_t pos[T_WORKERS], lead;
-    struct t_worker w[T_WORKERS];
-    void *users[T_WORKERS];
-    t_setup(w, pos, &lead, T_FRAMES, users);
-    struct par *p = par_new_self(T_WORKERS, t_self, t_finish, t_release, users);
-    assert_non_null(p);
+    static struct t_run r;
+    struct t_worker *w = r.w;
+    struct par *p = t_start(&r, T_FRAMES);
     struct t_out o = {0, 0, p};
     struct t_worker *me = &w[T_WORKERS - 1];
     /* The local worker walks in this thread and drains as the reading
@@ -171,7 +179,7 @@ static void test_self_merge_order_and_throttle(void **state)
     /* par_reached holds a worker at PAR_AHEAD_FRAMES past the slowest
      * frontier, which trails the slowest worker by less than T_REACH; a
      * worker moves on at most T_REACH frames before it asks again. */
-    uint64_t m = atomic_load(&lead);
+    uint64_t m = atomic_load(&r.lead);
     assert_true(m <= PAR_AHEAD_FRAMES + 2 * T_REACH);
     /* ... and the slow worker did hold the others back (the test tests
      * something). */
@@ -183,12 +191,9 @@ static void test_self_merge_order_and_throttle(void **state)
 static void test_self_early_stop(void **state)
 {
     (void)state;
-    _Atomic uint64_t pos[T_WORKERS], lead;
-    struct t_worker w[T_WORKERS];
-    void *users[T_WORKERS];
-    t_setup(w, pos, &lead, UINT64_MAX, users);
-    struct par *p = par_new_self(T_WORKERS, t_self, t_finish, t_release, users);
-    assert_non_null(p);
+    static struct t_run r;
+    struct t_worker *w = r.w;
+    struct par *p = t_start(&r, UINT64_MAX);
     struct t_worker *me = &w[T_WORKERS - 1];
     for (uint64_t f = 1; f <= 1000; f++)
         if (f % T_REACH == 0)
