@@ -59,7 +59,7 @@ struct cap_reader {
     bool mapped;     /* buf is a mapping of the whole file, alloc bytes long */
     bool ahead;      /* prefetch CAP_PREFETCH_AHEAD bytes (a mapping, or a view of one) */
     size_t released; /* mapped: bytes before this were given back (page aligned) */
-    size_t fetched;  /* mapped: bytes before this were prefetched */
+    size_t fetched;  /* ahead: bytes before this were prefetched */
     bool held;       /* the caller releases (cap_reader_hold) */
     size_t alloc;
     size_t pos;        /* next unread byte in buf */

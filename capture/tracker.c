@@ -1131,8 +1131,8 @@ void cap_tracker_stats_add(struct cap_tracker_stats *to, const struct cap_tracke
         cap__unsupported_add(to, from->unsupported[u].what, from->unsupported[u].count);
 }
 
-/* A packet at `ts`: time moves on (see `now`) and what is idle expires. */
-/* Inlined: it runs for every packet, and with -j for every other thread's. */
+/* A packet at `ts`: time moves on (see `now`) and what is idle expires.
+ * Inlined: it runs for every packet, and with -j for every other thread's. */
 static inline void cap__clock(struct cap_tracker *t, uint64_t frame, sc_time ts)
 {
     /* (The first packet has no previous one: its own time is taken.) */

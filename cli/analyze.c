@@ -755,7 +755,9 @@ static inline void an__worker_packet(struct an_worker *w, const struct cap_recor
 }
 
 /* A self-reading worker's thread (par_new_self): the whole capture through
- * its own reader, routed as the reading thread routes it. */
+ * its own reader, routed as the reading thread routes it.  A read error ends
+ * the walk at the record where it ends the reading thread's (the same
+ * bytes); that thread reports it. */
 static void an__worker_self(struct par *p, void *user)
 {
     struct an_worker *w = user;
