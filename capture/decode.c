@@ -129,14 +129,21 @@ void cap_endpoint_str(char *out, size_t outlen, const struct cap_addr *a, uint16
 
 static void cap__set_v4(struct cap_addr *a, const uint8_t *p)
 {
-    memset(a->b, 0, 10);
-    a->b[10] = 0xff;
-    a->b[11] = 0xff;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    memcpy(a->b, mapped, 12);
     memcpy(a->b + 12, p, 4);
 }
 
 static void cap__tcp_options(struct cap_tcpopts *o, const uint8_t *p, size_t len)
 {
+    /* Most segments of an established connection carry exactly NOP, NOP,
+     * timestamps (RFC 7323 appendix A's layout): read that without the walk. */
+    if (len == 12 && sc_load_be32(p) == 0x0101080au) {
+        o->ts_present = true;
+        o->tsval = sc_load_be32(p + 4);
+        o->tsecr = sc_load_be32(p + 8);
+        return;
+    }
     size_t i = 0;
     while (i < len) {
         uint8_t kind = p[i];
@@ -188,16 +195,17 @@ static void cap__tcp_options(struct cap_tcpopts *o, const uint8_t *p, size_t len
 static enum cap_status cap__tcp(struct cap_packet *pkt, const uint8_t *p, size_t caplen,
                                 size_t wire)
 {
-    struct sc_wire w = sc_wire_init(p, caplen);
-    pkt->sport = sc_wire_u16(&w);
-    pkt->dport = sc_wire_u16(&w);
-    pkt->seq = sc_wire_u32(&w);
-    pkt->ack = sc_wire_u32(&w);
-    uint8_t off = sc_wire_u8(&w);
-    pkt->flags = sc_wire_u8(&w) & 0x3f;
-    pkt->window = sc_wire_u16(&w);
-    if (!sc_wire_ok(&w))
+    /* One length check for the fixed header, then plain loads: this runs
+     * for every packet. */
+    if (caplen < 20)
         return pkt->status = CAP_ST_MALFORMED;
+    pkt->sport = sc_load_be16(p);
+    pkt->dport = sc_load_be16(p + 2);
+    pkt->seq = sc_load_be32(p + 4);
+    pkt->ack = sc_load_be32(p + 8);
+    uint8_t off = p[12];
+    pkt->flags = p[13] & 0x3f;
+    pkt->window = sc_load_be16(p + 14);
     size_t hlen = (size_t)(off >> 4) * 4;
     if (hlen < 20)
         return pkt->status = CAP_ST_MALFORMED;
@@ -556,20 +564,16 @@ static void cap__frag_note(struct cap_packet *pkt, uint8_t ipver, uint8_t proto,
 static enum cap_status cap__ipv4(struct cap__dc *dc, const uint8_t *p, size_t len)
 {
     struct cap_packet *pkt = dc->pkt;
-    struct sc_wire w = sc_wire_init(p, len);
-    uint8_t vihl = sc_wire_u8(&w);
-    sc_wire_skip(&w, 1);
-    uint16_t total = sc_wire_u16(&w);
-    uint16_t id = sc_wire_u16(&w);
-    uint16_t frag = sc_wire_u16(&w);
-    uint8_t ttl = sc_wire_u8(&w);
-    uint8_t proto = sc_wire_u8(&w);
-    sc_wire_skip(&w, 2);
-    uint8_t src[4], dst[4];
-    sc_wire_bytes(&w, src, 4);
-    sc_wire_bytes(&w, dst, 4);
-    if (!sc_wire_ok(&w) || (vihl >> 4) != 4)
+    /* One length check for the fixed header, then plain loads. */
+    if (len < 20 || (p[0] >> 4) != 4)
         return pkt->status = CAP_ST_MALFORMED;
+    uint8_t vihl = p[0];
+    uint16_t total = sc_load_be16(p + 2);
+    uint16_t id = sc_load_be16(p + 4);
+    uint16_t frag = sc_load_be16(p + 6);
+    uint8_t ttl = p[8];
+    uint8_t proto = p[9];
+    const uint8_t *src = p + 12, *dst = p + 16;
     size_t ihl = (size_t)(vihl & 15) * 4;
     if (ihl < 20 || ihl > len)
         return pkt->status = CAP_ST_MALFORMED;
@@ -666,18 +670,15 @@ static enum cap_status cap__ip6_chain(struct cap__dc *dc, uint8_t next, const ui
 static enum cap_status cap__ipv6(struct cap__dc *dc, const uint8_t *p, size_t len)
 {
     struct cap_packet *pkt = dc->pkt;
-    struct sc_wire w = sc_wire_init(p, len);
-    uint32_t vtcfl = sc_wire_u32(&w);
-    uint16_t plen = sc_wire_u16(&w);
-    uint8_t next = sc_wire_u8(&w);
-    uint8_t hlim = sc_wire_u8(&w);
-    struct cap_addr src, dst;
-    sc_wire_bytes(&w, src.b, 16);
-    sc_wire_bytes(&w, dst.b, 16);
-    if (!sc_wire_ok(&w) || (vtcfl >> 28) != 6)
+    /* One length check for the fixed header, then plain loads. */
+    if (len < 40 || (p[0] >> 4) != 6)
         return pkt->status = CAP_ST_MALFORMED;
-    pkt->src = src;
-    pkt->dst = dst;
+    uint32_t vtcfl = sc_load_be32(p);
+    uint16_t plen = sc_load_be16(p + 4);
+    uint8_t next = p[6];
+    uint8_t hlim = p[7];
+    memcpy(pkt->src.b, p + 8, 16);
+    memcpy(pkt->dst.b, p + 24, 16);
     pkt->ipver = 6;
     pkt->ttl = hlim;
     pkt->ipid = vtcfl & 0xfffff;
