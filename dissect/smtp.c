@@ -1006,6 +1006,24 @@ static inline void smtp__masks64(const uint8_t *p, uint64_t *lf, uint64_t *eq)
     *eq = e;
 }
 
+/* The bitmask of the '.'s among p[0..63], the same way. */
+static inline uint64_t smtp__dots64(const uint8_t *p)
+{
+#if defined(__SSE2__)
+    const __m128i dc = _mm_set1_epi8('.');
+    const __m128i *q = (const __m128i *)(const void *)p;
+#define SMTP__MM(k)                                                                                \
+    ((uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(q + (k)), dc)))
+    return SMTP__MM(0) | SMTP__MM(1) << 16 | SMTP__MM(2) << 32 | SMTP__MM(3) << 48;
+#undef SMTP__MM
+#else
+    uint64_t d = 0;
+    for (unsigned k = 0; k < 64; k++)
+        d |= (uint64_t)(p[k] == '.') << k;
+    return d;
+#endif
+}
+
 #if defined(SMTP_AVX2)
 /* The same with AVX2: two 32-byte compares per mask, half the work. */
 __attribute__((target("avx2"))) static inline void smtp__masks64_avx2(const uint8_t *p,
@@ -1019,6 +1037,15 @@ __attribute__((target("avx2"))) static inline void smtp__masks64_avx2(const uint
     *lf = SMTP__MM(v0, lfc) | SMTP__MM(v1, lfc) << 32;
     *eq = SMTP__MM(v0, eqc) | SMTP__MM(v1, eqc) << 32;
 #undef SMTP__MM
+}
+
+__attribute__((target("avx2"))) static inline uint64_t smtp__dots64_avx2(const uint8_t *p)
+{
+    const __m256i dc = _mm256_set1_epi8('.');
+    const __m256i *q = (const __m256i *)(const void *)p;
+    uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256(q), dc));
+    uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256(q + 1), dc));
+    return lo | hi << 32;
 }
 #endif
 
@@ -1037,16 +1064,38 @@ static inline uint64_t smtp__from_bit(size_t k)
  * two bitmasks of a block.  Returns the index of the first byte not consumed:
  * the buffer's end, or the start of a line that begins with '.' or LF or that
  * does not end in the buffer, which the byte-wise path takes from there.
- * Always inlined, so that each caller gets `masks` inlined too. */
-__attribute__((always_inline)) static inline size_t
-smtp__body_lines_with(struct smtp_session *s, const uint8_t *p, size_t i, size_t n,
-                      const struct sc_meta *m,
-                      void (*masks)(const uint8_t *, uint64_t *, uint64_t *))
+ *
+ * Past the message's header section, a line without '=' in reach has
+ * nothing to record.  So a block whose lines are all like that, and whose
+ * next lines start neither with '.' nor LF (`dots` gives the block's '.'s),
+ * is passed over whole.  Base64 attachments, most of a capture's bytes, are
+ * such blocks.  Always inlined, so that each caller gets `masks` and `dots`
+ * inlined too. */
+__attribute__((always_inline)) static inline size_t smtp__body_lines_with(
+    struct smtp_session *s, const uint8_t *p, size_t i, size_t n, const struct sc_meta *m,
+    void (*masks)(const uint8_t *, uint64_t *, uint64_t *), uint64_t (*dots)(const uint8_t *))
 {
     size_t ls = i;         /* the current line's first byte */
     size_t feq = SIZE_MAX; /* its first '=', once seen */
     for (size_t pos = i; pos < n; pos += 64) {
         uint64_t lf, eq;
+        if (!s->bl_headers && feq == SIZE_MAX && ls <= pos) {
+            /* Whole blocks with no '=', and after each LF neither '.' nor
+             * LF; bit 63 clear keeps the byte after each LF in the block.
+             * `dot` stays at a line start: whether CRLF or a bare LF led
+             * there matters only for a '.' after it, never passed over. */
+            while (n - pos >= 64) {
+                masks(p + pos, &lf, &eq);
+                if ((eq | lf >> 63) != 0 || ((lf << 1) & (dots(p + pos) | lf)) != 0)
+                    break;
+                if (lf)
+                    ls = pos + 64 - (size_t)__builtin_clzll(lf); /* after the last LF */
+                pos += 64;
+            }
+            if (pos >= n)
+                return ls;
+        }
+        /* The general case: the block at pos line by line. */
         if (n - pos >= 64) {
             masks(p + pos, &lf, &eq);
         } else {
@@ -1084,7 +1133,7 @@ smtp__body_lines_with(struct smtp_session *s, const uint8_t *p, size_t i, size_t
 static size_t smtp__body_lines_sse2(struct smtp_session *s, const uint8_t *p, size_t i, size_t n,
                                     const struct sc_meta *m)
 {
-    return smtp__body_lines_with(s, p, i, n, m, smtp__masks64);
+    return smtp__body_lines_with(s, p, i, n, m, smtp__masks64, smtp__dots64);
 }
 
 #if defined(SMTP_AVX2)
@@ -1093,7 +1142,7 @@ __attribute__((target("avx2"))) static size_t smtp__body_lines_avx2(struct smtp_
                                                                     size_t n,
                                                                     const struct sc_meta *m)
 {
-    return smtp__body_lines_with(s, p, i, n, m, smtp__masks64_avx2);
+    return smtp__body_lines_with(s, p, i, n, m, smtp__masks64_avx2, smtp__dots64_avx2);
 }
 #endif
 

@@ -825,6 +825,46 @@ static void test_body_lines_any_segmentation(void **state)
     smtp_session_free(s);
 }
 
+/* Past the header section, blocks of base64 lines are passed over whole
+ * (smtp__body_lines): the line after them must still start where it does.
+ * A filename='s '=' at byte 95 of that line counts and one at byte 96 does
+ * not, however many 77-byte lines come first (so at every alignment to the
+ * 64-byte blocks). */
+static void test_body_after_base64_blocks(void **state)
+{
+    (void)state;
+    static const char b64[] =
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0";
+    for (unsigned at = 95; at <= 96; at++) {
+        for (unsigned lines = 1; lines <= 9; lines++) {
+            static char msg[2048];
+            size_t n = (size_t)snprintf(msg, sizeof(msg), "Subject: b\r\n\r\n");
+            for (unsigned k = 0; k < lines; k++)
+                n += (size_t)snprintf(msg + n, sizeof(msg) - n, "%s\r\n", b64);
+            memset(msg + n, 'a', at - 8);
+            n += at - 8;
+            n += (size_t)snprintf(msg + n, sizeof(msg) - n, "filename=x123456\r\n%s\r\n.\r\n", b64);
+            const struct step sc[] = {
+                {S, "220 mx ESMTP\r\n", 0, 0}, {C, "HELO c\r\n", 0, 0},
+                {S, "250 mx\r\n", 0, 0},       {C, "MAIL FROM:<a@b>\r\n", 0, 0},
+                {S, "250 ok\r\n", 0, 0},       {C, "RCPT TO:<c@d>\r\n", 0, 0},
+                {S, "250 ok\r\n", 0, 0},       {C, "DATA\r\n", 0, 0},
+                {S, "354 go\r\n", 0, 0},       {C, msg, 0, 0},
+                {S, "250 queued\r\n", 0, 0},   {C, "QUIT\r\n", 0, 0},
+                {S, "221 bye\r\n", 0, 0},      END,
+            };
+            char *r;
+            struct smtp_session *s = run_all(sc, 0, &r);
+            const struct smtp_info *in = smtp_session_info(s);
+            if (in->max_filename != (at == 95 ? 7u : 0u) || in->messages != 1)
+                fail_msg("'=' at byte %u after %u lines: filename %llu, messages %llu", at, lines,
+                         (unsigned long long)in->max_filename, (unsigned long long)in->messages);
+            free(r);
+            smtp_session_free(s);
+        }
+    }
+}
+
 /* splitmix64, for the generated bodies below (fixed seeds). */
 static uint64_t t_rng(uint64_t *x)
 {
@@ -851,18 +891,34 @@ static size_t t_gen_message(uint64_t *x, char *b, size_t cap)
         n += (size_t)sprintf(b + n, "\r\n");
     }
     n += (size_t)sprintf(b + n, "\r\n");
+    /* Half the bodies look like base64 (lines of 60 to 80 bytes with no '='
+     * for long stretches), the case the scan passes over a block at a time;
+     * some of their lines start with '.' or are empty. */
+    bool b64 = t_rng(x) % 2;
     while (n + 260 < cap) {
         size_t len = (size_t)(t_rng(x) % 200), start = n;
-        for (size_t k = 0; k < len; k++)
-            b[n++] = alpha[t_rng(x) % (sizeof(alpha) - 1)];
-        if (len > 20 && t_rng(x) % 4 == 0) {
+        if (b64) {
+            len = 60 + (size_t)(t_rng(x) % 21);
+            unsigned r = (unsigned)(t_rng(x) % 64);
+            if (r == 0)
+                len = 0;
+            else if (r == 1)
+                b[n++] = '.';
+        }
+        for (size_t k = n - start; k < len; k++)
+            b[n++] = b64 ? (t_rng(x) % 500 ? "Zb9+/"[t_rng(x) % 5] : '=')
+                         : alpha[t_rng(x) % (sizeof(alpha) - 1)];
+        if (len > 20 && t_rng(x) % (b64 ? 40 : 4) == 0) {
             size_t at = start + (size_t)(t_rng(x) % (len - 20));
             memcpy(b + at, t_rng(x) % 2 ? "filename=\"f.txt\"" : "FileName=g.bin;", 15);
         }
         /* a line of only "." would end the message early */
         if (n - start == 1 && b[start] == '.')
             b[n++] = '.';
-        b[n++] = t_rng(x) % 8 ? '\r' : 'x';
+        if (t_rng(x) % (b64 ? 50 : 8))
+            b[n++] = '\r';
+        else if (!b64)
+            b[n++] = 'x';
         b[n++] = '\n';
     }
     n += (size_t)sprintf(b + n, "\r\n.\r\n");
@@ -891,20 +947,34 @@ static void test_body_scans_agree(void **state)
         struct smtp_session *w = run(sc, WHOLE, 0, 0, NULL);
         struct smtp_session *n = run(sc, WHOLE, 0, T_NO_AVX2, NULL);
         struct smtp_session *b = run(sc, BYTES, 0, T_NO_AVX2, NULL);
+        /* Each step cut in two at the same place: the message resumes
+         * mid-line or at a line start. */
+        size_t k = (size_t)(t_rng(&x) % (len + 1));
+        struct smtp_session *wa = run(sc, AT, k, 0, NULL);
+        struct smtp_session *na = run(sc, AT, k, T_NO_AVX2, NULL);
         char *rw = render(w), *rn = render(n), *rb = render(b);
+        char *rwa = render(wa), *rna = render(na);
         if (strcmp(rw, rn) != 0)
             fail_msg("round %u: AVX2 and SSE2 scans differ:\n--- avx2\n%s--- sse2\n%s", round, rw,
                      rn);
         if (strcmp(rn, rb) != 0)
             fail_msg("round %u: scan and byte-wise differ:\n--- scan\n%s--- bytes\n%s", round, rn,
                      rb);
+        if (strcmp(rwa, rb) != 0 || strcmp(rna, rb) != 0)
+            fail_msg("round %u: scans cut at %zu and byte-wise differ:\n--- avx2\n%s--- sse2\n%s"
+                     "--- bytes\n%s",
+                     round, k, rwa, rna, rb);
         assert_int_equal(smtp_session_info(w)->messages, 1);
         free(rw);
         free(rn);
         free(rb);
+        free(rwa);
+        free(rna);
         smtp_session_free(w);
         smtp_session_free(n);
         smtp_session_free(b);
+        smtp_session_free(wa);
+        smtp_session_free(na);
     }
 }
 
@@ -953,6 +1023,7 @@ int main(void)
         cmocka_unit_test(test_pending_queue_is_bounded),
         cmocka_unit_test(test_body_lines_any_segmentation),
         cmocka_unit_test(test_body_scans_agree),
+        cmocka_unit_test(test_body_after_base64_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
