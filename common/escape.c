@@ -33,6 +33,11 @@ static size_t sc__plain_run(const uint8_t *p, size_t n, bool quote)
     return i;
 }
 
+size_t sc_plain_len(const uint8_t *p, size_t n)
+{
+    return sc__plain_run(p, n, true);
+}
+
 void sc_escape(struct sc_buf *out, const uint8_t *p, size_t n)
 {
     size_t i = 0;

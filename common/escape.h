@@ -21,4 +21,8 @@ void sc_escape(struct sc_buf *out, const uint8_t *p, size_t n);
  * '"', '\' and any control character. */
 void sc_json_escape(struct sc_buf *out, const char *s, size_t n);
 
+/* Length of the run at p[0..n) that both escapes leave as it is: 0x20..0x7e
+ * except '\' and '"'.  Bytes that are all such need neither escape. */
+size_t sc_plain_len(const uint8_t *p, size_t n);
+
 #endif

@@ -65,6 +65,24 @@ static void check(const uint8_t *p, size_t n)
     ref_json(&b, p, n);
     assert_int_equal(a.len, b.len);
     assert_memory_equal(sc_buf_str(&a), sc_buf_str(&b), a.len);
+    /* sc_plain_len: the bytes before the first one either escape changes;
+     * when that is all of them, the report copies them as they are. */
+    size_t k = 0;
+    while (k < n && p[k] >= 0x20 && p[k] <= 0x7e && p[k] != '\\' && p[k] != '"')
+        k++;
+    assert_int_equal(sc_plain_len(p, n), k);
+    if (k == n) {
+        sc_buf_reset(&a);
+        sc_buf_reset(&b);
+        ref_escape(&a, p, n);
+        ref_json(&b, p, n);
+        assert_int_equal(a.len, n);
+        assert_int_equal(b.len, n);
+        if (n) {
+            assert_memory_equal(a.data, p, n);
+            assert_memory_equal(b.data, p, n);
+        }
+    }
     sc_buf_free(&a);
     sc_buf_free(&b);
 }
