@@ -87,8 +87,14 @@ struct smtp__reply {
     uint32_t nlines;
     bool starttls_kw; /* a continuation line is the STARTTLS keyword */
     char enh[SMTP_ENH_SIZE];
-    struct sc_buf *lines;  /* kept lines (text after "NNN-"), nlines_alloc of them */
-    uint32_t nlines_alloc; /* grows with the longest reply, up to reply_lines_max */
+    /* Kept lines (text after "NNN-", line_keep bytes of each): their bytes
+     * one after the other in `text`, each followed by a NUL, and where each
+     * starts and how long it is in `kept` (nkept_alloc entries). */
+    struct sc_buf text;
+    struct smtp__kept {
+        uint32_t off, len;
+    } * kept;
+    uint32_t nkept_alloc; /* grows with the longest reply, up to reply_lines_max */
     uint32_t nkept;
 };
 
@@ -474,9 +480,8 @@ void smtp_session_free(struct smtp_session *s)
         free(s->proxy);
     }
     sc_events_free(&in->events);
-    for (size_t i = 0; i < s->rep.nlines_alloc; i++)
-        sc_buf_free(&s->rep.lines[i]);
-    free(s->rep.lines);
+    sc_buf_free(&s->rep.text);
+    free(s->rep.kept);
     free(s->lb[0].buf);
     free(s->lb[1].buf);
     sc_buf_free(&s->hold);
@@ -1474,45 +1479,63 @@ static bool smtp__is_kw(const uint8_t *t, size_t n, const char *kw)
     return true;
 }
 
-/* Makes room for reply line nkept: the array of kept lines grows by doubling
- * (4 first: most replies have one line) up to reply_lines_max.  False on OOM
- * (the line is then counted, not kept). */
-static bool smtp__rep_room(struct smtp_session *s)
+/* Keeps reply line nkept (cut at line_keep with its code).  The table of kept
+ * lines grows by doubling (4 first: most replies have one line) up to
+ * reply_lines_max.  On OOM the line is counted, not kept. */
+static void smtp__rep_keep(struct smtp_session *s, const uint8_t *p, size_t n)
 {
     struct smtp__reply *r = &s->rep;
-    if (r->nkept < r->nlines_alloc)
-        return true;
-    size_t want = r->nlines_alloc ? (size_t)r->nlines_alloc * 2 : 4;
-    if (want > s->set.reply_lines_max)
-        want = s->set.reply_lines_max;
-    struct sc_buf *v = realloc(r->lines, want * sizeof(*v));
-    if (!v)
-        return false;
-    for (size_t i = r->nlines_alloc; i < want; i++)
-        sc_buf_init(&v[i], s->set.line_keep);
-    r->lines = v;
-    r->nlines_alloc = (uint32_t)want;
-    return true;
+    if (r->nkept >= s->set.reply_lines_max)
+        return;
+    if (r->nkept == r->nkept_alloc) {
+        size_t want = r->nkept_alloc ? (size_t)r->nkept_alloc * 2 : 4;
+        if (want > s->set.reply_lines_max)
+            want = s->set.reply_lines_max;
+        struct smtp__kept *v = realloc(r->kept, want * sizeof(*v));
+        if (!v)
+            return;
+        r->kept = v;
+        r->nkept_alloc = (uint32_t)want;
+    }
+    size_t at = r->text.len; /* n <= line_keep: the line was cut as it was read */
+    if (!sc_buf_append(&r->text, p, n) || !sc_buf_putc(&r->text, 0)) {
+        r->text.len = at; /* OOM: not kept */
+        if (r->text.data)
+            r->text.data[at] = 0;
+        return;
+    }
+    r->kept[r->nkept].off = (uint32_t)at;
+    r->kept[r->nkept].len = (uint32_t)n;
+    r->nkept++;
 }
 
-/* Kept reply lines an idle session holds on to between replies: most
- * replies have one line; an EHLO reply's dozen are given back once read. */
-#define SMTP_REP_LINES_IDLE 4
+/* Kept line i of the reply being read. */
+static inline const uint8_t *smtp__rep_line(const struct smtp_session *s, size_t i, size_t *len)
+{
+    *len = s->rep.kept[i].len;
+    return s->rep.text.data + s->rep.kept[i].off;
+}
 
-/* After a reply: gives back the line buffers beyond SMTP_REP_LINES_IDLE. */
+/* What an idle session holds on to between replies: most replies have one
+ * line; the bytes of a longer one (64 lines of 1 KiB at most) are given
+ * back once read. */
+#define SMTP_REP_TEXT_IDLE 1024
+#define SMTP_REP_LINES_IDLE 16
+
+/* After a reply: gives back room beyond the idle sizes. */
 static void smtp__rep_trim(struct smtp_session *s)
 {
     struct smtp__reply *r = &s->rep;
-    if (r->nlines_alloc <= SMTP_REP_LINES_IDLE || r->open)
+    if (r->open)
         return;
-    for (size_t i = SMTP_REP_LINES_IDLE; i < r->nlines_alloc; i++)
-        sc_buf_free(&r->lines[i]);
-    struct sc_buf *v = realloc(r->lines, SMTP_REP_LINES_IDLE * sizeof(*v));
-    if (v)
-        r->lines = v; /* else the larger block stays, its tail unused */
-    r->nlines_alloc = SMTP_REP_LINES_IDLE;
-    if (r->nkept > SMTP_REP_LINES_IDLE)
-        r->nkept = SMTP_REP_LINES_IDLE;
+    if (r->text.alloc > SMTP_REP_TEXT_IDLE)
+        sc_buf_free(&r->text);
+    if (r->nkept_alloc > SMTP_REP_LINES_IDLE) {
+        free(r->kept);
+        r->kept = NULL;
+        r->nkept_alloc = 0;
+        r->nkept = 0;
+    }
 }
 
 static void smtp__rep_reset(struct smtp_session *s)
@@ -1521,6 +1544,7 @@ static void smtp__rep_reset(struct smtp_session *s)
     s->rep.code = 0;
     s->rep.nlines = 0;
     s->rep.nkept = 0;
+    sc_buf_reset(&s->rep.text);
     s->rep.starttls_kw = false;
     s->rep.enh[0] = 0;
 }
@@ -1571,20 +1595,21 @@ static void smtp__keywords(struct smtp_session *s)
         return;
     size_t k = s->rep.nkept - 1, bytes = 0;
     for (size_t i = 0; i < k; i++)
-        bytes += s->rep.lines[i + 1].len + 1;
+        bytes += s->rep.kept[i + 1].len + 1;
     struct sc_buf *v = malloc(k * sizeof(*v) + bytes);
     if (!v)
         return;
     uint8_t *p = (uint8_t *)(v + k);
     for (size_t i = 0; i < k; i++) {
-        const struct sc_buf *l = &s->rep.lines[i + 1];
+        size_t len;
+        const uint8_t *l = smtp__rep_line(s, i + 1, &len);
         sc_buf_init(&v[i], 0);
         v[i].data = p;
-        v[i].len = l->len;
-        if (l->len)
-            memcpy(p, l->data, l->len);
-        p[l->len] = 0;
-        p += l->len + 1;
+        v[i].len = len;
+        if (len)
+            memcpy(p, l, len);
+        p[len] = 0;
+        p += len + 1;
     }
     in->ehlo_keywords = v;
     in->n_ehlo_keywords = k;
@@ -1638,8 +1663,10 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
             in->ehlo_meta = e.meta;
             in->ehlo_complete = !s->cut_reply && !s->closed_reply;
             if (s->rep.nkept > 0) {
+                size_t len;
+                const uint8_t *l = smtp__rep_line(s, 0, &len);
                 sc_buf_printf(&in->ehlo_reply, "%03u ", code);
-                sc_buf_append(&in->ehlo_reply, s->rep.lines[0].data, s->rep.lines[0].len);
+                sc_buf_append(&in->ehlo_reply, l, len);
             }
             if (code == 250) {
                 in->starttls_offered = in->starttls_offered || s->rep.starttls_kw;
@@ -1753,10 +1780,7 @@ static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n
     } else if (smtp__is_kw(text, tlen, "STARTTLS") || smtp__is_kw(text, tlen, "X-ANONYMOUSTLS")) {
         r->starttls_kw = true;
     }
-    if (r->nkept < s->set.reply_lines_max && smtp__rep_room(s)) {
-        smtp__set_field(&r->lines[r->nkept], text, tlen);
-        r->nkept++;
-    }
+    smtp__rep_keep(s, text, tlen);
     r->nlines++;
     bool last = !cont || incomplete;
     char enh[SMTP_ENH_SIZE];

@@ -865,6 +865,63 @@ static void test_body_after_base64_blocks(void **state)
     }
 }
 
+/* Reply lines are kept in one buffer: line_keep bytes of each, at most
+ * reply_lines_max of a reply.  A long greeting (more lines and bytes than an
+ * idle session keeps room for) comes first, so the EHLO reply's lines are
+ * read after that room was given back. */
+static void test_reply_lines_kept_within_limits(void **state)
+{
+    (void)state;
+    struct smtp_settings set;
+    smtp_settings_defaults(&set);
+    set.line_keep = 12;
+    set.reply_lines_max = 4;
+    for (int trimmed = 0; trimmed < 2; trimmed++) {
+        set.reply_lines_max = trimmed ? 40 : 4;
+        struct smtp_session *s = smtp_session_new(&set, 0);
+        assert_non_null(s);
+        struct sc_meta m = {1, 1};
+        uint64_t off[2] = {0, 0};
+        static char greet[4096];
+        size_t g = 0;
+        for (int i = 0; i < 30; i++)
+            g += (size_t)snprintf(greet + g, sizeof(greet) - g,
+                                  "220-%02d a greeting line longer than line_keep\r\n", i);
+        g += (size_t)snprintf(greet + g, sizeof(greet) - g, "220 mx ready\r\n");
+        const char *steps[][2] = {
+            {"s", greet},
+            {"c", "EHLO client.example\r\n"},
+            {"s", "250-mx.example.org greets you\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+                  "250-STARTTLS\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"},
+            {"c", "QUIT\r\n"},
+            {"s", "221 bye\r\n"},
+        };
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+            enum sc_dir d = steps[i][0][0] == 'c' ? SC_DIR_C2S : SC_DIR_S2C;
+            size_t n = strlen(steps[i][1]);
+            smtp_feed(s, d, off[d], (const uint8_t *)steps[i][1], n, &m);
+            off[d] += n;
+            m.frame++;
+        }
+        smtp_close(s, &m);
+        const struct smtp_info *in = smtp_session_info(s);
+        buf_eq(&in->ehlo_reply, "250 mx.examp"); /* ehlo_reply is cut at line_keep too */
+        assert_true(in->starttls_offered);       /* seen in every line, kept or not */
+        if (trimmed) {
+            assert_int_equal(in->n_ehlo_keywords, 5);
+            /* line_keep cuts the line as sent, "250-" included */
+            buf_eq(&in->ehlo_keywords[0], "PIPELINI");
+            buf_eq(&in->ehlo_keywords[1], "SIZE 102");
+            buf_eq(&in->ehlo_keywords[4], "SMTPUTF8");
+        } else {
+            assert_int_equal(in->n_ehlo_keywords, 3);
+            buf_eq(&in->ehlo_keywords[2], "STARTTLS");
+        }
+        assert_int_equal(in->ehlo_keywords[0].data[in->ehlo_keywords[0].len], 0);
+        smtp_session_free(s);
+    }
+}
+
 /* splitmix64, for the generated bodies below (fixed seeds). */
 static uint64_t t_rng(uint64_t *x)
 {
@@ -1024,6 +1081,7 @@ int main(void)
         cmocka_unit_test(test_body_lines_any_segmentation),
         cmocka_unit_test(test_body_scans_agree),
         cmocka_unit_test(test_body_after_base64_blocks),
+        cmocka_unit_test(test_reply_lines_kept_within_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
