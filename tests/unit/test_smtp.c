@@ -1035,6 +1035,32 @@ static void test_body_scans_agree(void **state)
     }
 }
 
+/* Every verb's name looks up to the verb, in any case; near misses do not
+ * (the four-letter ones go through a word compare of their own). */
+static void test_verb_lookup_round_trips(void **state)
+{
+    (void)state;
+    for (int v = SMTP_V_HELO; v < SMTP_V_CONNECT; v++) {
+        const char *name = smtp_verb_name((enum smtp_verb)v);
+        size_t n = strlen(name);
+        char low[32];
+        for (size_t i = 0; i <= n; i++)
+            low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+        if (smtp_verb_lookup((const uint8_t *)name, n) != (enum smtp_verb)v ||
+            smtp_verb_lookup((const uint8_t *)low, n) != (enum smtp_verb)v)
+            fail_msg("%s does not look up to itself", name);
+        /* one letter off, one letter short: not a verb (the table has no
+         * verb that is another's prefix or one letter from it) */
+        char odd[32];
+        memcpy(odd, name, n + 1);
+        odd[n - 1] = odd[n - 1] == 'Q' ? 'Z' : 'Q';
+        assert_int_equal(smtp_verb_lookup((const uint8_t *)odd, n), SMTP_V_UNKNOWN);
+        assert_int_equal(smtp_verb_lookup((const uint8_t *)name, n - 1), SMTP_V_UNKNOWN);
+    }
+    assert_int_equal(smtp_verb_lookup((const uint8_t *)"<connect>", 9), SMTP_V_UNKNOWN);
+    assert_int_equal(smtp_verb_lookup((const uint8_t *)"XXXX", 4), SMTP_V_UNKNOWN);
+}
+
 static void test_pending_queue_is_bounded(void **state)
 {
     (void)state;
@@ -1082,6 +1108,7 @@ int main(void)
         cmocka_unit_test(test_body_scans_agree),
         cmocka_unit_test(test_body_after_base64_blocks),
         cmocka_unit_test(test_reply_lines_kept_within_limits),
+        cmocka_unit_test(test_verb_lookup_round_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
