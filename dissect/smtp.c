@@ -1468,7 +1468,8 @@ static void smtp__enhanced(const uint8_t *t, size_t n, char out[SMTP_ENH_SIZE])
     out[i] = 0;
 }
 
-static bool smtp__is_kw(const uint8_t *t, size_t n, const char *kw)
+/* Inlined, so that the keyword's length is a constant. */
+static inline bool smtp__is_kw(const uint8_t *t, size_t n, const char *kw)
 {
     size_t k = strlen(kw);
     if (n < k || (n > k && !sc_is_wsp(t[k])))
@@ -1665,7 +1666,10 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
             if (s->rep.nkept > 0) {
                 size_t len;
                 const uint8_t *l = smtp__rep_line(s, 0, &len);
-                sc_buf_printf(&in->ehlo_reply, "%03u ", code);
+                /* "%03u " without printf: a reply code has three digits */
+                char c3[4] = {(char)('0' + code / 100 % 10), (char)('0' + code / 10 % 10),
+                              (char)('0' + code % 10), ' '};
+                sc_buf_append(&in->ehlo_reply, c3, sizeof(c3));
                 sc_buf_append(&in->ehlo_reply, l, len);
             }
             if (code == 250) {
