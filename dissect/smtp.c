@@ -1067,8 +1067,9 @@ static inline uint64_t smtp__from_bit(size_t k)
  * 64 bytes at a time, for LFs and '='s together (a '=' within a line's first
  * SMTP_BODY_PREFIX bytes may start a filename= parameter); `masks` builds the
  * two bitmasks of a block.  Returns the index of the first byte not consumed:
- * the buffer's end, or the start of a line that begins with '.' or LF or that
- * does not end in the buffer, which the byte-wise path takes from there.
+ * the buffer's end (a last line that does not end in it is kept as the
+ * byte-wise path keeps it, in bl_pre), or the start of a line that begins
+ * with '.' or LF, which the byte-wise path takes from there.
  *
  * Past the message's header section, a line without '=' in reach has
  * nothing to record.  So a block whose lines are all like that, and whose
@@ -1098,7 +1099,7 @@ __attribute__((always_inline)) static inline size_t smtp__body_lines_with(
                 pos += 64;
             }
             if (pos >= n)
-                return ls;
+                break;
         }
         /* The general case: the block at pos line by line. */
         if (n - pos >= 64) {
@@ -1132,7 +1133,12 @@ __attribute__((always_inline)) static inline size_t smtp__body_lines_with(
         if (feq == SIZE_MAX && eq)
             feq = pos + (size_t)__builtin_ctzll(eq);
     }
-    return ls;
+    /* The last line does not end in the buffer (ls < n, and p[ls] is neither
+     * '.' nor LF): keep what the byte-wise path would keep of it. */
+    s->dot = DOT_MID;
+    s->dot_cr = p[n - 1] == '\r';
+    smtp__body_bytes(s, p + ls, n - ls);
+    return n;
 }
 
 static size_t smtp__body_lines_sse2(struct smtp_session *s, const uint8_t *p, size_t i, size_t n,
