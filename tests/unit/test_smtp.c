@@ -766,6 +766,23 @@ static void test_midstream_start(void **state)
     smtp_session_free(s);
 }
 
+/* A one-message dialogue around msg (the message with its final
+ * CRLF.CRLF; len 0: NUL-terminated), for the message-reading tests. */
+#define MSG_STEPS 14
+static void message_dialogue(struct step sc[MSG_STEPS], const char *msg, size_t len)
+{
+    const struct step d[MSG_STEPS] = {
+        {S, "220 mx ESMTP\r\n", 0, 0}, {C, "HELO c\r\n", 0, 0},
+        {S, "250 mx\r\n", 0, 0},       {C, "MAIL FROM:<a@b>\r\n", 0, 0},
+        {S, "250 ok\r\n", 0, 0},       {C, "RCPT TO:<c@d>\r\n", 0, 0},
+        {S, "250 ok\r\n", 0, 0},       {C, "DATA\r\n", 0, 0},
+        {S, "354 go\r\n", 0, 0},       {C, msg, len, 0},
+        {S, "250 queued\r\n", 0, 0},   {C, "QUIT\r\n", 0, 0},
+        {S, "221 bye\r\n", 0, 0},      END,
+    };
+    memcpy(sc, d, sizeof(d));
+}
+
 /* Message lines are read in place, 64 bytes at a time (smtp__body_lines):
  * the header-line length and the filename= found that way must be what
  * the byte-wise path finds, whatever the segmentation.  The lines cross
@@ -800,15 +817,8 @@ static void test_body_lines_any_segmentation(void **state)
     static const char *const tail = ".\r\n";
     static char msg[2100];
     snprintf(msg, sizeof(msg), "%s%s", body, tail);
-    const struct step sc[] = {
-        {S, "220 mx ESMTP\r\n", 0, 0}, {C, "HELO c\r\n", 0, 0},
-        {S, "250 mx\r\n", 0, 0},       {C, "MAIL FROM:<a@b>\r\n", 0, 0},
-        {S, "250 ok\r\n", 0, 0},       {C, "RCPT TO:<c@d>\r\n", 0, 0},
-        {S, "250 ok\r\n", 0, 0},       {C, "DATA\r\n", 0, 0},
-        {S, "354 go\r\n", 0, 0},       {C, msg, 0, 0},
-        {S, "250 queued\r\n", 0, 0},   {C, "QUIT\r\n", 0, 0},
-        {S, "221 bye\r\n", 0, 0},      END,
-    };
+    struct step sc[MSG_STEPS];
+    message_dialogue(sc, msg, 0);
     char *r;
     struct smtp_session *s = run_all(sc, 0, &r);
     const struct smtp_info *in = smtp_session_info(s);
@@ -844,15 +854,8 @@ static void test_body_after_base64_blocks(void **state)
             memset(msg + n, 'a', at - 8);
             n += at - 8;
             n += (size_t)snprintf(msg + n, sizeof(msg) - n, "filename=x123456\r\n%s\r\n.\r\n", b64);
-            const struct step sc[] = {
-                {S, "220 mx ESMTP\r\n", 0, 0}, {C, "HELO c\r\n", 0, 0},
-                {S, "250 mx\r\n", 0, 0},       {C, "MAIL FROM:<a@b>\r\n", 0, 0},
-                {S, "250 ok\r\n", 0, 0},       {C, "RCPT TO:<c@d>\r\n", 0, 0},
-                {S, "250 ok\r\n", 0, 0},       {C, "DATA\r\n", 0, 0},
-                {S, "354 go\r\n", 0, 0},       {C, msg, 0, 0},
-                {S, "250 queued\r\n", 0, 0},   {C, "QUIT\r\n", 0, 0},
-                {S, "221 bye\r\n", 0, 0},      END,
-            };
+            struct step sc[MSG_STEPS];
+            message_dialogue(sc, msg, 0);
             char *r;
             struct smtp_session *s = run_all(sc, 0, &r);
             const struct smtp_info *in = smtp_session_info(s);
@@ -992,15 +995,8 @@ static void test_body_scans_agree(void **state)
     uint64_t x = 42;
     for (unsigned round = 0; round < 300; round++) {
         size_t len = t_gen_message(&x, msg, 1000 + (size_t)(t_rng(&x) % 5000));
-        const struct step sc[] = {
-            {S, "220 mx ESMTP\r\n", 0, 0}, {C, "HELO c\r\n", 0, 0},
-            {S, "250 mx\r\n", 0, 0},       {C, "MAIL FROM:<a@b>\r\n", 0, 0},
-            {S, "250 ok\r\n", 0, 0},       {C, "RCPT TO:<c@d>\r\n", 0, 0},
-            {S, "250 ok\r\n", 0, 0},       {C, "DATA\r\n", 0, 0},
-            {S, "354 go\r\n", 0, 0},       {C, msg, len, 0},
-            {S, "250 queued\r\n", 0, 0},   {C, "QUIT\r\n", 0, 0},
-            {S, "221 bye\r\n", 0, 0},      END,
-        };
+        struct step sc[MSG_STEPS];
+        message_dialogue(sc, msg, len);
         struct smtp_session *w = run(sc, WHOLE, 0, 0, NULL);
         struct smtp_session *n = run(sc, WHOLE, 0, T_NO_AVX2, NULL);
         struct smtp_session *b = run(sc, BYTES, 0, T_NO_AVX2, NULL);
