@@ -1069,7 +1069,8 @@ static inline uint64_t smtp__from_bit(size_t k)
  * two bitmasks of a block.  Returns the index of the first byte not consumed:
  * the buffer's end (a last line that does not end in it is kept as the
  * byte-wise path keeps it, in bl_pre), or the start of a line that begins
- * with '.' or LF, which the byte-wise path takes from there.
+ * with '.' or LF, which the byte-wise path takes from there; so always more
+ * than i.
  *
  * Past the message's header section, a line without '=' in reach has
  * nothing to record.  So a block whose lines are all like that, and whose
@@ -1183,11 +1184,8 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
         lax_from = 0;
     while (i < n) {
         if ((s->dot == DOT_BOL || s->dot == DOT_BOL_LAX) && p[i] != '.' && p[i] != '\n') {
-            size_t e = smtp__body_lines(s, p, i, n, m);
-            if (e > i) {
-                i = e;
-                continue;
-            }
+            i = smtp__body_lines(s, p, i, n, m); /* past one line at least */
+            continue;
         }
         if (s->dot == DOT_MID) {
             const uint8_t *lf = memchr(p + i, '\n', n - i);
