@@ -35,9 +35,10 @@ static void cmpc__session(void *user, const struct rep_session *rs)
         return;
     }
     const struct smtp_info *in = rs->smtp;
+    struct cmp_capture *cap = c->cap;
     s->id = rs->id;
-    sc_strlcpy(s->client, sizeof(s->client), rs->client);
-    sc_strlcpy(s->server, sizeof(s->server), rs->server);
+    if (cmp_session_endpoints(cap, s, rs->client, rs->server) != 0)
+        c->oom = true;
     const char *cp = strrchr(rs->client, ':'), *sp = strrchr(rs->server, ':');
     s->cport = cp ? (uint16_t)atoi(cp + 1) : 0;
     s->sport = sp ? (uint16_t)atoi(sp + 1) : 0;
@@ -46,7 +47,11 @@ static void cmpc__session(void *user, const struct rep_session *rs)
     s->start = rs->start;
     s->end = rs->end;
     sc_strlcpy(s->close, sizeof(s->close), rs->close);
-    sc_strlcpy(s->file, sizeof(s->file), rs->file);
+    const char *file = cmp_capture_file(cap, rs->file);
+    if (file)
+        s->file = file;
+    else
+        c->oom = true;
     for (int d = 0; d < 2; d++) {
         const struct rep_tcp_side *t = &rs->tcp[d];
         s->tcp[d] = (struct cmp_tcp){
@@ -70,32 +75,52 @@ static void cmpc__session(void *user, const struct rep_session *rs)
         };
         s->bytes[d] = in->bytes[d];
     }
+    size_t per_dir[2] = {0, 0};
+    for (size_t i = 0; i < in->n_transcript; i++)
+        if (in->transcript[i].dir <= SC_DIR_S2C)
+            per_dir[in->transcript[i].dir]++;
+    if (cmp_session_lines(cap, s, per_dir) != 0)
+        c->oom = true;
     for (size_t i = 0; i < in->n_transcript; i++) {
         const struct smtp_line *l = &in->transcript[i];
-        if (cmp_session_add_line(s, l->dir, l->kind, l->code, l->len, l->text, l->text_len,
+        if (cmp_session_add_line(cap, s, l->dir, l->kind, l->code, l->len, l->text, l->text_len,
                                  l->meta.frame, l->meta.ts) != 0)
             c->oom = true;
     }
     s->lines_dropped += in->transcript_dropped;
     if (in->tls && in->tls->server_hello) {
         const struct tls_info *t = in->tls;
-        s->tls = true;
-        tls_version_str(s->tls_version, sizeof(s->tls_version), t->version);
-        const char *cn = tls_cipher_name(t->cipher);
-        if (cn)
-            sc_strlcpy(s->tls_cipher, sizeof(s->tls_cipher), cn);
-        else
-            snprintf(s->tls_cipher, sizeof(s->tls_cipher), "0x%04x", t->cipher);
-        if (t->n_chain) {
-            sc_strlcpy(s->cert_sha256, sizeof(s->cert_sha256), t->chain[0].sha256);
-            snprintf(s->cert_issuer, sizeof(s->cert_issuer), "%.127s", t->chain[0].issuer);
+        struct cmp_tls *ct = cmp_session_tls(cap, s);
+        if (ct) {
+            tls_version_str(ct->version, sizeof(ct->version), t->version);
+            const char *cn = tls_cipher_name(t->cipher);
+            if (cn)
+                sc_strlcpy(ct->cipher, sizeof(ct->cipher), cn);
+            else
+                snprintf(ct->cipher, sizeof(ct->cipher), "0x%04x", t->cipher);
+            if (t->n_chain) {
+                sc_strlcpy(ct->cert_sha256, sizeof(ct->cert_sha256), t->chain[0].sha256);
+                snprintf(ct->cert_issuer, sizeof(ct->cert_issuer), "%.127s", t->chain[0].issuer);
+            }
+            ct->cert_hidden = t->cert_hidden;
+        } else {
+            c->oom = true;
         }
-        s->cert_hidden = t->cert_hidden;
     }
+    /* The rule ids, comma-separated, cut as before at 255 bytes. */
+    char findings[256];
     size_t fl = 0;
-    for (size_t i = 0; i < rs->n_findings && fl < sizeof(s->findings) - 1; i++)
-        fl += (size_t)snprintf(s->findings + fl, sizeof(s->findings) - fl, "%s%s", i ? "," : "",
+    findings[0] = 0;
+    for (size_t i = 0; i < rs->n_findings && fl < sizeof(findings) - 1; i++)
+        fl += (size_t)snprintf(findings + fl, sizeof(findings) - fl, "%s%s", i ? "," : "",
                                rs->findings[i].rule);
+    if (fl) {
+        const char *f = cmp_capture_str(cap, findings);
+        if (f)
+            s->findings = f;
+        else
+            c->oom = true;
+    }
 }
 
 /* Analyses one capture silently, collecting its sessions.  Returns the

@@ -25,33 +25,71 @@ const char *cmp_kind_name(enum cmp_kind k)
 
 /* ---- captures ---- */
 
+/* Size of a capture's blocks; a larger request gets a block of its own. */
+#define CMP_BLOCK_SIZE (64u * 1024u)
+
+struct cmp__block {
+    struct cmp__block *next;
+    size_t used, size;
+    _Alignas(max_align_t) uint8_t data[];
+};
+
 void cmp_capture_init(struct cmp_capture *c, const char *name)
 {
     memset(c, 0, sizeof(*c));
     c->name = name;
 }
 
-static void cmp__session_free(struct cmp_session *s)
-{
-    for (int d = 0; d < 2; d++) {
-        for (size_t i = 0; i < s->nline[d]; i++)
-            free(s->line[d][i].text);
-        free(s->line[d]);
-    }
-}
-
 void cmp_capture_free(struct cmp_capture *c)
 {
-    for (size_t i = 0; i < c->n; i++)
-        cmp__session_free(&c->s[i]);
+    for (struct cmp__block *b = c->blocks, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
     free(c->s);
     memset(c, 0, sizeof(*c));
+}
+
+/* n bytes aligned to `align` (a power of two) from c's blocks; NULL on OOM. */
+static void *cmp__carve(struct cmp_capture *c, size_t n, size_t align)
+{
+    struct cmp__block *b = c->blocks;
+    if (b) {
+        size_t at = (b->used + align - 1) & ~(align - 1);
+        if (at <= b->size && n <= b->size - at) {
+            b->used = at + n;
+            return b->data + at;
+        }
+    }
+    if (n > CMP_BLOCK_SIZE / 4) {
+        /* Its own block, behind the current one, which keeps its room. */
+        struct cmp__block *own = malloc(sizeof(*own) + n);
+        if (!own)
+            return NULL;
+        own->size = own->used = n;
+        if (b) {
+            own->next = b->next;
+            b->next = own;
+        } else {
+            own->next = NULL;
+            c->blocks = own;
+        }
+        return own->data;
+    }
+    struct cmp__block *nb = malloc(sizeof(*nb) + CMP_BLOCK_SIZE);
+    if (!nb)
+        return NULL;
+    nb->next = b;
+    nb->size = CMP_BLOCK_SIZE;
+    nb->used = n;
+    c->blocks = nb;
+    return nb->data;
 }
 
 struct cmp_session *cmp_capture_new(struct cmp_capture *c)
 {
     if (c->n == c->alloc) {
-        size_t want = c->alloc ? c->alloc * 2 : 64;
+        size_t want = c->alloc ? c->alloc + c->alloc / 2 : 64;
         struct cmp_session *v = realloc(c->s, want * sizeof(*v));
         if (!v)
             return NULL;
@@ -60,12 +98,82 @@ struct cmp_session *cmp_capture_new(struct cmp_capture *c)
     }
     struct cmp_session *s = &c->s[c->n++];
     memset(s, 0, sizeof(*s));
+    s->client = s->server = s->file = s->findings = "";
     return s;
 }
 
-int cmp_session_add_line(struct cmp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
-                         uint16_t code, uint32_t len, const uint8_t *text, uint32_t text_len,
-                         uint64_t frame, sc_time ts)
+const char *cmp_capture_str(struct cmp_capture *c, const char *str)
+{
+    size_t n = strlen(str) + 1;
+    char *p = cmp__carve(c, n, 1);
+    if (p)
+        memcpy(p, str, n);
+    return p;
+}
+
+const char *cmp_capture_file(struct cmp_capture *c, const char *name)
+{
+    if (!c->last_file || strcmp(c->last_file, name) != 0)
+        c->last_file = cmp_capture_str(c, name);
+    return c->last_file;
+}
+
+int cmp_session_endpoints(struct cmp_capture *c, struct cmp_session *s, const char *client,
+                          const char *server)
+{
+    size_t nc = strlen(client) + 1, ns = strlen(server) + 1;
+    char *p = cmp__carve(c, nc + ns, 1);
+    if (!p)
+        return -1;
+    memcpy(p, client, nc);
+    memcpy(p + nc, server, ns);
+    s->client = p;
+    s->server = p + nc;
+    const char *colon = strrchr(s->server, ':');
+    size_t host = colon ? (size_t)(colon - s->server) : ns - 1;
+    s->host_len = (uint16_t)(host < UINT16_MAX ? host : UINT16_MAX);
+    return 0;
+}
+
+/* Gives direction d of s room for `want` lines, keeping those it has. */
+static int cmp__line_room(struct cmp_capture *c, struct cmp_session *s, int d, size_t want)
+{
+    if (want <= s->line_cap[d])
+        return 0;
+    struct cmp_line *v = cmp__carve(c, want * sizeof(*v), _Alignof(struct cmp_line));
+    if (!v)
+        return -1;
+    if (s->nline[d])
+        memcpy(v, s->line[d], s->nline[d] * sizeof(*v));
+    s->line[d] = v; /* the old array stays in its block until the capture goes */
+    s->line_cap[d] = want;
+    return 0;
+}
+
+int cmp_session_lines(struct cmp_capture *c, struct cmp_session *s, const size_t n[2])
+{
+    for (int d = 0; d < 2; d++) {
+        size_t want = s->nline[d] + (n[d] < CMP_LINES_MAX ? n[d] : CMP_LINES_MAX);
+        if (want > CMP_LINES_MAX)
+            want = CMP_LINES_MAX;
+        if (cmp__line_room(c, s, d, want) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+struct cmp_tls *cmp_session_tls(struct cmp_capture *c, struct cmp_session *s)
+{
+    struct cmp_tls *t = cmp__carve(c, sizeof(*t), _Alignof(struct cmp_tls));
+    if (t)
+        memset(t, 0, sizeof(*t));
+    s->tls = t;
+    return t;
+}
+
+int cmp_session_add_line(struct cmp_capture *c, struct cmp_session *s, enum sc_dir dir,
+                         enum smtp_line_kind kind, uint16_t code, uint32_t len, const uint8_t *text,
+                         uint32_t text_len, uint64_t frame, sc_time ts)
 {
     if (dir > SC_DIR_S2C)
         return 0;
@@ -74,19 +182,16 @@ int cmp_session_add_line(struct cmp_session *s, enum sc_dir dir, enum smtp_line_
         return 0;
     }
     size_t n = s->nline[dir];
-    if ((n & (n - 1)) == 0) { /* grow at powers of two */
-        struct cmp_line *v = realloc(s->line[dir], (n ? 2 * n : 16) * sizeof(*v));
-        if (!v)
-            return -1;
-        s->line[dir] = v;
-    }
+    if (n == s->line_cap[dir] && cmp__line_room(c, s, dir, n ? 2 * n : 16) != 0)
+        return -1;
+    uint8_t *t = cmp__carve(c, text_len + 1u, 1);
+    if (!t)
+        return -1;
+    memcpy(t, text, text_len);
+    t[text_len] = 0;
     struct cmp_line *l = &s->line[dir][n];
     memset(l, 0, sizeof(*l));
-    l->text = malloc(text_len + 1u);
-    if (!l->text)
-        return -1;
-    memcpy(l->text, text, text_len);
-    l->text[text_len] = 0;
+    l->text = t;
     l->text_len = text_len;
     l->kind = kind;
     l->code = code;
@@ -577,19 +682,21 @@ static void cmp__connection(struct cmp__out *o)
 {
     const struct cmp_session *a = o->p->s[CMP_OUTSIDE], *b = o->p->s[CMP_INSIDE];
     if (a->tls && b->tls) {
-        if (strcmp(a->cert_sha256, b->cert_sha256) != 0 && a->cert_sha256[0] && b->cert_sha256[0])
+        const struct cmp_tls *ta = a->tls, *tb = b->tls;
+        if (strcmp(ta->cert_sha256, tb->cert_sha256) != 0 && ta->cert_sha256[0] &&
+            tb->cert_sha256[0])
             cmp__add(o, CMP_TLS_CHANGED, SC_DIR_S2C, NULL, NULL, cmp__rule_name(HR_TLS_INTERCEPTED),
                      cmp__rule_sev("tls_intercepted"),
                      "certificate %.16s... (issuer %s) outside, %.16s... (issuer %s) inside",
-                     a->cert_sha256, a->cert_issuer, b->cert_sha256, b->cert_issuer);
-        if (strcmp(a->tls_version, b->tls_version) != 0 && a->tls_version[0] && b->tls_version[0])
+                     ta->cert_sha256, ta->cert_issuer, tb->cert_sha256, tb->cert_issuer);
+        if (strcmp(ta->version, tb->version) != 0 && ta->version[0] && tb->version[0])
             cmp__add(o, CMP_TLS_CHANGED, SC_DIR_S2C, NULL, NULL, cmp__rule_name(HR_TLS_INTERCEPTED),
                      cmp__rule_sev("tls_intercepted"), "TLS version %s outside, %s inside",
-                     a->tls_version, b->tls_version);
-        if (strcmp(a->tls_cipher, b->tls_cipher) != 0 && a->tls_cipher[0] && b->tls_cipher[0])
+                     ta->version, tb->version);
+        if (strcmp(ta->cipher, tb->cipher) != 0 && ta->cipher[0] && tb->cipher[0])
             cmp__add(o, CMP_TLS_CHANGED, SC_DIR_S2C, NULL, NULL, cmp__rule_name(HR_TLS_INTERCEPTED),
-                     cmp__rule_sev("tls_intercepted"), "cipher %s outside, %s inside",
-                     a->tls_cipher, b->tls_cipher);
+                     cmp__rule_sev("tls_intercepted"), "cipher %s outside, %s inside", ta->cipher,
+                     tb->cipher);
     }
     for (int d = 0; d < 2; d++) {
         const struct cmp_tcp *x = &a->tcp[d], *y = &b->tcp[d];
@@ -669,17 +776,8 @@ static double cmp__similar(const struct cmp_session *a, const struct cmp_session
     double codes = na + nb ? (2.0 * (double)same) / (double)(na + nb) : 1.0;
     double ca = (double)a->nline[0], cb = (double)b->nline[0];
     double counts = ca + cb > 0 ? 1.0 - fabs(ca - cb) / (ca > cb ? ca : cb) : 1.0;
-    double tls = a->tls == b->tls ? 1.0 : 0.5;
+    double tls = (a->tls != NULL) == (b->tls != NULL) ? 1.0 : 0.5;
     return 0.6 * codes + 0.3 * counts + 0.1 * tls;
-}
-
-static const char *cmp__host(const char *ep, char *out, size_t n)
-{
-    sc_strlcpy(out, n, ep);
-    char *c = strrchr(out, ':');
-    if (c)
-        *c = 0;
-    return out;
 }
 
 /* A candidate pair: session a of A and the session at position q of B in
@@ -752,14 +850,12 @@ static int cmp__double_cmp(const void *x, const void *y)
 
 static double cmp__score(const struct cmp_session *a, const struct cmp_session *b, sc_time offset)
 {
-    char ha[64], hb[64];
     double sim = cmp__similar(a, b);
     double dt = fabs((double)(b->start - a->start - offset)) / 1e9;
     double timing = exp(-dt / 2.0);
     double sport = a->sport == b->sport ? 1.0 : 0.0;
     double cport = a->cport == b->cport ? 1.0 : 0.0;
-    double host =
-        strcmp(cmp__host(a->server, ha, sizeof(ha)), cmp__host(b->server, hb, sizeof(hb))) == 0;
+    double host = a->host_len == b->host_len && memcmp(a->server, b->server, a->host_len) == 0;
     return 0.4 * sim + 0.3 * timing + 0.1 * sport + 0.1 * cport + 0.1 * host;
 }
 

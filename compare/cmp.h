@@ -20,7 +20,10 @@
  *
  * The module does no I/O: cli/ feeds it sessions and report/ prints the
  * result.  Memory holds one compact record per session (its dialogue lines
- * as the transcript keeps them), never packets.
+ * as the transcript keeps them), never packets.  A capture's strings,
+ * dialogue lines and their text are carved from blocks the capture owns, so
+ * each costs its size and not a malloc of its own (the whole capture is
+ * held until the pairing, so compare's memory grows with the sessions).
  */
 #ifndef SC_COMPARE_CMP_H
 #define SC_COMPARE_CMP_H
@@ -68,48 +71,78 @@ struct cmp_tcp {
     uint64_t rst_frame;
 };
 
-/* One session of one capture. */
+/* What a session's TLS handshake showed. */
+struct cmp_tls {
+    char version[16], cipher[64], cert_sha256[65], cert_issuer[128];
+    bool cert_hidden;
+};
+
+/* One session of one capture.  Its strings and lines live in the capture's
+ * blocks (cmp_capture_str, cmp_session_lines, cmp_session_tls). */
 struct cmp_session {
     uint64_t id; /* as analyze numbers it */
-    char client[64], server[64];
+    const char *client, *server;
     uint16_t cport, sport;
+    uint16_t host_len; /* the server's address: its first host_len bytes */
     uint64_t first_frame, last_frame;
     sc_time start, end;
     char close[8];
-    char file[256];
+    const char *file;
     struct cmp_tcp tcp[2];    /* by enum sc_dir */
     struct cmp_line *line[2]; /* per direction */
-    size_t nline[2];
+    size_t nline[2], line_cap[2];
     uint64_t lines_dropped;
     uint64_t bytes[2];
-    /* TLS as read from the handshake */
-    bool tls;
-    char tls_version[16], tls_cipher[64], cert_sha256[65], cert_issuer[128];
-    bool cert_hidden;
+    struct cmp_tls *tls; /* NULL: no TLS handshake was read */
     /* The rules that fired on this session in its own capture. */
-    char findings[256];
+    const char *findings; /* ids, comma-separated */
     bool paired;
 };
+
+struct cmp__block;
 
 /* One capture's sessions. */
 struct cmp_capture {
     const char *name; /* as the user labels it */
     struct cmp_session *s;
     size_t n, alloc;
+    struct cmp__block *blocks; /* the newest first */
+    const char *last_file;     /* cmp_capture_file's last copy */
 };
 
 void cmp_capture_init(struct cmp_capture *c, const char *name);
 void cmp_capture_free(struct cmp_capture *c);
 
-/* A new, zeroed session at the end of c for the caller to fill (NULL on
- * OOM).  Pointers into c->s are valid until the next call. */
+/* A new session at the end of c for the caller to fill (NULL on OOM): zero
+ * but for its strings, which are "".  Pointers into c->s are valid until the
+ * next call. */
 struct cmp_session *cmp_capture_new(struct cmp_capture *c);
 
-/* Appends a dialogue line to s (copied; text cut to line_keep by the
- * caller).  Past CMP_LINES_MAX per direction lines are only counted. */
-int cmp_session_add_line(struct cmp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
-                         uint16_t code, uint32_t len, const uint8_t *text, uint32_t text_len,
-                         uint64_t frame, sc_time ts);
+/* A copy of str in c's blocks, valid until cmp_capture_free (NULL on OOM). */
+const char *cmp_capture_str(struct cmp_capture *c, const char *str);
+
+/* The same for a session's file name, which repeats from session to
+ * session: the previous copy when the name is the same. */
+const char *cmp_capture_file(struct cmp_capture *c, const char *name);
+
+/* Sets s's endpoints (copied; host_len from the server's last ':').
+ * Returns 0, -1 on OOM. */
+int cmp_session_endpoints(struct cmp_capture *c, struct cmp_session *s, const char *client,
+                          const char *server);
+
+/* Room for n[dir] dialogue lines per direction, so that adding them takes
+ * exactly their size (more can still be added).  Returns 0, -1 on OOM. */
+int cmp_session_lines(struct cmp_capture *c, struct cmp_session *s, const size_t n[2]);
+
+/* s's TLS record, zeroed and attached to s (NULL on OOM). */
+struct cmp_tls *cmp_session_tls(struct cmp_capture *c, struct cmp_session *s);
+
+/* Appends a dialogue line to s (copied into c's blocks; text cut to
+ * line_keep by the caller).  Past CMP_LINES_MAX per direction lines are only
+ * counted.  Returns 0, -1 on OOM. */
+int cmp_session_add_line(struct cmp_capture *c, struct cmp_session *s, enum sc_dir dir,
+                         enum smtp_line_kind kind, uint16_t code, uint32_t len, const uint8_t *text,
+                         uint32_t text_len, uint64_t frame, sc_time ts);
 
 enum cmp_kind {
     CMP_MASKED = 0,  /* same length, X or * runs */

@@ -59,12 +59,12 @@ static void rep__json_cmp_session(struct sc_buf *b, const struct cmp_session *s,
     sc_buf_printf(b, ",\"bytes_c2s\":%" PRIu64 ",\"bytes_s2c\":%" PRIu64, s->bytes[0], s->bytes[1]);
     if (s->tls) {
         sc_buf_puts(b, ",\"tls\":{\"version\":");
-        rep__jesc(b, s->tls_version);
+        rep__jesc(b, s->tls->version);
         sc_buf_puts(b, ",\"cipher\":");
-        rep__jesc(b, s->tls_cipher);
+        rep__jesc(b, s->tls->cipher);
         sc_buf_puts(b, ",\"cert_sha256\":");
-        if (s->cert_sha256[0])
-            rep__jesc(b, s->cert_sha256);
+        if (s->tls->cert_sha256[0])
+            rep__jesc(b, s->tls->cert_sha256);
         else
             sc_buf_puts(b, "null");
         sc_buf_putc(b, '}');
