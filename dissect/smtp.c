@@ -99,13 +99,17 @@ struct smtp__reply {
 };
 
 /* Transcript text is carved from blocks freed with the session, one malloc
- * per block instead of one per line.  Blocks double from 512 bytes (a short
- * session's whole dialogue) to 8 KiB, so an open session holds little unused
- * room; a line longer than that gets a block of its own size. */
-#define SMTP_TEXT_BLOCK_FIRST 512
+ * per block instead of one per line.  Blocks double from 256 bytes (a
+ * greeting and an EHLO exchange) to 8 KiB, so an open session holds little
+ * unused room; a line longer than that gets a block of its own size. */
+#define SMTP_TEXT_BLOCK_FIRST 256
 #define SMTP_TEXT_BLOCK_MAX 8192
-/* Transcript entries a session starts with (a greeting, an EHLO exchange). */
-#define SMTP_TRANSCRIPT_FIRST 8
+/* Transcript entries a session starts with (a greeting, an EHLO command and
+ * its first reply line), doubling up to SMTP_TRANSCRIPT_DOUBLE, then growing
+ * by half.  A session that goes quiet after its greeting holds 4 entries, not
+ * 8; one of 22 lines takes one more growth step than from 8. */
+#define SMTP_TRANSCRIPT_FIRST 4
+#define SMTP_TRANSCRIPT_DOUBLE 16
 
 struct smtp__tblock {
     struct smtp__tblock *next;
@@ -293,9 +297,11 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
         return;
     }
     if (in->n_transcript == s->tr_alloc) {
-        /* Grows by half from SMTP_TRANSCRIPT_FIRST: an open session holds
-         * at most half as many entries again as it has lines. */
-        size_t want = s->tr_alloc ? s->tr_alloc + s->tr_alloc / 2 : SMTP_TRANSCRIPT_FIRST;
+        /* Past SMTP_TRANSCRIPT_DOUBLE an open session holds at most half
+         * as many entries again as it has lines. */
+        size_t want = s->tr_alloc == 0                       ? SMTP_TRANSCRIPT_FIRST
+                      : s->tr_alloc < SMTP_TRANSCRIPT_DOUBLE ? 2 * s->tr_alloc
+                                                             : s->tr_alloc + s->tr_alloc / 2;
         struct smtp_line *v = realloc(in->transcript, want * sizeof(*v));
         if (!v) {
             in->transcript_dropped++;
