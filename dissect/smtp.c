@@ -83,9 +83,9 @@ struct smtp__pending {
 
 struct smtp__reply {
     bool open;
+    bool starttls_kw; /* a continuation line is the STARTTLS keyword */
     uint16_t code;
     uint32_t nlines;
-    bool starttls_kw; /* a continuation line is the STARTTLS keyword */
     char enh[SMTP_ENH_SIZE];
     /* Kept lines (text after "NNN-", line_keep bytes of each): their bytes
      * one after the other in `text`, each followed by a NUL, and where each
@@ -131,57 +131,62 @@ struct smtp__hold_rec {
  * first word, or a TLS record's first byte). */
 #define SMTP_RELEASE_PEEK 64
 
+/* Fields are grouped by what they serve and, within a group, the small
+ * ones together: a session that goes idle keeps this whole struct. */
 struct smtp_session {
-    struct smtp_settings set;
+    const struct smtp_settings *set; /* the caller's: outlives the session */
+    uint32_t line_keep;              /* set->line_keep, 1..SMTP_LINE_KEEP_MAX */
+    uint32_t pending_max;            /* set->pending_max, at least 1 */
     unsigned flags;
-    struct smtp_info info;
     enum smtp__cmode cmode;
     enum smtp__smode smode;
+    int verdict; /* probing: 0 undecided, 1 SMTP, -1 not SMTP */
     bool c_peek; /* CM_TLS: the first byte decides TLS or cleartext */
     bool s_peek;
+    bool greeted;
+    bool desync; /* commands or replies were lost: do not flag unmatched replies */
+    bool closed;
+    bool fin[2];
+    bool auth_pending; /* AUTH issued, no final (non-334) reply yet */
+    bool closed_reply; /* the reply being completed was cut by the end of the stream */
+    bool cut_reply;    /* the reply being completed was cut by a gap */
+    bool starttls_replied;
+    bool cleartext_after;
+    uint16_t starttls_code;
+    struct smtp_info info;
     struct smtp__linebuf lb[2];
     uint64_t off[2];
     struct smtp__pending *pq; /* ring of pq_cap entries, grown up to pending_max */
     size_t pq_cap;
     size_t pq_head;
     size_t pq_len;
-    bool greeted;
-    bool desync; /* commands or replies were lost: do not flag unmatched replies */
-    bool closed;
-    bool fin[2];
-    int verdict; /* probing: 0 undecided, 1 SMTP, -1 not SMTP */
     struct sc_buf hold;
     size_t hold_payload, hold_recs; /* held bytes and records in `hold` */
     enum smtp_verb hold_for;
+    /* The message being read. */
     enum smtp__dot dot;
     bool dot_cr;
+    bool lax_seen;   /* a bare-LF end-of-data candidate was seen */
+    bool lax_dead;   /* ... but the bytes after it could not all be kept */
+    bool bl_headers; /* still in the message's header section */
+    bool wide_scan;  /* message lines are read with AVX2 */
+    bool bdat_last;
+    uint8_t bl_last;
     uint64_t body_len;
-    bool lax_seen;           /* a bare-LF end-of-data candidate was seen */
-    bool lax_dead;           /* ... but the bytes after it could not all be kept */
     uint64_t lax_body_len;   /* body length up to and including the candidate */
     struct sc_meta lax_meta; /* frame holding the candidate */
     struct sc_buf lax;       /* held-record bytes after the candidate */
     size_t lax_payload, lax_recs;
-    bool auth_pending; /* AUTH issued, no final (non-334) reply yet */
     /* The message line being read: its length and first bytes (enough to
      * see a header name or a filename= parameter). */
     uint64_t bl_len;
     uint8_t bl_pre[SMTP_BODY_PREFIX];
-    uint8_t bl_last;
-    bool bl_headers; /* still in the message's header section */
-    bool wide_scan;  /* message lines are read with AVX2 */
     uint64_t bdat_left;
     uint64_t bdat_size;
-    bool bdat_last;
     struct tls_conn *tls; /* created at the switch to TLS */
-    bool starttls_replied;
-    uint16_t starttls_code;
-    bool cleartext_after;
     struct smtp__reply rep;
     size_t tr_alloc;           /* transcript entries allocated */
     struct smtp__tblock *text; /* transcript text blocks, newest first */
-    bool closed_reply;         /* the reply being completed was cut by the end of the stream */
-    bool cut_reply;            /* the reply being completed was cut by a gap */
     struct proxy *proxy;       /* probing: a proxy handshake in front of SMTP */
 };
 
@@ -284,15 +289,14 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
     struct smtp_info *in = &s->info;
     if (kind == SMTP_L_COMMAND) {
         sc_buf_reset(&in->last_command);
-        sc_buf_append(&in->last_command, text,
-                      text_len < s->set.line_keep ? text_len : s->set.line_keep);
+        sc_buf_append(&in->last_command, text, text_len < s->line_keep ? text_len : s->line_keep);
         in->last_command_len = total;
         in->last_command_verb = verb;
         in->last_command_meta = *m;
     }
-    if (!s->set.keep_transcript)
+    if (!s->set->keep_transcript)
         return;
-    if (in->n_transcript >= s->set.transcript_max) {
+    if (in->n_transcript >= s->set->transcript_max) {
         in->transcript_dropped++;
         return;
     }
@@ -310,8 +314,8 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
         in->transcript = v;
         s->tr_alloc = want;
     }
-    if (text_len > s->set.line_keep)
-        text_len = s->set.line_keep;
+    if (text_len > s->line_keep)
+        text_len = s->line_keep;
     struct smtp_line *l = &in->transcript[in->n_transcript];
     memset(l, 0, sizeof(*l));
     l->text = smtp__text_alloc(s, text_len + 1);
@@ -343,7 +347,7 @@ _Static_assert(sizeof(struct smtp_line) == 48, "a transcript entry is 48 bytes (
 static void smtp__add_note_u(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
                              const struct sc_meta *m, const char *pre, uint64_t v, const char *post)
 {
-    if (!s->set.keep_transcript)
+    if (!s->set->keep_transcript)
         return;
     char buf[SMTP_NOTE_MAX];
     size_t len = strlen(pre), pl = post ? strlen(post) : 0;
@@ -383,8 +387,8 @@ static bool smtp__pq_grow(struct smtp_session *s)
     if (s->pq_len < s->pq_cap)
         return true;
     size_t want = s->pq_cap ? s->pq_cap * 2 : SMTP_PQ_INITIAL;
-    if (want > s->set.pending_max)
-        want = s->set.pending_max;
+    if (want > s->pending_max)
+        want = s->pending_max;
     struct smtp__pending *v = malloc(want * sizeof(*v));
     if (!v)
         return false;
@@ -400,7 +404,7 @@ static bool smtp__pq_grow(struct smtp_session *s)
 static struct smtp__pending *smtp__push(struct smtp_session *s, enum smtp_verb v,
                                         const struct sc_meta *m)
 {
-    if (s->pq_len >= s->set.pending_max || !smtp__pq_grow(s)) {
+    if (s->pq_len >= s->pending_max || !smtp__pq_grow(s)) {
         smtp__event(s, "pending_overflow", SC_DIR_C2S, m,
                     "too many commands without replies; later replies are not matched");
         s->desync = true;
@@ -428,24 +432,24 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     struct smtp_session *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->set = *set;
+    s->set = set;
 #if defined(SMTP_AVX2)
     s->wide_scan = !set->no_avx2 && __builtin_cpu_supports("avx2");
 #endif
-    if (s->set.pending_max == 0)
-        s->set.pending_max = 1;
-    if (s->set.line_keep == 0)
-        s->set.line_keep = 1;
-    if (s->set.line_keep > SMTP_LINE_KEEP_MAX)
-        s->set.line_keep = SMTP_LINE_KEEP_MAX;
+    s->pending_max = set->pending_max == 0           ? 1
+                     : set->pending_max > UINT32_MAX ? UINT32_MAX
+                                                     : (uint32_t)set->pending_max;
+    s->line_keep = set->line_keep == 0                   ? 1
+                   : set->line_keep > SMTP_LINE_KEEP_MAX ? SMTP_LINE_KEEP_MAX
+                                                         : (uint32_t)set->line_keep;
     s->flags = flags;
-    sc_buf_init(&s->info.banner, s->set.line_keep);
-    sc_buf_init(&s->info.helo, s->set.line_keep);
+    sc_buf_init(&s->info.banner, s->line_keep);
+    sc_buf_init(&s->info.helo, s->line_keep);
     sc_buf_init(&s->info.auth_mech, 32);
-    sc_buf_init(&s->info.mail_from, s->set.line_keep);
+    sc_buf_init(&s->info.mail_from, s->line_keep);
     sc_buf_init(&s->info.proxy, 0);
-    sc_buf_init(&s->info.ehlo_reply, s->set.line_keep);
-    sc_buf_init(&s->info.last_command, s->set.line_keep);
+    sc_buf_init(&s->info.ehlo_reply, s->line_keep);
+    sc_buf_init(&s->info.last_command, s->line_keep);
     sc_buf_init(&s->hold, 0);
     sc_buf_init(&s->lax, 0);
     sc_events_init(&s->info.events);
@@ -629,10 +633,10 @@ static void smtp__release_by_content(struct smtp_session *s)
 static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
                              const struct sc_meta *m)
 {
-    if (s->hold_payload + n > s->set.hold_max || s->hold_recs >= SMTP_HOLD_RECS_MAX) {
+    if (s->hold_payload + n > s->set->hold_max || s->hold_recs >= SMTP_HOLD_RECS_MAX) {
         smtp__eventf(s, "hold_overflow", SC_DIR_C2S, m,
                      "client sent over %zu bytes without waiting for the reply to %s",
-                     s->set.hold_max, smtp_verb_name(s->hold_for));
+                     s->set->hold_max, smtp_verb_name(s->hold_for));
         smtp__release_by_content(s);
         smtp__feed_client(s, p, n, m);
         return;
@@ -1269,13 +1273,13 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
     }
     s->body_len += i;
     if (lax_from < i && s->lax_seen && !s->lax_dead) {
-        if (s->lax_payload + (i - lax_from) > s->set.lax_replay_max ||
+        if (s->lax_payload + (i - lax_from) > s->set->lax_replay_max ||
             s->lax_recs >= SMTP_HOLD_RECS_MAX) {
             s->lax_dead = true;
             smtp__lax_clear(s);
             smtp__eventf(s, "lax_replay_overflow", SC_DIR_C2S, m,
                          "more than %zu bytes followed a bare-LF \".\" line inside the message",
-                         s->set.lax_replay_max);
+                         s->set->lax_replay_max);
         } else {
             smtp__rec_append(&s->lax, p + lax_from, i - lax_from, m);
             s->lax_payload += i - lax_from;
@@ -1322,7 +1326,7 @@ static size_t smtp__tls(struct smtp_session *s, enum sc_dir dir, const uint8_t *
         smtp__add_note(s, dir, SMTP_L_TLS, m, "[TLS from here on]");
     }
     if (!s->tls)
-        s->tls = tls_conn_new(&s->info.events, s->set.cert_cache);
+        s->tls = tls_conn_new(&s->info.events, s->set->cert_cache);
     if (s->tls)
         tls_conn_feed(s->tls, dir, p, n, m);
     s->info.tls_bytes[dir] += n;
@@ -1344,11 +1348,11 @@ static void smtp__lb_append(struct smtp_session *s, struct smtp__linebuf *lb, co
     if (n == 0)
         return;
     if (!lb->buf) {
-        lb->buf = malloc(s->set.line_keep);
+        lb->buf = malloc(s->line_keep);
         if (!lb->buf)
             return;
     }
-    size_t room = s->set.line_keep - lb->len;
+    size_t room = s->line_keep - lb->len;
     size_t k = n < room ? n : room;
     memcpy(lb->buf + lb->len, p, k);
     lb->len += k;
@@ -1391,7 +1395,7 @@ static size_t smtp__take_line(struct smtp_session *s, enum sc_dir dir, const uin
     bool cr;
     if (lb->total == 0) {
         line = p;
-        len = k < s->set.line_keep ? k : s->set.line_keep;
+        len = k < s->line_keep ? k : s->line_keep;
         total = k;
         cr = k > 0 && p[k - 1] == '\r';
     } else {
@@ -1496,12 +1500,12 @@ static inline bool smtp__is_kw(const uint8_t *t, size_t n, const char *kw)
 static void smtp__rep_keep(struct smtp_session *s, const uint8_t *p, size_t n)
 {
     struct smtp__reply *r = &s->rep;
-    if (r->nkept >= s->set.reply_lines_max)
+    if (r->nkept >= s->set->reply_lines_max)
         return;
     if (r->nkept == r->nkept_alloc) {
         size_t want = r->nkept_alloc ? (size_t)r->nkept_alloc * 2 : 4;
-        if (want > s->set.reply_lines_max)
-            want = s->set.reply_lines_max;
+        if (want > s->set->reply_lines_max)
+            want = s->set->reply_lines_max;
         struct smtp__kept *v = realloc(r->kept, want * sizeof(*v));
         if (!v)
             return;
@@ -1898,7 +1902,7 @@ enum smtp_feed_result smtp_feed(struct smtp_session *s, enum sc_dir dir, uint64_
             s->verdict = -1;
             return SMTP_NOT_SMTP;
         }
-        proxy_init(s->proxy, s->set.proxy_max);
+        proxy_init(s->proxy, s->set->proxy_max);
     }
     if (s->proxy && s->info.proxy.len == 0)
         return smtp__proxy_feed(s, dir, p, n, m);
