@@ -182,7 +182,7 @@ int cmp_session_add_line(struct cmp_capture *c, struct cmp_session *s, enum sc_d
         return 0;
     }
     size_t n = s->nline[dir];
-    if (n == s->line_cap[dir] && cmp__line_room(c, s, dir, n ? 2 * n : 16) != 0)
+    if (n == s->line_cap[dir] && cmp__line_room(c, s, (int)dir, n ? 2 * n : 16) != 0)
         return -1;
     uint8_t *t = cmp__carve(c, text_len + 1u, 1);
     if (!t)
