@@ -817,8 +817,8 @@ static void cmp__cand_sift(struct cmp__cand *c, size_t n, size_t i)
     }
 }
 
-/* Heapsort into cmp__cand_before order: in place, no second copy of what
- * can be a few million candidates (qsort's merge sort makes one). */
+/* Heapsort into cmp__cand_before order: in place, no second copy (qsort's
+ * merge sort makes one).  Used on one session's candidates at a time. */
 static void cmp__cand_sort(struct cmp__cand *c, size_t n)
 {
     for (size_t k = n / 2; k-- > 0;)
@@ -905,6 +905,71 @@ static sc_time cmp__offset(const struct cmp_capture *A, const struct cmp_capture
     return off;
 }
 
+/* The candidates in cmp__cand_before order, one at a time, without
+ * sorting them all: each A session's own run of candidates (c[first[a]] to
+ * c[first[a + 1]]) is sorted, and a heap holds the next candidate of each
+ * run.  The heap's top is the first of all those not yet taken, so the
+ * order is the same as sorting the whole list; a run is small enough to sort
+ * in cache, and the heap has one entry an A session, not one a candidate. */
+struct cmp__merge {
+    const struct cmp__cand *c;
+    const size_t *first;
+    size_t *h; /* indices into c */
+    size_t n;
+};
+
+static void cmp__merge_sift(struct cmp__merge *m, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, t = i;
+        if (l < m->n && cmp__cand_before(&m->c[m->h[l]], &m->c[m->h[t]]))
+            t = l;
+        if (l + 1 < m->n && cmp__cand_before(&m->c[m->h[l + 1]], &m->c[m->h[t]]))
+            t = l + 1;
+        if (t == i)
+            return;
+        size_t x = m->h[i];
+        m->h[i] = m->h[t];
+        m->h[t] = x;
+        i = t;
+    }
+}
+
+/* Sorts each run and fills the heap with their first candidates. */
+static void cmp__merge_init(struct cmp__merge *m, struct cmp__cand *c, const size_t *first,
+                            size_t runs, size_t *h)
+{
+    m->c = c;
+    m->first = first;
+    m->h = h;
+    m->n = 0;
+    for (size_t a = 0; a < runs; a++) {
+        cmp__cand_sort(c + first[a], first[a + 1] - first[a]);
+        if (first[a + 1] > first[a])
+            h[m->n++] = first[a];
+    }
+    for (size_t k = m->n / 2; k-- > 0;)
+        cmp__merge_sift(m, k);
+}
+
+/* The first candidate not yet taken (an index into c), or SIZE_MAX. */
+static size_t cmp__merge_top(const struct cmp__merge *m)
+{
+    return m->n ? m->h[0] : SIZE_MAX;
+}
+
+/* Takes the top: its run goes on with its next candidate, or, when
+ * `run_done` (its session is paired) or the run is over, leaves the heap. */
+static void cmp__merge_next(struct cmp__merge *m, bool run_done)
+{
+    size_t k = m->h[0];
+    if (!run_done && k + 1 < m->first[m->c[k].a + 1])
+        m->h[0] = k + 1;
+    else
+        m->h[0] = m->h[--m->n];
+    cmp__merge_sift(m, 0);
+}
+
 /* B's sessions in order of start time, to find each A session's window
  * by binary search. */
 struct cmp__byt {
@@ -949,18 +1014,22 @@ static int cmp__pair(struct cmp_capture *A, struct cmp_capture *B, struct cmp_re
     res->clock_offset = cmp__offset(A, B, &res->offset_samples);
     size_t nc = 0, cap = 64;
     struct cmp__cand *c = malloc(cap * sizeof(*c));
+    size_t *first = malloc((A->n + 1) * sizeof(*first)); /* A session's run in c */
+    size_t *heads = malloc((A->n ? A->n : 1) * sizeof(*heads));
     struct cmp__byt *byt = malloc((B->n ? B->n : 1) * sizeof(*byt));
     struct cmp__top *ta = calloc(A->n ? A->n : 1, sizeof(*ta));
     struct cmp__top *tb = calloc(B->n ? B->n : 1, sizeof(*tb));
     res->pairs = calloc(A->n < B->n ? (A->n ? A->n : 1) : (B->n ? B->n : 1), sizeof(*res->pairs));
     int rc = -1;
-    if (!c || !byt || !ta || !tb || !res->pairs || A->n > UINT32_MAX || B->n > UINT32_MAX)
+    if (!c || !first || !heads || !byt || !ta || !tb || !res->pairs || A->n > UINT32_MAX ||
+        B->n > UINT32_MAX)
         goto out;
     for (size_t j = 0; j < B->n; j++)
         byt[j] = (struct cmp__byt){B->s[j].start, j};
     qsort(byt, B->n, sizeof(*byt), cmp__byt_cmp);
     for (size_t i = 0; i < A->n; i++) {
         const struct cmp_session *a = &A->s[i];
+        first[i] = nc;
         sc_time want;
         if (__builtin_add_overflow(a->start, res->clock_offset, &want))
             want = res->clock_offset > 0 ? INT64_MAX : INT64_MIN;
@@ -1004,11 +1073,15 @@ static int cmp__pair(struct cmp_capture *A, struct cmp_capture *B, struct cmp_re
             cmp__top_put(&tb[byt[q].j], sc, i);
         }
     }
-    cmp__cand_sort(c, nc);
-    for (size_t k = 0; k < nc; k++) {
+    first[A->n] = nc;
+    struct cmp__merge m;
+    cmp__merge_init(&m, c, first, A->n, heads);
+    for (size_t k; (k = cmp__merge_top(&m)) != SIZE_MAX;) {
         size_t bj = byt[c[k].q].j;
         struct cmp_session *a = &A->s[c[k].a], *b = &B->s[bj];
-        if (a->paired || b->paired)
+        /* a is not paired: its run left the heap when it was. */
+        cmp__merge_next(&m, !b->paired);
+        if (b->paired)
             continue;
         /* The runner-up: the best other candidate of either session. */
         double ra = cmp__top_other(&ta[c[k].a], bj), rb = cmp__top_other(&tb[bj], c[k].a);
@@ -1030,6 +1103,8 @@ static int cmp__pair(struct cmp_capture *A, struct cmp_capture *B, struct cmp_re
     rc = 0;
 out:
     free(c);
+    free(first);
+    free(heads);
     free(byt);
     free(ta);
     free(tb);
