@@ -765,14 +765,33 @@ static void cmp__connection(struct cmp__out *o)
 
 /* ---- pairing ---- */
 
+/* Gives every session of c its reply codes in one array (cmp__similar
+ * reads them for every scored pair).  Returns 0, -1 on OOM. */
+static int cmp__codes(struct cmp_capture *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        struct cmp_session *s = &c->s[i];
+        size_t n = s->nline[SC_DIR_S2C];
+        if (s->codes || n == 0)
+            continue;
+        uint16_t *v = cmp__carve(c, n * sizeof(*v), _Alignof(uint16_t));
+        if (!v)
+            return -1;
+        for (size_t k = 0; k < n; k++)
+            v[k] = s->line[SC_DIR_S2C][k].code;
+        s->codes = v;
+    }
+    return 0;
+}
+
 /* Shape similarity of two dialogues, 0..1: reply codes in order and line
- * counts, which masking and NAT leave alone. */
+ * counts, which masking and NAT leave alone.  Needs cmp__codes. */
 static double cmp__similar(const struct cmp_session *a, const struct cmp_session *b)
 {
     size_t na = a->nline[SC_DIR_S2C], nb = b->nline[SC_DIR_S2C];
     size_t same = 0, n = na < nb ? na : nb;
     for (size_t i = 0; i < n; i++)
-        same += a->line[1][i].code == b->line[1][i].code;
+        same += a->codes[i] == b->codes[i];
     double codes = na + nb ? (2.0 * (double)same) / (double)(na + nb) : 1.0;
     double ca = (double)a->nline[0], cb = (double)b->nline[0];
     double counts = ca + cb > 0 ? 1.0 - fabs(ca - cb) / (ca > cb ? ca : cb) : 1.0;
@@ -1011,6 +1030,8 @@ static double cmp__top_other(const struct cmp__top *t, size_t other)
 
 static int cmp__pair(struct cmp_capture *A, struct cmp_capture *B, struct cmp_result *res)
 {
+    if (cmp__codes(A) != 0 || cmp__codes(B) != 0)
+        return -1;
     res->clock_offset = cmp__offset(A, B, &res->offset_samples);
     size_t nc = 0, cap = 64;
     struct cmp__cand *c = malloc(cap * sizeof(*c));

@@ -91,6 +91,7 @@ struct cmp_session {
     struct cmp_tcp tcp[2];    /* by enum sc_dir */
     struct cmp_line *line[2]; /* per direction */
     size_t nline[2], line_cap[2];
+    const uint16_t *codes; /* the s2c lines' codes, set for the pairing */
     uint64_t lines_dropped;
     uint64_t bytes[2];
     struct cmp_tls *tls; /* NULL: no TLS handshake was read */
