@@ -924,71 +924,6 @@ static sc_time cmp__offset(const struct cmp_capture *A, const struct cmp_capture
     return off;
 }
 
-/* The candidates in cmp__cand_before order, one at a time, without
- * sorting them all: each A session's own run of candidates (c[first[a]] to
- * c[first[a + 1]]) is sorted, and a heap holds the next candidate of each
- * run.  The heap's top is the first of all those not yet taken, so the
- * order is the same as sorting the whole list; a run is small enough to sort
- * in cache, and the heap has one entry an A session, not one a candidate. */
-struct cmp__merge {
-    const struct cmp__cand *c;
-    const size_t *first;
-    size_t *h; /* indices into c */
-    size_t n;
-};
-
-static void cmp__merge_sift(struct cmp__merge *m, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, t = i;
-        if (l < m->n && cmp__cand_before(&m->c[m->h[l]], &m->c[m->h[t]]))
-            t = l;
-        if (l + 1 < m->n && cmp__cand_before(&m->c[m->h[l + 1]], &m->c[m->h[t]]))
-            t = l + 1;
-        if (t == i)
-            return;
-        size_t x = m->h[i];
-        m->h[i] = m->h[t];
-        m->h[t] = x;
-        i = t;
-    }
-}
-
-/* Sorts each run and fills the heap with their first candidates. */
-static void cmp__merge_init(struct cmp__merge *m, struct cmp__cand *c, const size_t *first,
-                            size_t runs, size_t *h)
-{
-    m->c = c;
-    m->first = first;
-    m->h = h;
-    m->n = 0;
-    for (size_t a = 0; a < runs; a++) {
-        cmp__cand_sort(c + first[a], first[a + 1] - first[a]);
-        if (first[a + 1] > first[a])
-            h[m->n++] = first[a];
-    }
-    for (size_t k = m->n / 2; k-- > 0;)
-        cmp__merge_sift(m, k);
-}
-
-/* The first candidate not yet taken (an index into c), or SIZE_MAX. */
-static size_t cmp__merge_top(const struct cmp__merge *m)
-{
-    return m->n ? m->h[0] : SIZE_MAX;
-}
-
-/* Takes the top: its run goes on with its next candidate, or, when
- * `run_done` (its session is paired) or the run is over, leaves the heap. */
-static void cmp__merge_next(struct cmp__merge *m, bool run_done)
-{
-    size_t k = m->h[0];
-    if (!run_done && k + 1 < m->first[m->c[k].a + 1])
-        m->h[0] = k + 1;
-    else
-        m->h[0] = m->h[--m->n];
-    cmp__merge_sift(m, 0);
-}
-
 /* B's sessions in order of start time, to find each A session's window
  * by binary search. */
 struct cmp__byt {
@@ -1028,93 +963,204 @@ static double cmp__top_other(const struct cmp__top *t, size_t other)
     return t->o1 == other ? t->s2 : t->s1;
 }
 
+/* Candidates held at a time for one A session.  When they run out before
+ * the session is paired, its window is scored again for the next ones:
+ * the same scores, so the same order, and memory for CMP_RUN_KEEP
+ * candidates a session instead of CMP_NEAREST. */
+#define CMP_RUN_KEEP 16
+
+/* All candidates in cmp__cand_before order, one at a time, without sorting
+ * (or holding) them all.  Each A session has a run: its candidates in that
+ * order, CMP_RUN_KEEP of them in its slots at a time.  A heap holds the A
+ * sessions by the next candidate of their run, so its top is the first
+ * candidate not yet taken of all, as in one sorted list; a run leaves the
+ * heap when its session is paired or it has no candidate left. */
+struct cmp__runs {
+    const struct cmp_capture *A, *B;
+    const struct cmp__byt *byt;
+    sc_time offset;
+    struct cmp__top *ta, *tb; /* the two best scores of each session */
+    struct cmp__cand *c;      /* CMP_RUN_KEEP slots an A session */
+    uint32_t *lo, *hi;        /* its window in byt */
+    uint32_t *len, *pos;      /* candidates in its slots, and the next one */
+    uint32_t *left;           /* its candidates not yet in its slots */
+    uint32_t *h;              /* the heap: A sessions */
+    size_t n;
+    struct cmp__cand tmp[CMP_NEAREST];
+};
+
+/* The window of B sessions (in start order) scored against an A session
+ * expected at `want`: the CMP_NEAREST nearest within CMP_WINDOW_NS, a
+ * contiguous run [lo, hi) of byt grown from `want` one side at a time. */
+static void cmp__window(const struct cmp__byt *byt, size_t n, sc_time want, size_t *plo,
+                        size_t *phi)
+{
+    size_t l = 0, h = n;
+    while (l < h) {
+        size_t mid = l + (h - l) / 2;
+        if (byt[mid].start < want)
+            l = mid + 1;
+        else
+            h = mid;
+    }
+    size_t lo = l, hi = l;
+    while (hi - lo < CMP_NEAREST) {
+        /* Distances as unsigned differences: exact, and never an overflow. */
+        uint64_t dl = lo > 0 ? (uint64_t)want - (uint64_t)byt[lo - 1].start : UINT64_MAX;
+        uint64_t dr = hi < n ? (uint64_t)byt[hi].start - (uint64_t)want : UINT64_MAX;
+        bool left = dl <= (uint64_t)CMP_WINDOW_NS, right = dr <= (uint64_t)CMP_WINDOW_NS;
+        if (left && (!right || dl <= dr))
+            lo--;
+        else if (right)
+            hi++;
+        else
+            break;
+    }
+    *plo = lo;
+    *phi = hi;
+}
+
+/* Scores A session i's window and puts in its slots the first
+ * CMP_RUN_KEEP of its candidates that come after `after` (all, when NULL:
+ * the first time, which also counts them and notes the best scores). */
+static void cmp__runs_fill(struct cmp__runs *r, uint32_t i, const struct cmp__cand *after)
+{
+    const struct cmp_session *a = &r->A->s[i];
+    size_t n = 0;
+    for (uint32_t q = r->lo[i]; q < r->hi[i]; q++) {
+        size_t bj = r->byt[q].j;
+        double sc = cmp__score(a, &r->B->s[bj], r->offset);
+        if (sc < 0.45)
+            continue;
+        struct cmp__cand k = {i, q, sc};
+        if (after && !cmp__cand_before(after, &k))
+            continue;
+        r->tmp[n++] = k;
+        if (!after) {
+            cmp__top_put(&r->ta[i], sc, bj);
+            cmp__top_put(&r->tb[bj], sc, i);
+        }
+    }
+    cmp__cand_sort(r->tmp, n);
+    size_t keep = n < CMP_RUN_KEEP ? n : CMP_RUN_KEEP;
+    if (after && keep > r->left[i])
+        keep = r->left[i]; /* never: the same scores find the same candidates */
+    memcpy(r->c + (size_t)i * CMP_RUN_KEEP, r->tmp, keep * sizeof(*r->tmp));
+    r->len[i] = (uint32_t)keep;
+    r->pos[i] = 0;
+    r->left[i] = after ? r->left[i] - (uint32_t)keep : (uint32_t)(n - keep);
+}
+
+static const struct cmp__cand *cmp__runs_head(const struct cmp__runs *r, uint32_t i)
+{
+    return &r->c[(size_t)i * CMP_RUN_KEEP + r->pos[i]];
+}
+
+static void cmp__runs_sift(struct cmp__runs *r, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, t = i;
+        if (l < r->n && cmp__cand_before(cmp__runs_head(r, r->h[l]), cmp__runs_head(r, r->h[t])))
+            t = l;
+        if (l + 1 < r->n &&
+            cmp__cand_before(cmp__runs_head(r, r->h[l + 1]), cmp__runs_head(r, r->h[t])))
+            t = l + 1;
+        if (t == i)
+            return;
+        uint32_t x = r->h[i];
+        r->h[i] = r->h[t];
+        r->h[t] = x;
+        i = t;
+    }
+}
+
+/* The first candidate not yet taken, or NULL. */
+static const struct cmp__cand *cmp__runs_top(const struct cmp__runs *r)
+{
+    return r->n ? cmp__runs_head(r, r->h[0]) : NULL;
+}
+
+/* Takes the top: its run goes on with its next candidate (scoring its
+ * window again if its slots are used up), or leaves the heap when
+ * `run_done` (its session is paired) or it has none left. */
+static void cmp__runs_next(struct cmp__runs *r, bool run_done)
+{
+    uint32_t i = r->h[0];
+    bool more = !run_done;
+    if (more && ++r->pos[i] == r->len[i]) {
+        more = r->left[i] > 0;
+        if (more) {
+            struct cmp__cand last = r->c[(size_t)i * CMP_RUN_KEEP + r->len[i] - 1];
+            cmp__runs_fill(r, i, &last);
+            more = r->len[i] > 0;
+        }
+    }
+    if (!more)
+        r->h[0] = r->h[--r->n];
+    cmp__runs_sift(r, 0);
+}
+
 static int cmp__pair(struct cmp_capture *A, struct cmp_capture *B, struct cmp_result *res)
 {
     if (cmp__codes(A) != 0 || cmp__codes(B) != 0)
         return -1;
     res->clock_offset = cmp__offset(A, B, &res->offset_samples);
-    size_t nc = 0, cap = 64;
-    struct cmp__cand *c = malloc(cap * sizeof(*c));
-    size_t *first = malloc((A->n + 1) * sizeof(*first)); /* A session's run in c */
-    size_t *heads = malloc((A->n ? A->n : 1) * sizeof(*heads));
+    size_t na = A->n ? A->n : 1;
+    struct cmp__runs *r = calloc(1, sizeof(*r));
     struct cmp__byt *byt = malloc((B->n ? B->n : 1) * sizeof(*byt));
-    struct cmp__top *ta = calloc(A->n ? A->n : 1, sizeof(*ta));
+    struct cmp__top *ta = calloc(na, sizeof(*ta));
     struct cmp__top *tb = calloc(B->n ? B->n : 1, sizeof(*tb));
-    res->pairs = calloc(A->n < B->n ? (A->n ? A->n : 1) : (B->n ? B->n : 1), sizeof(*res->pairs));
+    res->pairs = calloc(A->n < B->n ? na : (B->n ? B->n : 1), sizeof(*res->pairs));
     int rc = -1;
-    if (!c || !first || !heads || !byt || !ta || !tb || !res->pairs || A->n > UINT32_MAX ||
-        B->n > UINT32_MAX)
+    if (!r || !byt || !ta || !tb || !res->pairs || A->n > UINT32_MAX || B->n > UINT32_MAX)
+        goto out;
+    *r = (struct cmp__runs){
+        .A = A, .B = B, .byt = byt, .offset = res->clock_offset, .ta = ta, .tb = tb};
+    r->c = malloc(na * CMP_RUN_KEEP * sizeof(*r->c));
+    r->lo = malloc(na * sizeof(*r->lo));
+    r->hi = malloc(na * sizeof(*r->hi));
+    r->len = malloc(na * sizeof(*r->len));
+    r->pos = malloc(na * sizeof(*r->pos));
+    r->left = malloc(na * sizeof(*r->left));
+    r->h = malloc(na * sizeof(*r->h));
+    if (!r->c || !r->lo || !r->hi || !r->len || !r->pos || !r->left || !r->h)
         goto out;
     for (size_t j = 0; j < B->n; j++)
         byt[j] = (struct cmp__byt){B->s[j].start, j};
     qsort(byt, B->n, sizeof(*byt), cmp__byt_cmp);
-    for (size_t i = 0; i < A->n; i++) {
-        const struct cmp_session *a = &A->s[i];
-        first[i] = nc;
+    for (uint32_t i = 0; i < A->n; i++) {
         sc_time want;
-        if (__builtin_add_overflow(a->start, res->clock_offset, &want))
+        if (__builtin_add_overflow(A->s[i].start, res->clock_offset, &want))
             want = res->clock_offset > 0 ? INT64_MAX : INT64_MIN;
-        size_t l = 0, h = B->n;
-        while (l < h) {
-            size_t mid = l + (h - l) / 2;
-            if (byt[mid].start < want)
-                l = mid + 1;
-            else
-                h = mid;
-        }
-        /* The CMP_NEAREST sessions nearest to `want` within the window: a
-         * contiguous run [lo, hi) of byt, grown from l one side at a time. */
-        size_t lo = l, hi = l;
-        while (hi - lo < CMP_NEAREST) {
-            /* Distances as unsigned differences: exact, and never an overflow. */
-            uint64_t dl = lo > 0 ? (uint64_t)want - (uint64_t)byt[lo - 1].start : UINT64_MAX;
-            uint64_t dr = hi < B->n ? (uint64_t)byt[hi].start - (uint64_t)want : UINT64_MAX;
-            bool left = dl <= (uint64_t)CMP_WINDOW_NS, right = dr <= (uint64_t)CMP_WINDOW_NS;
-            if (left && (!right || dl <= dr))
-                lo--;
-            else if (right)
-                hi++;
-            else
-                break;
-        }
-        for (size_t q = lo; q < hi; q++) {
-            const struct cmp_session *b = &B->s[byt[q].j];
-            double sc = cmp__score(a, b, res->clock_offset);
-            if (sc < 0.45)
-                continue;
-            if (nc == cap) {
-                struct cmp__cand *v = realloc(c, 2 * cap * sizeof(*v));
-                if (!v)
-                    goto out;
-                c = v;
-                cap *= 2;
-            }
-            c[nc++] = (struct cmp__cand){(uint32_t)i, (uint32_t)q, sc};
-            cmp__top_put(&ta[i], sc, byt[q].j);
-            cmp__top_put(&tb[byt[q].j], sc, i);
-        }
+        size_t lo, hi;
+        cmp__window(byt, B->n, want, &lo, &hi);
+        r->lo[i] = (uint32_t)lo;
+        r->hi[i] = (uint32_t)hi;
+        cmp__runs_fill(r, i, NULL);
+        if (r->len[i])
+            r->h[r->n++] = i;
     }
-    first[A->n] = nc;
-    struct cmp__merge m;
-    cmp__merge_init(&m, c, first, A->n, heads);
-    for (size_t k; (k = cmp__merge_top(&m)) != SIZE_MAX;) {
-        size_t bj = byt[c[k].q].j;
-        struct cmp_session *a = &A->s[c[k].a], *b = &B->s[bj];
+    for (size_t k = r->n / 2; k-- > 0;)
+        cmp__runs_sift(r, k);
+    for (const struct cmp__cand *top; (top = cmp__runs_top(r)) != NULL;) {
+        const struct cmp__cand k = *top;
+        size_t bj = byt[k.q].j;
+        struct cmp_session *a = &A->s[k.a], *b = &B->s[bj];
         /* a is not paired: its run left the heap when it was. */
-        cmp__merge_next(&m, !b->paired);
+        cmp__runs_next(r, !b->paired);
         if (b->paired)
             continue;
         /* The runner-up: the best other candidate of either session. */
-        double ra = cmp__top_other(&ta[c[k].a], bj), rb = cmp__top_other(&tb[bj], c[k].a);
+        double ra = cmp__top_other(&ta[k.a], bj), rb = cmp__top_other(&tb[bj], k.a);
         double runner = ra > rb ? ra : rb;
         a->paired = b->paired = true;
         struct cmp_pair *p = &res->pairs[res->npairs++];
         memset(p, 0, sizeof(*p));
         p->s[CMP_OUTSIDE] = a;
         p->s[CMP_INSIDE] = b;
-        p->score = c[k].score;
-        p->confidence = c[k].score - runner > 0.5 ? 1.0 : (c[k].score - runner) * 2.0;
-        p->ambiguous = runner > 0 && c[k].score - runner < 0.05;
+        p->score = k.score;
+        p->confidence = k.score - runner > 0.5 ? 1.0 : (k.score - runner) * 2.0;
+        p->ambiguous = runner > 0 && k.score - runner < 0.05;
         p->offset = b->start - a->start;
     }
     for (size_t i = 0; i < A->n; i++)
@@ -1123,9 +1169,16 @@ static int cmp__pair(struct cmp_capture *A, struct cmp_capture *B, struct cmp_re
         res->only[CMP_INSIDE] += !B->s[j].paired;
     rc = 0;
 out:
-    free(c);
-    free(first);
-    free(heads);
+    if (r) {
+        free(r->c);
+        free(r->lo);
+        free(r->hi);
+        free(r->len);
+        free(r->pos);
+        free(r->left);
+        free(r->h);
+        free(r);
+    }
     free(byt);
     free(ta);
     free(tb);

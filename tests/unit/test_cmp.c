@@ -187,6 +187,71 @@ static void test_endpoints(void **state)
     cmp_capture_free(&c);
 }
 
+/* One session for the pairing: the same dialogue and endpoints every
+ * time, starting `start_s` seconds in. */
+static void pairing_session(struct cmp_capture *c, uint64_t id, int start_s)
+{
+    struct cmp_session *s = cmp_capture_new(c);
+    assert_non_null(s);
+    s->id = id;
+    assert_int_equal(cmp_session_endpoints(c, s, "203.0.113.9:40000", "192.0.2.25:25"), 0);
+    s->cport = 40000;
+    s->sport = 25;
+    s->start = (sc_time)start_s * SC_NS_PER_SEC;
+    s->end = s->start + SC_NS_PER_SEC / 10;
+    s->first_frame = id * 10;
+    s->last_frame = id * 10 + 9;
+    static const char *const lines[] = {"220 mx.example.com ESMTP", "EHLO relay", "250 mx"};
+    for (int k = 0; k < 3; k++) {
+        enum sc_dir d = k == 1 ? SC_DIR_C2S : SC_DIR_S2C;
+        uint16_t code = k == 0 ? 220 : k == 2 ? 250 : 0;
+        size_t n = strlen(lines[k]);
+        assert_int_equal(cmp_session_add_line(c, s, d, k == 1 ? SMTP_L_COMMAND : SMTP_L_REPLY, code,
+                                              (uint32_t)n, (const uint8_t *)lines[k], (uint32_t)n,
+                                              s->first_frame + (uint64_t)k, s->start),
+                         0);
+    }
+}
+
+/* Forty look-alike sessions that all start at second 20 outside, and one
+ * a second from 0 to 39 inside: every outside session ranks the inside
+ * ones alike (nearest first, the earlier of two as near), so the k-th to
+ * be paired gets the one ceil(k/2) seconds away, the earlier one first.
+ * Past the sixteenth, a session's first CMP_RUN_KEEP candidates are all
+ * taken, and it is paired only if its window is scored again for the next
+ * ones in the same order. */
+static void test_pairing_past_held_candidates(void **state)
+{
+    (void)state;
+    struct cmp_capture out, in;
+    cmp_capture_init(&out, "outside");
+    cmp_capture_init(&in, "inside");
+    enum { N = 40 };
+    for (int i = 0; i < N; i++)
+        pairing_session(&out, (uint64_t)i + 1, 20);
+    for (int i = 0; i < N; i++)
+        pairing_session(&in, (uint64_t)i + 1, i);
+    struct cmp_result res;
+    assert_int_equal(cmp_run(&out, &in, &res), 0);
+    assert_false(res.swapped);
+    assert_int_equal(res.clock_offset, 0);
+    assert_int_equal(res.npairs, N);
+    assert_int_equal(res.only[CMP_OUTSIDE], 0);
+    assert_int_equal(res.only[CMP_INSIDE], 0);
+    for (size_t k = 0; k < res.npairs; k++) {
+        const struct cmp_pair *p = &res.pairs[k];
+        /* Pairs are made best first: the k-th is outside session k + 1. */
+        assert_int_equal(p->s[CMP_OUTSIDE]->id, k + 1);
+        long dist = (long)(k + 1) / 2, want = k % 2 ? 20 - dist : 20 + dist;
+        if (k == 0)
+            want = 20;
+        assert_int_equal(p->s[CMP_INSIDE]->start, (sc_time)want * SC_NS_PER_SEC);
+    }
+    cmp_result_free(&res);
+    cmp_capture_free(&out);
+    cmp_capture_free(&in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_lines_max),
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_pairing_past_held_candidates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
