@@ -182,9 +182,10 @@ int cmp_session_add_line(struct cmp_capture *c, struct cmp_session *s, enum sc_d
         return 0;
     }
     size_t n = s->nline[dir];
-    if (n == s->line_cap[dir] && cmp__line_room(c, s, (int)dir, n ? 2 * n : 16) != 0)
+    size_t grow = n ? (2 * n < CMP_LINES_MAX ? 2 * n : CMP_LINES_MAX) : 16;
+    if (n == s->line_cap[dir] && cmp__line_room(c, s, (int)dir, grow) != 0)
         return -1;
-    uint8_t *t = cmp__carve(c, text_len + 1u, 1);
+    uint8_t *t = cmp__carve(c, (size_t)text_len + 1, 1);
     if (!t)
         return -1;
     memcpy(t, text, text_len);
