@@ -1,6 +1,7 @@
 /* smtp.c - SMTP session engine (RFC 5321, 2920, 3030, 3207, 3463, 4954). */
 #include "dissect/smtp.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,9 +135,15 @@ struct smtp__hold_rec {
 /* Fields are grouped by what they serve and, within a group, the small
  * ones together: a session that goes idle keeps this whole struct. */
 struct smtp_session {
-    const struct smtp_settings *set; /* the caller's: outlives the session */
-    uint32_t line_keep;              /* set->line_keep, 1..SMTP_LINE_KEEP_MAX */
-    uint32_t pending_max;            /* set->pending_max, at least 1 */
+    /* The settings it was created with, as 32-bit limits (a larger value
+     * is taken as UINT32_MAX): line_keep is 1..SMTP_LINE_KEEP_MAX and
+     * pending_max at least 1. */
+    struct smtp__limits {
+        uint32_t line_keep, pending_max, hold_max, transcript_max, reply_lines_max, proxy_max,
+            lax_replay_max;
+        bool keep_transcript;
+    } lim;
+    struct tls_cert_cache *cert_cache; /* the settings': not owned */
     unsigned flags;
     enum smtp__cmode cmode;
     enum smtp__smode smode;
@@ -216,6 +223,11 @@ void smtp_settings_defaults(struct smtp_settings *s)
 
 /* ---- small helpers ---- */
 
+static inline size_t smtp__min(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
 static void smtp__event(struct smtp_session *s, const char *kind, enum sc_dir dir,
                         const struct sc_meta *m, const char *detail)
 {
@@ -289,14 +301,15 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
     struct smtp_info *in = &s->info;
     if (kind == SMTP_L_COMMAND) {
         sc_buf_reset(&in->last_command);
-        sc_buf_append(&in->last_command, text, text_len < s->line_keep ? text_len : s->line_keep);
+        sc_buf_append(&in->last_command, text,
+                      text_len < s->lim.line_keep ? text_len : s->lim.line_keep);
         in->last_command_len = total;
         in->last_command_verb = verb;
         in->last_command_meta = *m;
     }
-    if (!s->set->keep_transcript)
+    if (!s->lim.keep_transcript)
         return;
-    if (in->n_transcript >= s->set->transcript_max) {
+    if (in->n_transcript >= s->lim.transcript_max) {
         in->transcript_dropped++;
         return;
     }
@@ -314,8 +327,8 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
         in->transcript = v;
         s->tr_alloc = want;
     }
-    if (text_len > s->line_keep)
-        text_len = s->line_keep;
+    if (text_len > s->lim.line_keep)
+        text_len = s->lim.line_keep;
     struct smtp_line *l = &in->transcript[in->n_transcript];
     memset(l, 0, sizeof(*l));
     l->text = smtp__text_alloc(s, text_len + 1);
@@ -347,7 +360,7 @@ _Static_assert(sizeof(struct smtp_line) == 48, "a transcript entry is 48 bytes (
 static void smtp__add_note_u(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
                              const struct sc_meta *m, const char *pre, uint64_t v, const char *post)
 {
-    if (!s->set->keep_transcript)
+    if (!s->lim.keep_transcript)
         return;
     char buf[SMTP_NOTE_MAX];
     size_t len = strlen(pre), pl = post ? strlen(post) : 0;
@@ -387,8 +400,8 @@ static bool smtp__pq_grow(struct smtp_session *s)
     if (s->pq_len < s->pq_cap)
         return true;
     size_t want = s->pq_cap ? s->pq_cap * 2 : SMTP_PQ_INITIAL;
-    if (want > s->pending_max)
-        want = s->pending_max;
+    if (want > s->lim.pending_max)
+        want = s->lim.pending_max;
     struct smtp__pending *v = malloc(want * sizeof(*v));
     if (!v)
         return false;
@@ -404,7 +417,7 @@ static bool smtp__pq_grow(struct smtp_session *s)
 static struct smtp__pending *smtp__push(struct smtp_session *s, enum smtp_verb v,
                                         const struct sc_meta *m)
 {
-    if (s->pq_len >= s->pending_max || !smtp__pq_grow(s)) {
+    if (s->pq_len >= s->lim.pending_max || !smtp__pq_grow(s)) {
         smtp__event(s, "pending_overflow", SC_DIR_C2S, m,
                     "too many commands without replies; later replies are not matched");
         s->desync = true;
@@ -432,24 +445,30 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     struct smtp_session *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->set = set;
+    s->lim = (struct smtp__limits){
+        .line_keep =
+            set->line_keep == 0 ? 1 : (uint32_t)smtp__min(set->line_keep, SMTP_LINE_KEEP_MAX),
+        .pending_max =
+            set->pending_max == 0 ? 1 : (uint32_t)smtp__min(set->pending_max, UINT32_MAX),
+        .hold_max = (uint32_t)smtp__min(set->hold_max, UINT32_MAX),
+        .transcript_max = (uint32_t)smtp__min(set->transcript_max, UINT32_MAX),
+        .reply_lines_max = (uint32_t)smtp__min(set->reply_lines_max, UINT32_MAX),
+        .proxy_max = (uint32_t)smtp__min(set->proxy_max, UINT32_MAX),
+        .lax_replay_max = (uint32_t)smtp__min(set->lax_replay_max, UINT32_MAX),
+        .keep_transcript = set->keep_transcript,
+    };
+    s->cert_cache = set->cert_cache;
 #if defined(SMTP_AVX2)
     s->wide_scan = !set->no_avx2 && __builtin_cpu_supports("avx2");
 #endif
-    s->pending_max = set->pending_max == 0           ? 1
-                     : set->pending_max > UINT32_MAX ? UINT32_MAX
-                                                     : (uint32_t)set->pending_max;
-    s->line_keep = set->line_keep == 0                   ? 1
-                   : set->line_keep > SMTP_LINE_KEEP_MAX ? SMTP_LINE_KEEP_MAX
-                                                         : (uint32_t)set->line_keep;
     s->flags = flags;
-    sc_buf_init(&s->info.banner, s->line_keep);
-    sc_buf_init(&s->info.helo, s->line_keep);
+    sc_buf_init(&s->info.banner, s->lim.line_keep);
+    sc_buf_init(&s->info.helo, s->lim.line_keep);
     sc_buf_init(&s->info.auth_mech, 32);
-    sc_buf_init(&s->info.mail_from, s->line_keep);
+    sc_buf_init(&s->info.mail_from, s->lim.line_keep);
     sc_buf_init(&s->info.proxy, 0);
-    sc_buf_init(&s->info.ehlo_reply, s->line_keep);
-    sc_buf_init(&s->info.last_command, s->line_keep);
+    sc_buf_init(&s->info.ehlo_reply, s->lim.line_keep);
+    sc_buf_init(&s->info.last_command, s->lim.line_keep);
     sc_buf_init(&s->hold, 0);
     sc_buf_init(&s->lax, 0);
     sc_events_init(&s->info.events);
@@ -633,10 +652,10 @@ static void smtp__release_by_content(struct smtp_session *s)
 static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
                              const struct sc_meta *m)
 {
-    if (s->hold_payload + n > s->set->hold_max || s->hold_recs >= SMTP_HOLD_RECS_MAX) {
+    if (s->hold_payload + n > s->lim.hold_max || s->hold_recs >= SMTP_HOLD_RECS_MAX) {
         smtp__eventf(s, "hold_overflow", SC_DIR_C2S, m,
-                     "client sent over %zu bytes without waiting for the reply to %s",
-                     s->set->hold_max, smtp_verb_name(s->hold_for));
+                     "client sent over %" PRIu32 " bytes without waiting for the reply to %s",
+                     s->lim.hold_max, smtp_verb_name(s->hold_for));
         smtp__release_by_content(s);
         smtp__feed_client(s, p, n, m);
         return;
@@ -1273,13 +1292,14 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
     }
     s->body_len += i;
     if (lax_from < i && s->lax_seen && !s->lax_dead) {
-        if (s->lax_payload + (i - lax_from) > s->set->lax_replay_max ||
+        if (s->lax_payload + (i - lax_from) > s->lim.lax_replay_max ||
             s->lax_recs >= SMTP_HOLD_RECS_MAX) {
             s->lax_dead = true;
             smtp__lax_clear(s);
             smtp__eventf(s, "lax_replay_overflow", SC_DIR_C2S, m,
-                         "more than %zu bytes followed a bare-LF \".\" line inside the message",
-                         s->set->lax_replay_max);
+                         "more than %" PRIu32
+                         " bytes followed a bare-LF \".\" line inside the message",
+                         s->lim.lax_replay_max);
         } else {
             smtp__rec_append(&s->lax, p + lax_from, i - lax_from, m);
             s->lax_payload += i - lax_from;
@@ -1326,7 +1346,7 @@ static size_t smtp__tls(struct smtp_session *s, enum sc_dir dir, const uint8_t *
         smtp__add_note(s, dir, SMTP_L_TLS, m, "[TLS from here on]");
     }
     if (!s->tls)
-        s->tls = tls_conn_new(&s->info.events, s->set->cert_cache);
+        s->tls = tls_conn_new(&s->info.events, s->cert_cache);
     if (s->tls)
         tls_conn_feed(s->tls, dir, p, n, m);
     s->info.tls_bytes[dir] += n;
@@ -1348,11 +1368,11 @@ static void smtp__lb_append(struct smtp_session *s, struct smtp__linebuf *lb, co
     if (n == 0)
         return;
     if (!lb->buf) {
-        lb->buf = malloc(s->line_keep);
+        lb->buf = malloc(s->lim.line_keep);
         if (!lb->buf)
             return;
     }
-    size_t room = s->line_keep - lb->len;
+    size_t room = s->lim.line_keep - lb->len;
     size_t k = n < room ? n : room;
     memcpy(lb->buf + lb->len, p, k);
     lb->len += k;
@@ -1395,7 +1415,7 @@ static size_t smtp__take_line(struct smtp_session *s, enum sc_dir dir, const uin
     bool cr;
     if (lb->total == 0) {
         line = p;
-        len = k < s->line_keep ? k : s->line_keep;
+        len = k < s->lim.line_keep ? k : s->lim.line_keep;
         total = k;
         cr = k > 0 && p[k - 1] == '\r';
     } else {
@@ -1500,12 +1520,12 @@ static inline bool smtp__is_kw(const uint8_t *t, size_t n, const char *kw)
 static void smtp__rep_keep(struct smtp_session *s, const uint8_t *p, size_t n)
 {
     struct smtp__reply *r = &s->rep;
-    if (r->nkept >= s->set->reply_lines_max)
+    if (r->nkept >= s->lim.reply_lines_max)
         return;
     if (r->nkept == r->nkept_alloc) {
         size_t want = r->nkept_alloc ? (size_t)r->nkept_alloc * 2 : 4;
-        if (want > s->set->reply_lines_max)
-            want = s->set->reply_lines_max;
+        if (want > s->lim.reply_lines_max)
+            want = s->lim.reply_lines_max;
         struct smtp__kept *v = realloc(r->kept, want * sizeof(*v));
         if (!v)
             return;
@@ -1902,7 +1922,7 @@ enum smtp_feed_result smtp_feed(struct smtp_session *s, enum sc_dir dir, uint64_
             s->verdict = -1;
             return SMTP_NOT_SMTP;
         }
-        proxy_init(s->proxy, s->set->proxy_max);
+        proxy_init(s->proxy, s->lim.proxy_max);
     }
     if (s->proxy && s->info.proxy.len == 0)
         return smtp__proxy_feed(s, dir, p, n, m);

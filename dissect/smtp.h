@@ -241,8 +241,7 @@ enum smtp_mode_flags {
     SMTP_F_IMPLICIT_TLS = 4, /* TLS from the first byte (port 465, RFC 8314) */
 };
 
-/* Creates a session that reads its settings from *s, which must outlive it.
- * NULL on OOM. */
+/* Creates a session (settings copied).  NULL on OOM. */
 struct smtp_session *smtp_session_new(const struct smtp_settings *s, unsigned flags);
 
 void smtp_session_free(struct smtp_session *s);
