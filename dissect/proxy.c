@@ -41,8 +41,10 @@ void proxy_init(struct proxy *p, size_t max)
 {
     memset(p, 0, sizeof(*p));
     p->max = max;
-    sc_buf_init(&p->in[0], max);
-    sc_buf_init(&p->in[1], max);
+    /* proxy_feed keeps the handshake within max; past it, a buffer holds
+     * the rest of the feed that completed the handshake. */
+    sc_buf_init(&p->in[0], 0);
+    sc_buf_init(&p->in[1], 0);
 }
 
 void proxy_free(struct proxy *p)
@@ -320,11 +322,19 @@ enum proxy_result proxy_feed(struct proxy *p, enum sc_dir dir, const uint8_t *b,
     if (dir > SC_DIR_S2C)
         return PROXY_NOT;
     if (p->step < ST_DONE && n > 0) {
-        if (p->in[dir].len + n > p->max) {
-            p->step = p->step == ST_DETECT ? ST_NOT : fail(p, "proxy handshake too long");
-        } else {
-            sc_buf_append(&p->in[dir], b, n);
-            step(p);
+        /* What fits is read first, so that a handshake that ends within
+         * max bytes is read whatever the segments: the same as one byte at
+         * a time.  What follows the handshake in this feed is the tunnel's,
+         * kept for proxy_leftover. */
+        size_t room = p->in[dir].len < p->max ? p->max - p->in[dir].len : 0;
+        size_t take = n < room ? n : room;
+        sc_buf_append(&p->in[dir], b, take);
+        step(p);
+        if (take < n) {
+            if (p->step == ST_DONE)
+                sc_buf_append(&p->in[dir], b + take, n - take);
+            else if (p->step < ST_DONE)
+                p->step = p->step == ST_DETECT ? ST_NOT : fail(p, "proxy handshake too long");
         }
     }
     switch (p->step) {

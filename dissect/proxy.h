@@ -10,8 +10,11 @@
  * followed it in each direction, which are the tunnelled stream.
  *
  * Bytes are buffered per direction (at most `max` bytes, given to
- * proxy_init) until the step of the handshake that reads them.  Credentials (SOCKS5 user/password,
- * HTTP Proxy-Authorization) are parsed over, never kept.
+ * proxy_init) until the step of the handshake that reads them; the bytes
+ * after the handshake in the feed that completes it are kept whole for
+ * proxy_leftover, however many.  The outcome does not depend on how the
+ * bytes are cut into feeds.  Credentials (SOCKS5 user/password, HTTP
+ * Proxy-Authorization) are parsed over, never kept.
  */
 #ifndef SC_DISSECT_PROXY_H
 #define SC_DISSECT_PROXY_H

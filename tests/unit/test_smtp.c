@@ -746,6 +746,41 @@ static void test_smtp_through_socks5_and_connect(void **state)
     smtp_session_free(s);
 }
 
+/* The segment that completes a proxy handshake may carry more than the
+ * handshake limit (proxy_max) after it: here the proxy's SOCKS4 reply comes
+ * with a 9 KB multi-line greeting.  The handshake itself fits, so the
+ * tunnel is followed, as it is when the same bytes come one at a time
+ * (run_all compares every way of cutting them). */
+static void test_proxy_reply_with_long_greeting(void **state)
+{
+    (void)state;
+    static const uint8_t socks4_req[] = {4, 1, 0, 25, 192, 0, 2, 25, 'u', 0};
+    static const uint8_t socks4_rep[] = {0, 0x5a, 0, 0, 0, 0, 0, 0};
+    struct sc_buf greet;
+    sc_buf_init(&greet, 0);
+    sc_buf_append(&greet, socks4_rep, sizeof(socks4_rep));
+    for (int i = 0; i < 150; i++)
+        sc_buf_puts(&greet, "220-mx.example.com welcomes you, line after line after line\r\n");
+    sc_buf_puts(&greet, "220 mx ESMTP\r\n");
+    assert_true(greet.len > 8192); /* smtp_settings_defaults' proxy_max */
+    const struct step sc[] = {
+        {C, (const char *)socks4_req, sizeof(socks4_req), 0},
+        {S, (const char *)greet.data, greet.len, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {S, "250 mx\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, SMTP_F_PROBE, &r);
+    assert_true(smtp_session_confirmed(s));
+    buf_eq(&smtp_session_info(s)->proxy, "socks4 to 192.0.2.25:25");
+    assert_int_equal(smtp_session_info(s)->banner_lines, 151);
+    check_dialogue(s, "220 EHLO 250");
+    free(r);
+    smtp_session_free(s);
+    sc_buf_free(&greet);
+}
+
 static void test_midstream_start(void **state)
 {
     (void)state;
@@ -1098,6 +1133,7 @@ int main(void)
         cmocka_unit_test(test_probe_verdicts),
         cmocka_unit_test(test_probe_long_line_any_segmentation),
         cmocka_unit_test(test_smtp_through_socks5_and_connect),
+        cmocka_unit_test(test_proxy_reply_with_long_greeting),
         cmocka_unit_test(test_midstream_start),
         cmocka_unit_test(test_pending_queue_is_bounded),
         cmocka_unit_test(test_body_lines_any_segmentation),
