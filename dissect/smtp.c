@@ -108,7 +108,8 @@ struct smtp__reply {
 /* Transcript entries a session starts with (a greeting, an EHLO command and
  * its first reply line), doubling up to SMTP_TRANSCRIPT_DOUBLE, then growing
  * by half.  A session that goes quiet after its greeting holds 4 entries, not
- * 8; one of 22 lines takes one more growth step than from 8. */
+ * 8; one of 22 lines grows as often as from 8 (4, 8, 16, 24 against 8, 12,
+ * 18, 27).  What costs more is the text: its first block fills sooner. */
 #define SMTP_TRANSCRIPT_FIRST 4
 #define SMTP_TRANSCRIPT_DOUBLE 16
 
