@@ -133,6 +133,27 @@ struct smtp__hold_rec {
  * first word, or a TLS record's first byte). */
 #define SMTP_RELEASE_PEEK 64
 
+/* The DATA message being read: what only CM_BODY needs, allocated when it
+ * starts and freed when it ends, so that a session between messages (or one
+ * that never sends one) does not carry it. */
+struct smtp__msg {
+    enum smtp__dot dot;
+    bool dot_cr;
+    bool lax_seen;   /* a bare-LF end-of-data candidate was seen */
+    bool lax_dead;   /* ... but the bytes after it could not all be kept */
+    bool bl_headers; /* still in the message's header section */
+    uint8_t bl_last;
+    uint64_t body_len;
+    uint64_t lax_body_len;   /* body length up to and including the candidate */
+    struct sc_meta lax_meta; /* frame holding the candidate */
+    struct sc_buf lax;       /* held-record bytes after the candidate */
+    size_t lax_payload, lax_recs;
+    /* The message line being read: its length and first bytes (enough to
+     * see a header name or a filename= parameter). */
+    uint64_t bl_len;
+    uint8_t bl_pre[SMTP_BODY_PREFIX];
+};
+
 /* Fields are grouped by what they serve and, within a group, the small
  * ones together: a session that goes idle keeps this whole struct. */
 struct smtp_session {
@@ -171,27 +192,12 @@ struct smtp_session {
     struct sc_buf hold;
     size_t hold_payload, hold_recs; /* held bytes and records in `hold` */
     enum smtp_verb hold_for;
-    /* The message being read. */
-    enum smtp__dot dot;
-    bool dot_cr;
-    bool lax_seen;   /* a bare-LF end-of-data candidate was seen */
-    bool lax_dead;   /* ... but the bytes after it could not all be kept */
-    bool bl_headers; /* still in the message's header section */
-    bool wide_scan;  /* message lines are read with AVX2 */
+    bool wide_scan; /* message lines are read with AVX2 */
     bool bdat_last;
-    uint8_t bl_last;
-    uint64_t body_len;
-    uint64_t lax_body_len;   /* body length up to and including the candidate */
-    struct sc_meta lax_meta; /* frame holding the candidate */
-    struct sc_buf lax;       /* held-record bytes after the candidate */
-    size_t lax_payload, lax_recs;
-    /* The message line being read: its length and first bytes (enough to
-     * see a header name or a filename= parameter). */
-    uint64_t bl_len;
-    uint8_t bl_pre[SMTP_BODY_PREFIX];
     uint64_t bdat_left;
     uint64_t bdat_size;
-    struct tls_conn *tls; /* created at the switch to TLS */
+    struct smtp__msg *msg; /* exactly while cmode is CM_BODY */
+    struct tls_conn *tls;  /* created at the switch to TLS */
     struct smtp__reply rep;
     size_t tr_alloc;           /* transcript entries allocated */
     struct smtp__tblock *text; /* transcript text blocks, newest first */
@@ -441,6 +447,16 @@ static void smtp__pop(struct smtp_session *s)
 
 /* ---- lifecycle ---- */
 
+/* Ends the message being read (CM_BODY): its state goes. */
+static void smtp__msg_free(struct smtp_session *s)
+{
+    if (!s->msg)
+        return;
+    sc_buf_free(&s->msg->lax);
+    free(s->msg);
+    s->msg = NULL;
+}
+
 struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned flags)
 {
     struct smtp_session *s = calloc(1, sizeof(*s));
@@ -471,7 +487,6 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     sc_buf_init(&s->info.ehlo_reply, s->lim.line_keep);
     sc_buf_init(&s->info.last_command, s->lim.line_keep);
     sc_buf_init(&s->hold, 0);
-    sc_buf_init(&s->lax, 0);
     sc_events_init(&s->info.events);
     s->info.midstream = (flags & SMTP_F_MIDSTREAM) != 0;
     s->desync = s->info.midstream; /* earlier commands and replies are unknown */
@@ -515,7 +530,7 @@ void smtp_session_free(struct smtp_session *s)
     free(s->lb[0].buf);
     free(s->lb[1].buf);
     sc_buf_free(&s->hold);
-    sc_buf_free(&s->lax);
+    smtp__msg_free(s);
     free(s->pq);
     free(s);
 }
@@ -544,8 +559,9 @@ static void smtp__feed_client(struct smtp_session *s, const uint8_t *p, size_t n
 /* Appends client bytes to a buffer of held records (header, then bytes). */
 static void smtp__lax_clear(struct smtp_session *s)
 {
-    sc_buf_reset(&s->lax);
-    s->lax_payload = s->lax_recs = 0;
+    struct smtp__msg *g = s->msg;
+    sc_buf_reset(&g->lax);
+    g->lax_payload = g->lax_recs = 0;
 }
 
 static void smtp__rec_append(struct sc_buf *b, const uint8_t *p, size_t n, const struct sc_meta *m)
@@ -555,8 +571,9 @@ static void smtp__rec_append(struct sc_buf *b, const uint8_t *p, size_t n, const
     sc_buf_append(b, p, n);
 }
 
-/* Feeds the records of *b to the client side in the current mode.  The
- * buffer is taken over first, so feeding may hold or capture bytes anew. */
+/* Feeds the records of *b (s->hold, or bytes the caller took) to the client
+ * side in the current mode.  The buffer is taken over first, so feeding may
+ * hold or capture bytes anew. */
 static void smtp__replay(struct smtp_session *s, struct sc_buf *b)
 {
     if (b->len == 0)
@@ -565,8 +582,6 @@ static void smtp__replay(struct smtp_session *s, struct sc_buf *b)
     sc_buf_init(b, 0);
     if (b == &s->hold)
         s->hold_payload = s->hold_recs = 0;
-    else if (b == &s->lax)
-        s->lax_payload = s->lax_recs = 0;
     size_t i = 0;
     while (i + sizeof(struct smtp__hold_rec) <= held.len) {
         struct smtp__hold_rec r;
@@ -580,33 +595,49 @@ static void smtp__replay(struct smtp_session *s, struct sc_buf *b)
     sc_buf_free(&held);
 }
 
-static void smtp__body_start(struct smtp_session *s)
+/* A message starts (CM_BODY): its state, at the first line's start.  On
+ * OOM the rest of the direction is only counted (an event says so). */
+static bool smtp__body_start(struct smtp_session *s, const struct sc_meta *m)
 {
-    s->bl_len = 0;
-    s->bl_last = 0;
-    s->bl_headers = true;
-    s->dot = DOT_BOL;
-    s->dot_cr = false;
-    s->body_len = 0;
-    s->lax_seen = false;
-    s->lax_dead = false;
+    struct smtp__msg *g = s->msg;
+    if (!g) {
+        g = calloc(1, sizeof(*g));
+        if (!g) {
+            smtp__event(s, "out_of_memory", SC_DIR_C2S, m,
+                        "no memory for the message: the rest of the client's bytes are only "
+                        "counted");
+            s->info.confidence *= 0.5;
+            return false;
+        }
+        s->msg = g;
+        sc_buf_init(&g->lax, 0);
+    }
+    g->bl_len = 0;
+    g->bl_last = 0;
+    g->bl_headers = true;
+    g->dot = DOT_BOL;
+    g->dot_cr = false;
+    g->body_len = 0;
+    g->lax_seen = false;
+    g->lax_dead = false;
     smtp__lax_clear(s);
+    return true;
 }
 
 /* Leaves CM_HOLD for `mode` and replays the held bytes in it. */
-static void smtp__release(struct smtp_session *s, enum smtp__cmode mode)
+static void smtp__release(struct smtp_session *s, enum smtp__cmode mode, const struct sc_meta *m)
 {
     if (s->cmode != CM_HOLD)
         return;
+    if (mode == CM_BODY && !smtp__body_start(s, m))
+        mode = CM_OPAQUE;
     s->cmode = mode;
     s->c_peek = mode == CM_TLS;
-    if (mode == CM_BODY)
-        smtp__body_start(s);
     smtp__replay(s, &s->hold);
 }
 
 /* Decides, without the server's reply, how held bytes must be read. */
-static void smtp__release_by_content(struct smtp_session *s)
+static void smtp__release_by_content(struct smtp_session *s, const struct sc_meta *m)
 {
     if (s->cmode != CM_HOLD)
         return;
@@ -647,7 +678,7 @@ static void smtp__release_by_content(struct smtp_session *s)
     /* The reply, if it comes later, must not switch modes again. */
     for (size_t i = 0; i < s->pq_len; i++)
         smtp__pq_at(s, i)->holding = false;
-    smtp__release(s, mode);
+    smtp__release(s, mode, m);
 }
 
 static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
@@ -657,7 +688,7 @@ static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
         smtp__eventf(s, "hold_overflow", SC_DIR_C2S, m,
                      "client sent over %" PRIu32 " bytes without waiting for the reply to %s",
                      s->lim.hold_max, smtp_verb_name(s->hold_for));
-        smtp__release_by_content(s);
+        smtp__release_by_content(s, m);
         smtp__feed_client(s, p, n, m);
         return;
     }
@@ -909,9 +940,11 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
     }
 }
 
+/* The message ends (`m` must not point into s->msg, which goes). */
 static void smtp__end_body(struct smtp_session *s, uint64_t len, bool lax, const struct sc_meta *m)
 {
     uint64_t size = len >= 3 ? len - 3 : 0;
+    smtp__msg_free(s);
     smtp__add_note_u(s, SC_DIR_C2S, SMTP_L_DATA, m, "[message body: ", size,
                      lax ? " bytes, ended by a bare-LF terminator]" : " bytes]");
     s->info.messages++;
@@ -922,26 +955,28 @@ static void smtp__end_body(struct smtp_session *s, uint64_t len, bool lax, const
 /* A "." line that ends the data only for servers that accept bare LF. */
 static void smtp__lax_candidate(struct smtp_session *s, size_t at, const struct sc_meta *m)
 {
-    if (s->lax_seen)
+    struct smtp__msg *g = s->msg;
+    if (g->lax_seen)
         return;
-    s->lax_seen = true;
-    s->lax_dead = false;
-    s->lax_meta = *m;
-    s->lax_body_len = s->body_len + at;
+    g->lax_seen = true;
+    g->lax_dead = false;
+    g->lax_meta = *m;
+    g->lax_body_len = g->body_len + at;
     smtp__lax_clear(s);
 }
 
 /* Counts message-line bytes, keeping the line's first bytes. */
 static void smtp__body_bytes(struct smtp_session *s, const uint8_t *p, size_t n)
 {
+    struct smtp__msg *g = s->msg;
     if (n == 0)
         return;
-    if (s->bl_len < SMTP_BODY_PREFIX) {
-        size_t k = SMTP_BODY_PREFIX - (size_t)s->bl_len;
-        memcpy(s->bl_pre + s->bl_len, p, n < k ? n : k);
+    if (g->bl_len < SMTP_BODY_PREFIX) {
+        size_t k = SMTP_BODY_PREFIX - (size_t)g->bl_len;
+        memcpy(g->bl_pre + g->bl_len, p, n < k ? n : k);
     }
-    s->bl_len += n;
-    s->bl_last = p[n - 1];
+    g->bl_len += n;
+    g->bl_last = p[n - 1];
 }
 
 /* Length of a filename="..." (or filename=token) parameter at p, or 0. */
@@ -984,10 +1019,11 @@ __attribute__((always_inline)) static inline void smtp__body_line_eq(struct smtp
                                                                      uint64_t len, bool eq,
                                                                      const struct sc_meta *m)
 {
+    struct smtp__msg *g = s->msg;
     struct smtp_info *in = &s->info;
-    if (s->bl_headers) {
+    if (g->bl_headers) {
         if (len == 0) {
-            s->bl_headers = false;
+            g->bl_headers = false;
         } else if (len > in->max_header_line) {
             in->max_header_line = len;
             in->max_header_meta = *m;
@@ -1001,8 +1037,8 @@ __attribute__((always_inline)) static inline void smtp__body_line_eq(struct smtp
             in->max_filename_meta = *m;
         }
     }
-    s->bl_len = 0;
-    s->bl_last = 0;
+    g->bl_len = 0;
+    g->bl_last = 0;
 }
 
 /* Same, looking for a filename= in every line (eq: the caller knows whether
@@ -1112,11 +1148,12 @@ __attribute__((always_inline)) static inline size_t smtp__body_lines_with(
     struct smtp_session *s, const uint8_t *p, size_t i, size_t n, const struct sc_meta *m,
     void (*masks)(const uint8_t *, uint64_t *, uint64_t *), uint64_t (*dots)(const uint8_t *))
 {
+    struct smtp__msg *g = s->msg;
     size_t ls = i;         /* the current line's first byte */
     size_t feq = SIZE_MAX; /* its first '=', once seen */
     for (size_t pos = i; pos < n; pos += 64) {
         uint64_t lf, eq;
-        if (!s->bl_headers && feq == SIZE_MAX && ls <= pos) {
+        if (!g->bl_headers && feq == SIZE_MAX && ls <= pos) {
             /* Whole blocks with no '=', and after each LF neither '.' nor
              * LF; bit 63 clear keeps the byte after each LF in the block.
              * `dot` stays at a line start: whether CRLF or a bare LF led
@@ -1154,7 +1191,7 @@ __attribute__((always_inline)) static inline size_t smtp__body_lines_with(
             bool crlf = p[j - 1] == '\r';
             smtp__body_line_eq(s, p + ls, j - ls - (crlf ? 1 : 0),
                                feq != SIZE_MAX && feq - ls < SMTP_BODY_PREFIX, m);
-            s->dot = crlf ? DOT_BOL : DOT_BOL_LAX;
+            g->dot = crlf ? DOT_BOL : DOT_BOL_LAX;
             ls = j + 1;
             feq = SIZE_MAX;
             if (ls == n || p[ls] == '.' || p[ls] == '\n')
@@ -1166,8 +1203,8 @@ __attribute__((always_inline)) static inline size_t smtp__body_lines_with(
     }
     /* The last line does not end in the buffer (ls < n, and p[ls] is neither
      * '.' nor LF): keep what the byte-wise path would keep of it. */
-    s->dot = DOT_MID;
-    s->dot_cr = p[n - 1] == '\r';
+    g->dot = DOT_MID;
+    g->dot_cr = p[n - 1] == '\r';
     smtp__body_bytes(s, p + ls, n - ls);
     return n;
 }
@@ -1202,34 +1239,36 @@ static size_t smtp__body_lines(struct smtp_session *s, const uint8_t *p, size_t 
 /* A message line ended (at its LF): the line is in bl_pre / bl_len. */
 static void smtp__body_eol(struct smtp_session *s, const struct sc_meta *m)
 {
-    smtp__body_line(s, s->bl_pre, s->bl_len - (s->bl_len && s->bl_last == '\r' ? 1 : 0), m);
+    struct smtp__msg *g = s->msg;
+    smtp__body_line(s, g->bl_pre, g->bl_len - (g->bl_len && g->bl_last == '\r' ? 1 : 0), m);
 }
 
 /* Body bytes in CM_BODY; returns bytes consumed (stops after CRLF.CRLF). */
 static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
                          const struct sc_meta *m)
 {
+    struct smtp__msg *g = s->msg;
     size_t i = 0, lax_from = n; /* bytes from lax_from on follow a lax candidate */
-    if (s->lax_seen && !s->lax_dead)
+    if (g->lax_seen && !g->lax_dead)
         lax_from = 0;
     while (i < n) {
-        if ((s->dot == DOT_BOL || s->dot == DOT_BOL_LAX) && p[i] != '.' && p[i] != '\n') {
+        if ((g->dot == DOT_BOL || g->dot == DOT_BOL_LAX) && p[i] != '.' && p[i] != '\n') {
             i = smtp__body_lines(s, p, i, n, m); /* past one line at least */
             continue;
         }
-        if (s->dot == DOT_MID) {
+        if (g->dot == DOT_MID) {
             const uint8_t *lf = memchr(p + i, '\n', n - i);
             if (!lf) {
-                s->dot_cr = p[n - 1] == '\r';
+                g->dot_cr = p[n - 1] == '\r';
                 smtp__body_bytes(s, p + i, n - i);
                 i = n;
                 break;
             }
             size_t j = (size_t)(lf - p);
-            bool crlf = j > i ? p[j - 1] == '\r' : s->dot_cr;
+            bool crlf = j > i ? p[j - 1] == '\r' : g->dot_cr;
             smtp__body_bytes(s, p + i, j - i);
             smtp__body_eol(s, m);
-            s->dot = crlf ? DOT_BOL : DOT_BOL_LAX;
+            g->dot = crlf ? DOT_BOL : DOT_BOL_LAX;
             i = j + 1;
             continue;
         }
@@ -1238,44 +1277,44 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
             smtp__body_eol(s, m);
         else
             smtp__body_bytes(s, &c, 1);
-        enum smtp__dot d = s->dot;
-        s->dot = DOT_MID;
-        s->dot_cr = c == '\r';
+        enum smtp__dot d = g->dot;
+        g->dot = DOT_MID;
+        g->dot_cr = c == '\r';
         switch (d) {
         case DOT_BOL:
         case DOT_BOL_LAX:
             if (c == '.')
-                s->dot = d == DOT_BOL ? DOT_DOT : DOT_DOT_LAX;
+                g->dot = d == DOT_BOL ? DOT_DOT : DOT_DOT_LAX;
             else if (c == '\n')
-                s->dot = DOT_BOL_LAX;
+                g->dot = DOT_BOL_LAX;
             break;
         case DOT_DOT:
         case DOT_DOT_LAX:
             if (c == '\r') {
-                s->dot = d == DOT_DOT ? DOT_DOTCR : DOT_DOTCR_LAX;
+                g->dot = d == DOT_DOT ? DOT_DOTCR : DOT_DOTCR_LAX;
             } else if (c == '\n') {
                 smtp__lax_candidate(s, i, m); /* ".\n" */
                 if (lax_from == n)
                     lax_from = i;
-                s->dot = DOT_BOL_LAX;
+                g->dot = DOT_BOL_LAX;
             }
             break;
         case DOT_DOTCR:
             if (c == '\n') {
-                if (i < 5 && s->body_len > 0 && !s->info.eod_split) {
+                if (i < 5 && g->body_len > 0 && !s->info.eod_split) {
                     /* CRLF.CRLF did not arrive in one piece (P3). */
                     s->info.eod_split = true;
                     s->info.eod_split_meta = *m;
                 }
-                s->body_len += i;
-                if (s->lax_seen)
+                g->body_len += i;
+                if (g->lax_seen)
                     smtp__eventf(s, "bare_lf_dot_in_data", SC_DIR_C2S, m,
                                  "a \".\" line with a bare LF at byte %llu of the message did "
                                  "not end it (the SMTP smuggling pattern)",
-                                 (unsigned long long)s->lax_body_len);
+                                 (unsigned long long)g->lax_body_len);
                 smtp__lax_clear(s);
-                s->lax_seen = false;
-                smtp__end_body(s, s->body_len, false, m);
+                g->lax_seen = false;
+                smtp__end_body(s, g->body_len, false, m);
                 return i;
             }
             break;
@@ -1284,27 +1323,27 @@ static size_t smtp__body(struct smtp_session *s, const uint8_t *p, size_t n,
                 smtp__lax_candidate(s, i, m); /* LF "." CRLF */
                 if (lax_from == n)
                     lax_from = i;
-                s->dot = DOT_BOL;
+                g->dot = DOT_BOL;
             }
             break;
         default:
             break;
         }
     }
-    s->body_len += i;
-    if (lax_from < i && s->lax_seen && !s->lax_dead) {
-        if (s->lax_payload + (i - lax_from) > s->lim.lax_replay_max ||
-            s->lax_recs >= SMTP_HOLD_RECS_MAX) {
-            s->lax_dead = true;
+    g->body_len += i;
+    if (lax_from < i && g->lax_seen && !g->lax_dead) {
+        if (g->lax_payload + (i - lax_from) > s->lim.lax_replay_max ||
+            g->lax_recs >= SMTP_HOLD_RECS_MAX) {
+            g->lax_dead = true;
             smtp__lax_clear(s);
             smtp__eventf(s, "lax_replay_overflow", SC_DIR_C2S, m,
                          "more than %" PRIu32
                          " bytes followed a bare-LF \".\" line inside the message",
                          s->lim.lax_replay_max);
         } else {
-            smtp__rec_append(&s->lax, p + lax_from, i - lax_from, m);
-            s->lax_payload += i - lax_from;
-            s->lax_recs++;
+            smtp__rec_append(&g->lax, p + lax_from, i - lax_from, m);
+            g->lax_payload += i - lax_from;
+            g->lax_recs++;
         }
     }
     return i;
@@ -1667,18 +1706,18 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
     s->greeted = true;
     struct sc_buf replay;
     sc_buf_init(&replay, 0);
-    if (s->cmode == CM_BODY && s->pq_len == 0 && s->lax_seen && !s->lax_dead) {
+    if (s->cmode == CM_BODY && s->pq_len == 0 && s->msg->lax_seen && !s->msg->lax_dead) {
         /* The server answered a message whose data had no CRLF.CRLF: it took
          * the bare-LF "." line as the end.  What followed it were commands. */
         smtp__eventf(s, "lax_end_of_data", SC_DIR_C2S, m,
                      "the server ended the message at a bare-LF \".\" line (reply %03u), "
                      "not at CRLF.CRLF",
                      code);
-        smtp__end_body(s, s->lax_body_len, true, &s->lax_meta);
-        replay = s->lax;
-        sc_buf_init(&s->lax, 0);
-        s->lax_payload = s->lax_recs = 0;
-        s->lax_seen = false;
+        struct smtp__msg *g = s->msg;
+        struct sc_meta at = g->lax_meta;
+        replay = g->lax;
+        sc_buf_init(&g->lax, 0);
+        smtp__end_body(s, g->lax_body_len, true, &at);
     }
     if (s->pq_len == 0) {
         if (!s->desync)
@@ -1720,9 +1759,9 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
     case SMTP_V_DATA:
         if (e.holding) {
             if (code == 354) {
-                smtp__release(s, CM_BODY);
+                smtp__release(s, CM_BODY, m);
             } else {
-                smtp__release(s, CM_CMD);
+                smtp__release(s, CM_CMD, m);
             }
         }
         break;
@@ -1743,7 +1782,7 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
             s->s_peek = true;
         }
         if (e.holding)
-            smtp__release(s, code == 220 ? CM_TLS : CM_CMD);
+            smtp__release(s, code == 220 ? CM_TLS : CM_CMD, m);
         break;
     case SMTP_V_AUTH:
     case SMTP_V_AUTH_RESPONSE:
@@ -1752,7 +1791,7 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
         if (code != 334)
             s->auth_pending = false;
         if (e.holding)
-            smtp__release(s, code == 334 ? CM_AUTH : CM_CMD);
+            smtp__release(s, code == 334 ? CM_AUTH : CM_CMD, m);
         break;
     default:
         break;
@@ -1951,7 +1990,7 @@ enum smtp_feed_result smtp_gap(struct smtp_session *s, enum sc_dir dir, uint64_t
     smtp__add_note_u(s, dir, SMTP_L_GAP, m, "[", len, " bytes missing from the capture]");
     if (dir == SC_DIR_C2S) {
         if (s->cmode == CM_HOLD)
-            smtp__release_by_content(s);
+            smtp__release_by_content(s, m);
         switch (s->cmode) {
         case CM_CMD:
         case CM_AUTH:
@@ -1963,8 +2002,8 @@ enum smtp_feed_result smtp_gap(struct smtp_session *s, enum sc_dir dir, uint64_t
                 s->cmode = CM_CMD;
             break;
         case CM_BODY:
-            s->dot = DOT_MID;
-            s->body_len += len;
+            s->msg->dot = DOT_MID;
+            s->msg->body_len += len;
             break;
         case CM_BDAT:
             if (len < s->bdat_left) {
@@ -2021,7 +2060,7 @@ void smtp_fin(struct smtp_session *s, enum sc_dir dir, const struct sc_meta *m)
      * repeat while that makes progress. */
     while (dir == SC_DIR_C2S && s->cmode == CM_HOLD) {
         size_t before = s->hold_payload;
-        smtp__release_by_content(s);
+        smtp__release_by_content(s, m);
         if (s->cmode == CM_HOLD && s->hold_payload >= before)
             break;
     }
@@ -2124,15 +2163,16 @@ void smtp_close(struct smtp_session *s, const struct sc_meta *m)
             s->info.eod_meta = e->meta;
         }
     }
-    if (s->cmode == CM_BODY && s->lax_seen)
+    if (s->cmode == CM_BODY && s->msg->lax_seen)
         smtp__eventf(s, "data_incomplete", SC_DIR_C2S, m,
                      "message body ended after %llu bytes without CRLF.CRLF (a bare-LF \".\" "
                      "line ends it at byte %llu for servers that accept one)",
-                     (unsigned long long)s->body_len, (unsigned long long)s->lax_body_len);
+                     (unsigned long long)s->msg->body_len,
+                     (unsigned long long)s->msg->lax_body_len);
     else if (s->cmode == CM_BODY)
         smtp__eventf(s, "data_incomplete", SC_DIR_C2S, m,
                      "message body ended after %llu bytes without CRLF.CRLF",
-                     (unsigned long long)s->body_len);
+                     (unsigned long long)s->msg->body_len);
     if (s->cmode == CM_BDAT)
         smtp__eventf(s, "data_incomplete", SC_DIR_C2S, m, "BDAT chunk ended %llu bytes short",
                      (unsigned long long)s->bdat_left);
