@@ -100,17 +100,20 @@ struct smtp__reply {
 };
 
 /* Transcript text is carved from blocks freed with the session, one malloc
- * per block instead of one per line.  Blocks double from 256 bytes (a
- * greeting and an EHLO exchange) to 8 KiB, so an open session holds little
- * unused room; a line longer than that gets a block of its own size. */
+ * per block instead of one per line.  The first block has room for a
+ * greeting (SMTP_TEXT_FIRST bytes) and, while it is the only one, is moved
+ * once into SMTP_TEXT_BLOCK_FIRST bytes (a greeting and an EHLO exchange);
+ * blocks then double to 8 KiB, so an open session holds little unused room;
+ * a line longer than that gets a block of its own size. */
+#define SMTP_TEXT_FIRST 64
 #define SMTP_TEXT_BLOCK_FIRST 256
 #define SMTP_TEXT_BLOCK_MAX 8192
-/* Transcript entries a session starts with (a greeting, an EHLO command and
- * its first reply line), doubling up to SMTP_TRANSCRIPT_DOUBLE, then growing
- * by half.  A session that goes quiet after its greeting holds 4 entries, not
- * 8; one of 22 lines grows as often as from 8 (4, 8, 16, 24 against 8, 12,
- * 18, 27).  What costs more is the text: its first block fills sooner. */
-#define SMTP_TRANSCRIPT_FIRST 4
+/* Transcript entries: one for the greeting (a session that goes quiet after
+ * it holds no more), then SMTP_TRANSCRIPT_SECOND (an EHLO command and its
+ * reply), doubling up to SMTP_TRANSCRIPT_DOUBLE, then growing by half: a
+ * session of 22 lines grows as often as from 4 (1, 8, 16, 24). */
+#define SMTP_TRANSCRIPT_FIRST 1
+#define SMTP_TRANSCRIPT_SECOND 8
 #define SMTP_TRANSCRIPT_DOUBLE 16
 
 struct smtp__tblock {
@@ -277,13 +280,41 @@ static void smtp__set_field(struct sc_buf *b, const uint8_t *p, size_t n)
     sc_buf_append(b, p, n);
 }
 
+/* The only text block, smaller than SMTP_TEXT_BLOCK_FIRST, moved into a
+ * block of that size with the entries that point into it; false on OOM. */
+static bool smtp__text_grow_first(struct smtp_session *s)
+{
+    struct smtp__tblock *b = s->text;
+    struct smtp__tblock *nb = malloc(sizeof(*nb) + SMTP_TEXT_BLOCK_FIRST);
+    if (!nb)
+        return false;
+    memcpy(nb, b, sizeof(*nb) + b->used);
+    nb->size = SMTP_TEXT_BLOCK_FIRST;
+    struct smtp_info *in = &s->info;
+    for (size_t i = 0; i < in->n_transcript; i++)
+        in->transcript[i].text = nb->data + (in->transcript[i].text - b->data);
+    free(b);
+    s->text = nb;
+    return true;
+}
+
 /* Room for n bytes of transcript text; NULL on OOM. */
 static uint8_t *smtp__text_alloc(struct smtp_session *s, size_t n)
 {
     struct smtp__tblock *b = s->text;
+    if (b && b->size - b->used < n && !b->next && b->size < SMTP_TEXT_BLOCK_FIRST &&
+        SMTP_TEXT_BLOCK_FIRST - b->used >= n) {
+        if (!smtp__text_grow_first(s))
+            return NULL;
+        b = s->text;
+    }
     if (!b || b->size - b->used < n) {
-        size_t size = b ? (b->size < SMTP_TEXT_BLOCK_MAX ? b->size * 2 : SMTP_TEXT_BLOCK_MAX)
-                        : SMTP_TEXT_BLOCK_FIRST;
+        size_t size = !b                                ? SMTP_TEXT_FIRST
+                      : b->size < SMTP_TEXT_BLOCK_FIRST ? 2 * SMTP_TEXT_BLOCK_FIRST
+                      : b->size < SMTP_TEXT_BLOCK_MAX   ? b->size * 2
+                                                        : SMTP_TEXT_BLOCK_MAX;
+        if (!b && n > size)
+            size = SMTP_TEXT_BLOCK_FIRST;
         if (size < n)
             size = n;
         struct smtp__tblock *nb = malloc(sizeof(*nb) + size);
@@ -324,6 +355,7 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
         /* Past SMTP_TRANSCRIPT_DOUBLE an open session holds at most half
          * as many entries again as it has lines. */
         size_t want = s->tr_alloc == 0                       ? SMTP_TRANSCRIPT_FIRST
+                      : s->tr_alloc < SMTP_TRANSCRIPT_SECOND ? SMTP_TRANSCRIPT_SECOND
                       : s->tr_alloc < SMTP_TRANSCRIPT_DOUBLE ? 2 * s->tr_alloc
                                                              : s->tr_alloc + s->tr_alloc / 2;
         struct smtp_line *v = realloc(in->transcript, want * sizeof(*v));
@@ -396,10 +428,10 @@ static struct smtp__pending *smtp__pq_at(struct smtp_session *s, size_t i)
     return &s->pq[(s->pq_head + i) % s->pq_cap];
 }
 
-/* Pending commands a session starts with room for: one transaction's worth
- * (RFC 2920 pipelines a handful); the ring doubles from there up to
- * pending_max, so an idle session does not carry the whole bound. */
-#define SMTP_PQ_INITIAL 8
+/* Pending commands a session starts with room for: a pipelined MAIL, RCPT
+ * and DATA (RFC 2920); the ring doubles from there up to pending_max, so an
+ * idle session does not carry the whole bound. */
+#define SMTP_PQ_INITIAL 4
 
 /* Makes room for one more pending command; false on OOM. */
 static bool smtp__pq_grow(struct smtp_session *s)
@@ -1661,8 +1693,8 @@ static void smtp__realign(struct smtp_session *s, uint16_t code, const struct sc
 }
 
 /* Keeps the keyword lines of the first EHLO reply.  One allocation holds
- * them all: the buffers, then their bytes (each NUL-terminated), which the
- * buffers point into and do not own (freed whole with the session). */
+ * them all: the table, then their bytes (each NUL-terminated), which the
+ * table points into (freed whole with the session). */
 static void smtp__keywords(struct smtp_session *s)
 {
     struct smtp_info *in = &s->info;
@@ -1671,14 +1703,13 @@ static void smtp__keywords(struct smtp_session *s)
     size_t k = s->rep.nkept - 1, bytes = 0;
     for (size_t i = 0; i < k; i++)
         bytes += s->rep.kept[i + 1].len + 1;
-    struct sc_buf *v = malloc(k * sizeof(*v) + bytes);
+    struct smtp_text *v = malloc(k * sizeof(*v) + bytes);
     if (!v)
         return;
     uint8_t *p = (uint8_t *)(v + k);
     for (size_t i = 0; i < k; i++) {
         size_t len;
         const uint8_t *l = smtp__rep_line(s, i + 1, &len);
-        sc_buf_init(&v[i], 0);
         v[i].data = p;
         v[i].len = len;
         if (len)

@@ -170,6 +170,12 @@ struct smtp_line {
     char enh[SMTP_ENH_SIZE]; /* replies: enhanced status code "x.y.z" or "" */
 };
 
+/* Bytes the session owns: `len` of them at `data`, NUL-terminated. */
+struct smtp_text {
+    const uint8_t *data;
+    size_t len;
+};
+
 /* What the engine learned; valid for the session's life. */
 struct smtp_info {
     struct sc_buf banner; /* first line of the greeting, raw */
@@ -177,8 +183,8 @@ struct smtp_info {
     uint32_t banner_lines;
     uint16_t banner_code;
     struct sc_meta banner_meta;
-    struct sc_buf helo;           /* first HELO/EHLO/LHLO command line, raw */
-    struct sc_buf *ehlo_keywords; /* keyword lines of the first 250 EHLO reply, raw */
+    struct sc_buf helo;              /* first HELO/EHLO/LHLO command line, raw */
+    struct smtp_text *ehlo_keywords; /* keyword lines of the first 250 EHLO reply, raw */
     size_t n_ehlo_keywords;
     uint16_t ehlo_code;       /* code of the first EHLO reply, 0 if none */
     struct sc_buf ehlo_reply; /* first line of that reply, raw */

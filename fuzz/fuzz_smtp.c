@@ -109,7 +109,8 @@ static uint32_t fz_check_info(const struct smtp_session *s, const struct smtp_se
     fz_read_buf(&in->last_command, &sum);
     fz_read_buf(&in->proxy, &sum);
     for (size_t i = 0; i < in->n_ehlo_keywords; i++)
-        fz_read_buf(&in->ehlo_keywords[i], &sum);
+        for (size_t k = 0; k <= in->ehlo_keywords[i].len; k++) /* with the NUL */
+            sum = sum * 31u + in->ehlo_keywords[i].data[k];
     FZ_CHECK((unsigned)in->starttls < SMTP_TLS__COUNT);
     FZ_CHECK(smtp_starttls_name(in->starttls) != NULL);
     FZ_CHECK((unsigned)in->last_command_verb < SMTP_V__COUNT);

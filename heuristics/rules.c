@@ -492,7 +492,7 @@ static void r_banner(struct heur__out *o, enum heur_vantage *v)
 
 /* Whether keyword line k's first word is w (case-insensitive). */
 /* Length of a keyword line's name: its bytes up to a space or '='. */
-static size_t kw_name_len(const struct sc_buf *k)
+static size_t kw_name_len(const struct smtp_text *k)
 {
     size_t wl = 0;
     while (wl < k->len && k->data[wl] != ' ' && k->data[wl] != '=')
@@ -502,7 +502,7 @@ static size_t kw_name_len(const struct sc_buf *k)
 
 /* Whether the keyword whose name is wl bytes long is w (upper case),
  * ignoring case. */
-static bool kw_name_is(const struct sc_buf *k, size_t wl, const char *w)
+static bool kw_name_is(const struct smtp_text *k, size_t wl, const char *w)
 {
     size_t n = strlen(w);
     if (wl != n)
@@ -513,7 +513,7 @@ static bool kw_name_is(const struct sc_buf *k, size_t wl, const char *w)
     return true;
 }
 
-static bool kw_is(const struct sc_buf *k, const char *w)
+static bool kw_is(const struct smtp_text *k, const char *w)
 {
     return kw_name_is(k, kw_name_len(k), w);
 }
@@ -524,7 +524,7 @@ static bool kw_is(const struct sc_buf *k, const char *w)
  * ENHANCEDSTATUSCODES ... DSN SMTPUTF8 CHUNKING, Exchange ENHANCEDSTATUSCODES
  * STARTTLS X-ANONYMOUSTLS ... BINARYMIME CHUNKING XEXCH50, Sendmail AUTH
  * STARTTLS DELIVERBY. */
-static int kw_weight(const struct sc_buf *k)
+static int kw_weight(const struct smtp_text *k)
 {
     static const char *const tls2[] = {"ETRN",      "AUTH",           "ENHANCEDSTATUSCODES",
                                        "DELIVERBY", "X-ANONYMOUSTLS", NULL};
@@ -562,7 +562,7 @@ static void r_keywords(struct heur__out *o, enum heur_vantage *v)
     size_t best = SIZE_MAX;
     int best_score = 0, best_count = 0;
     for (size_t i = 0; i < in->n_ehlo_keywords; i++) {
-        const struct sc_buf *k = &in->ehlo_keywords[i];
+        const struct smtp_text *k = &in->ehlo_keywords[i];
         size_t wl = kw_name_len(k); /* (every session reads its keywords) */
         if (wl == 8 && kw_name_is(k, wl, "STARTTLS"))
             starttls_visible = true;
@@ -610,7 +610,7 @@ static void r_keywords(struct heur__out *o, enum heur_vantage *v)
         double conf = certain ? 0.9 : best_count == 1 ? 0.75 : 0.6;
         struct heur_finding *f =
             add(o, HR_STARTTLS_STRIPPED, conf, "cisco-asa-esmtp", SC_DIR_S2C, &m);
-        const struct sc_buf *k = &in->ehlo_keywords[best];
+        const struct smtp_text *k = &in->ehlo_keywords[best];
         evidence(f, k->data, k->len);
         explain(f,
                 "The server's EHLO reply reached this capture with STARTTLS masked as X's "
@@ -627,7 +627,7 @@ static void r_keywords(struct heur__out *o, enum heur_vantage *v)
         return;
     struct heur_finding *f =
         add(o, HR_EHLO_KEYWORD_MASKED, sequence ? 0.95 : 0.8, "cisco-asa-esmtp", SC_DIR_S2C, &m);
-    const struct sc_buf *k = &in->ehlo_keywords[first];
+    const struct smtp_text *k = &in->ehlo_keywords[first];
     evidence(f, k->data, k->len);
     explain(f,
             "%zu EHLO keyword line%s reached this capture as X runs%s: Cisco ASA 'inspect "
