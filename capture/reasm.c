@@ -69,11 +69,14 @@ void cap_stream_free(struct cap_stream *s, size_t *pool_used)
     s->hist_cap = 0;
 }
 
-/* The history ring starts at this size and grows by half, up to `history`,
- * as the stream delivers bytes: a short dialogue (a few hundred bytes each
- * way) does not hold the whole ring for its life, nor much more than its
- * bytes (a ring needs no power-of-two size: it is indexed modulo its size). */
-#define CAP_HIST_FIRST 256
+/* The history ring starts with room for a greeting or a first command
+ * (CAP_HIST_FIRST), grows to at least CAP_HIST_SECOND (the rest of a short
+ * dialogue in one step), then by half, up to `history`, as the stream
+ * delivers bytes: a connection that goes quiet early, or a short dialogue,
+ * does not hold the whole ring for its life, nor much more than its bytes (a
+ * ring needs no power-of-two size: it is indexed modulo its size). */
+#define CAP_HIST_FIRST 64
+#define CAP_HIST_SECOND 512
 
 static void cap__hist_put(struct cap_stream *s, const struct cap_stream_limits *lim,
                           const uint8_t *p, size_t n)
@@ -85,7 +88,9 @@ static void cap__hist_put(struct cap_stream *s, const struct cap_stream_limits *
         /* Grown before it would wrap, so every byte it holds sits at
          * off % hist_cap == off and keeps its place in the larger ring
          * (after a gap, what it holds is no longer valid anyway). */
-        size_t c = s->hist_cap ? s->hist_cap : CAP_HIST_FIRST;
+        size_t c = !s->hist_cap                    ? CAP_HIST_FIRST
+                   : s->hist_cap < CAP_HIST_SECOND ? CAP_HIST_SECOND
+                                                   : s->hist_cap;
         while (c < end && c < lim->history)
             c += c / 2;
         if (c > lim->history)
