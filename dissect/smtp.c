@@ -68,7 +68,7 @@ enum smtp__dot {
 };
 
 struct smtp__linebuf {
-    uint8_t *buf; /* line_keep bytes, allocated on first use */
+    uint8_t *buf; /* line_keep bytes while a line is split over feeds, else NULL */
     size_t len;   /* bytes kept */
     uint64_t total;
     uint8_t last; /* last byte appended (to see a CR before the LF) */
@@ -1452,8 +1452,12 @@ static void smtp__lb_append(struct smtp_session *s, struct smtp__linebuf *lb, co
     lb->last = p[n - 1];
 }
 
+/* The line is over: its buffer goes (a session whose lines once arrived
+ * in pieces does not keep line_keep bytes a direction for its life). */
 static void smtp__lb_reset(struct smtp__linebuf *lb)
 {
+    free(lb->buf);
+    lb->buf = NULL;
     lb->len = 0;
     lb->total = 0;
     lb->last = 0;
