@@ -274,12 +274,6 @@ static void smtp__event_bytes(struct smtp_session *s, const char *kind, enum sc_
     sc_buf_free(&b);
 }
 
-static void smtp__set_field(struct sc_buf *b, const uint8_t *p, size_t n)
-{
-    sc_buf_reset(b);
-    sc_buf_append(b, p, n);
-}
-
 /* The only text block, smaller than SMTP_TEXT_BLOCK_FIRST, moved into a
  * block of that size with the entries that point into it; false on OOM. */
 static bool smtp__text_grow_first(struct smtp_session *s)
@@ -293,6 +287,12 @@ static bool smtp__text_grow_first(struct smtp_session *s)
     struct smtp_info *in = &s->info;
     for (size_t i = 0; i < in->n_transcript; i++)
         in->transcript[i].text = nb->data + (in->transcript[i].text - b->data);
+    struct smtp_text *view[] = {&in->banner, &in->helo, &in->ehlo_reply, &in->mail_from,
+                                &in->auth_mech};
+    uintptr_t lo = (uintptr_t)b->data, hi = lo + b->used;
+    for (size_t i = 0; i < sizeof(view) / sizeof(view[0]); i++)
+        if (view[i]->len && (uintptr_t)view[i]->data >= lo && (uintptr_t)view[i]->data < hi)
+            view[i]->data = nb->data + ((uintptr_t)view[i]->data - lo);
     free(b);
     s->text = nb;
     return true;
@@ -328,6 +328,38 @@ static uint8_t *smtp__text_alloc(struct smtp_session *s, size_t n)
     uint8_t *p = b->data + b->used;
     b->used += n;
     return p;
+}
+
+/* Sets a result field to pre (pn bytes) then p (n bytes), cut to cap bytes,
+ * copied into the transcript's text blocks.  When the transcript's newest
+ * line holds those very bytes (a greeting or HELO line just added), the field
+ * shares it.  An empty value, or OOM, leaves the field unset. */
+static void smtp__text_set(struct smtp_session *s, struct smtp_text *t, const uint8_t *pre,
+                           size_t pn, const uint8_t *p, size_t n, size_t cap)
+{
+    if (pn > cap)
+        pn = cap;
+    if (n > cap - pn)
+        n = cap - pn;
+    if (pn + n == 0)
+        return;
+    const struct smtp_info *in = &s->info;
+    if (pn == 0 && in->n_transcript > 0) {
+        const struct smtp_line *l = &in->transcript[in->n_transcript - 1];
+        if (l->text_len == n && memcmp(l->text, p, n) == 0) {
+            *t = (struct smtp_text){l->text, n};
+            return;
+        }
+    }
+    uint8_t *d = smtp__text_alloc(s, pn + n + 1);
+    if (!d)
+        return;
+    if (pn)
+        memcpy(d, pre, pn);
+    if (n)
+        memcpy(d + pn, p, n);
+    d[pn + n] = 0;
+    *t = (struct smtp_text){d, pn + n};
 }
 
 /* Adds a transcript entry; `text` is raw bytes (or our own description). */
@@ -511,12 +543,9 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     s->wide_scan = !set->no_avx2 && __builtin_cpu_supports("avx2");
 #endif
     s->flags = flags;
-    sc_buf_init(&s->info.banner, s->lim.line_keep);
-    sc_buf_init(&s->info.helo, s->lim.line_keep);
-    sc_buf_init(&s->info.auth_mech, 32);
-    sc_buf_init(&s->info.mail_from, s->lim.line_keep);
+    s->info.banner = s->info.helo = s->info.auth_mech = s->info.mail_from = s->info.ehlo_reply =
+        (struct smtp_text){(const uint8_t *)"", 0};
     sc_buf_init(&s->info.proxy, 0);
-    sc_buf_init(&s->info.ehlo_reply, s->lim.line_keep);
     sc_buf_init(&s->info.last_command, s->lim.line_keep);
     sc_buf_init(&s->hold, 0);
     sc_events_init(&s->info.events);
@@ -545,12 +574,7 @@ void smtp_session_free(struct smtp_session *s)
     }
     free(in->transcript);
     free(in->ehlo_keywords); /* one block (smtp__keywords) */
-    sc_buf_free(&in->banner);
-    sc_buf_free(&in->helo);
-    sc_buf_free(&in->auth_mech);
-    sc_buf_free(&in->mail_from);
     sc_buf_free(&in->proxy);
-    sc_buf_free(&in->ehlo_reply);
     sc_buf_free(&in->last_command);
     if (s->proxy) {
         proxy_free(s->proxy);
@@ -760,7 +784,7 @@ static void smtp__mail_from(struct smtp_session *s, const uint8_t *l, size_t n)
         while (j < n && !sc_is_wsp(l[j]))
             j++;
     }
-    smtp__set_field(&s->info.mail_from, l + i, j - i);
+    smtp__text_set(s, &s->info.mail_from, NULL, 0, l + i, j - i, s->lim.line_keep);
 }
 
 /* Parses "BDAT size [LAST]" (RFC 3030 2).  Returns false if malformed. */
@@ -874,9 +898,11 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
         while (me < n && !sc_is_wsp(l[me]))
             me++;
         if (in->auth_mech.len == 0) {
-            sc_buf_reset(&in->auth_mech);
-            for (size_t i = ms; i < me; i++)
-                sc_buf_putc(&in->auth_mech, sc_to_upper(l[i]));
+            uint8_t mech[SMTP_AUTH_MECH_MAX];
+            size_t k = 0;
+            for (size_t i = ms; i < me && k < sizeof(mech); i++)
+                mech[k++] = sc_to_upper(l[i]);
+            smtp__text_set(s, &in->auth_mech, NULL, 0, mech, k, sizeof(mech));
         }
         size_t ir = me; /* the initial response starts after the blanks */
         while (ir < n && sc_is_wsp(l[ir]))
@@ -914,7 +940,7 @@ static void smtp__client_line(struct smtp_session *s, const uint8_t *l, size_t n
     case SMTP_V_EHLO:
     case SMTP_V_LHLO:
         if (in->helo.len == 0)
-            smtp__set_field(&in->helo, l, n);
+            smtp__text_set(s, &in->helo, NULL, 0, l, n, s->lim.line_keep);
         smtp__push(s, v, m);
         break;
     case SMTP_V_MAIL:
@@ -1778,8 +1804,8 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
                 /* "%03u " without printf: a reply code has three digits */
                 char c3[4] = {(char)('0' + code / 100 % 10), (char)('0' + code / 10 % 10),
                               (char)('0' + code % 10), ' '};
-                sc_buf_append(&in->ehlo_reply, c3, sizeof(c3));
-                sc_buf_append(&in->ehlo_reply, l, len);
+                smtp__text_set(s, &in->ehlo_reply, (const uint8_t *)c3, sizeof(c3), l, len,
+                               s->lim.line_keep);
             }
             if (code == 250) {
                 in->starttls_offered = in->starttls_offered || s->rep.starttls_kw;
@@ -1884,10 +1910,11 @@ static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n
         text = l;
         tlen = n;
     }
+    bool banner = false;
     if (r->nlines == 0) {
         smtp__enhanced(text, tlen, r->enh);
         if (!s->greeted && s->info.banner.len == 0 && (!s->info.midstream || code == 220)) {
-            smtp__set_field(&s->info.banner, l, n);
+            banner = true;
             s->info.banner_meta = *m;
         }
     } else if (smtp__is_kw(text, tlen, "STARTTLS") || smtp__is_kw(text, tlen, "X-ANONYMOUSTLS")) {
@@ -1900,6 +1927,8 @@ static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n
     smtp__enhanced(text, tlen, enh);
     smtp__add_line(s, SC_DIR_S2C, SMTP_L_REPLY, SMTP_V_UNKNOWN, code, last, l, n, total, m,
                    incomplete, enh[0] ? enh : NULL);
+    if (banner)
+        smtp__text_set(s, &s->info.banner, NULL, 0, l, n, s->lim.line_keep);
     if (total + 2 > SMTP_CMD_LINE_MAX)
         smtp__eventf(s, "line_too_long", SC_DIR_S2C, m,
                      "reply line of %llu bytes (RFC 5321 limit: 512 with CRLF)",

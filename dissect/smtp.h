@@ -148,6 +148,9 @@ enum smtp_line_kind {
     SMTP_L_OTHER, /* bytes that are neither (after a gap, garbage) */
 };
 
+/* Bytes of an AUTH mechanism kept (RFC 4422 names are at most 20). */
+#define SMTP_AUTH_MECH_MAX 32
+
 /* Room for an enhanced status code (RFC 3463): "x.yyy.zzz" and a NUL. */
 #define SMTP_ENH_SIZE 10
 
@@ -170,7 +173,8 @@ struct smtp_line {
     char enh[SMTP_ENH_SIZE]; /* replies: enhanced status code "x.y.z" or "" */
 };
 
-/* Bytes the session owns: `len` of them at `data`, NUL-terminated. */
+/* Bytes the session owns: `len` of them at `data`, NUL-terminated ("" when
+ * unset). */
 struct smtp_text {
     const uint8_t *data;
     size_t len;
@@ -178,25 +182,26 @@ struct smtp_text {
 
 /* What the engine learned; valid for the session's life. */
 struct smtp_info {
-    struct sc_buf banner; /* first line of the greeting, raw */
-    bool banner_complete; /* the greeting reached its final line */
+    struct smtp_text banner; /* first line of the greeting, raw */
+    bool banner_complete;    /* the greeting reached its final line */
     uint32_t banner_lines;
     uint16_t banner_code;
     struct sc_meta banner_meta;
-    struct sc_buf helo;              /* first HELO/EHLO/LHLO command line, raw */
+    struct smtp_text helo;           /* first HELO/EHLO/LHLO command line, raw */
     struct smtp_text *ehlo_keywords; /* keyword lines of the first 250 EHLO reply, raw */
     size_t n_ehlo_keywords;
-    uint16_t ehlo_code;       /* code of the first EHLO reply, 0 if none */
-    struct sc_buf ehlo_reply; /* first line of that reply, raw */
-    struct sc_meta ehlo_meta; /* the EHLO command */
-    bool ehlo_complete;       /* that reply arrived whole (no gap or close cut it) */
+    uint16_t ehlo_code;          /* code of the first EHLO reply, 0 if none */
+    struct smtp_text ehlo_reply; /* first line of that reply, raw */
+    struct sc_meta ehlo_meta;    /* the EHLO command */
+    bool ehlo_complete;          /* that reply arrived whole (no gap or close cut it) */
     bool starttls_offered;
     bool starttls_attempted;
     enum smtp_starttls starttls;
     struct sc_meta starttls_meta; /* the STARTTLS command */
-    struct sc_buf auth_mech;      /* mechanism of the first AUTH, upper-case */
+    struct smtp_text
+        auth_mech; /* mechanism of the first AUTH, upper-case, cut to SMTP_AUTH_MECH_MAX */
     bool auth_success;
-    struct sc_buf mail_from; /* address of the first MAIL FROM, raw, with <> */
+    struct smtp_text mail_from; /* address of the first MAIL FROM, raw, with <> */
     uint64_t rcpt_count;
     uint64_t rcpt_accepted;
     uint64_t messages;          /* bodies completely sent (CRLF.CRLF or BDAT LAST) */

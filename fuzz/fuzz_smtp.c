@@ -96,21 +96,27 @@ static void fz_read_buf(const struct sc_buf *b, uint32_t *sum)
         *sum = *sum * 31u + b->data[i];
 }
 
+/* A result field: its bytes and the NUL after them. */
+static void fz_read_text(const struct smtp_text *v, uint32_t *sum)
+{
+    for (size_t i = 0; i <= v->len; i++)
+        *sum = *sum * 31u + v->data[i];
+}
+
 /* Reads every result and checks the documented limits. */
 static uint32_t fz_check_info(const struct smtp_session *s, const struct smtp_settings *set)
 {
     const struct smtp_info *in = smtp_session_info(s);
     uint32_t sum = 0;
-    fz_read_buf(&in->banner, &sum);
-    fz_read_buf(&in->helo, &sum);
-    fz_read_buf(&in->ehlo_reply, &sum);
-    fz_read_buf(&in->auth_mech, &sum);
-    fz_read_buf(&in->mail_from, &sum);
+    fz_read_text(&in->banner, &sum);
+    fz_read_text(&in->helo, &sum);
+    fz_read_text(&in->ehlo_reply, &sum);
+    fz_read_text(&in->auth_mech, &sum);
+    fz_read_text(&in->mail_from, &sum);
     fz_read_buf(&in->last_command, &sum);
     fz_read_buf(&in->proxy, &sum);
     for (size_t i = 0; i < in->n_ehlo_keywords; i++)
-        for (size_t k = 0; k <= in->ehlo_keywords[i].len; k++) /* with the NUL */
-            sum = sum * 31u + in->ehlo_keywords[i].data[k];
+        fz_read_text(&in->ehlo_keywords[i], &sum);
     FZ_CHECK((unsigned)in->starttls < SMTP_TLS__COUNT);
     FZ_CHECK(smtp_starttls_name(in->starttls) != NULL);
     FZ_CHECK((unsigned)in->last_command_verb < SMTP_V__COUNT);
@@ -150,18 +156,18 @@ static uint32_t fz_check_info(const struct smtp_session *s, const struct smtp_se
     return sum;
 }
 
-static bool fz_buf_eq(const struct sc_buf *a, const struct sc_buf *b)
+static bool fz_text_eq(const struct smtp_text *a, const struct smtp_text *b)
 {
-    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+    return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
 }
 
 /* The dialogue as both runs must see it (segmentation-dependent results,
  * such as eod_split, events and frames, are left out). */
 static void fz_same_dialogue(const struct smtp_info *a, const struct smtp_info *b)
 {
-    FZ_CHECK(fz_buf_eq(&a->banner, &b->banner));
-    FZ_CHECK(fz_buf_eq(&a->helo, &b->helo));
-    FZ_CHECK(fz_buf_eq(&a->mail_from, &b->mail_from));
+    FZ_CHECK(fz_text_eq(&a->banner, &b->banner));
+    FZ_CHECK(fz_text_eq(&a->helo, &b->helo));
+    FZ_CHECK(fz_text_eq(&a->mail_from, &b->mail_from));
     FZ_CHECK(a->starttls == b->starttls);
     FZ_CHECK(a->commands == b->commands);
     FZ_CHECK(a->replies == b->replies);

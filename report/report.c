@@ -206,11 +206,11 @@ static void rep__jname(struct rep_writer *w, const char *name, const char *s)
     sc_buf_putc(&w->b, '"');
 }
 
-static void rep__jbuf_or_null(struct rep_writer *w, const char *name, const struct sc_buf *b)
+static void rep__jtext_or_null(struct rep_writer *w, const char *name, const struct smtp_text *v)
 {
     rep__jfield(w, name);
-    if (b->len)
-        rep__jbytes(w, b->data, b->len);
+    if (v->len)
+        rep__jbytes(w, v->data, v->len);
     else
         sc_buf_puts(&w->b, "null");
 }
@@ -427,8 +427,8 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
         rep__jstr(w, sc_buf_str(&in->proxy));
     else
         sc_buf_puts(b, "null");
-    rep__jbuf_or_null(w, "banner", &in->banner);
-    rep__jbuf_or_null(w, "helo", &in->helo);
+    rep__jtext_or_null(w, "banner", &in->banner);
+    rep__jtext_or_null(w, "helo", &in->helo);
     rep__jfield(w, "ehlo_keywords");
     sc_buf_putc(b, '[');
     for (size_t i = 0; i < in->n_ehlo_keywords; i++) {
@@ -444,10 +444,10 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
     sc_buf_putc(b, '}');
     rep__jbool(w, "implicit_tls", in->implicit_tls);
     rep__json_tls(w, in);
-    rep__jbuf_or_null(w, "auth", &in->auth_mech);
+    rep__jtext_or_null(w, "auth", &in->auth_mech);
     if (in->auth_mech.len)
         rep__jbool(w, "auth_success", in->auth_success);
-    rep__jbuf_or_null(w, "mail_from", &in->mail_from);
+    rep__jtext_or_null(w, "mail_from", &in->mail_from);
     rep__jnum(w, "rcpt_count", in->rcpt_count);
     rep__jnum(w, "rcpt_accepted", in->rcpt_accepted);
     rep__jnum(w, "messages", in->messages);
