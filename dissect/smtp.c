@@ -69,8 +69,8 @@ enum smtp__dot {
 
 struct smtp__linebuf {
     uint8_t *buf; /* line_keep bytes while a line is split over feeds, else NULL */
-    size_t len;   /* bytes kept */
     uint64_t total;
+    uint32_t len; /* bytes kept (at most line_keep) */
     uint8_t last; /* last byte appended (to see a CR before the LF) */
     bool resync;  /* the previous bytes were lost: drop the next line if it is garbage */
 };
@@ -157,6 +157,14 @@ struct smtp__msg {
     uint8_t bl_pre[SMTP_BODY_PREFIX];
 };
 
+/* Client bytes held until a reply decides how to read them (records: a
+ * struct smtp__hold_rec, then its bytes), allocated with the first of them
+ * and freed when they are replayed. */
+struct smtp__held {
+    struct sc_buf b;
+    size_t payload, recs; /* held bytes and records in b */
+};
+
 /* Fields are grouped by what they serve and, within a group, the small
  * ones together: a session that goes idle keeps this whole struct. */
 struct smtp_session {
@@ -189,20 +197,19 @@ struct smtp_session {
     struct smtp__linebuf lb[2];
     uint64_t off[2];
     struct smtp__pending *pq; /* ring of pq_cap entries, grown up to pending_max */
-    size_t pq_cap;
-    size_t pq_head;
-    size_t pq_len;
-    struct sc_buf hold;
-    size_t hold_payload, hold_recs; /* held bytes and records in `hold` */
+    uint32_t pq_cap;
+    uint32_t pq_head;
+    uint32_t pq_len;
     enum smtp_verb hold_for;
-    bool wide_scan; /* message lines are read with AVX2 */
+    struct smtp__held *held; /* CM_HOLD: client bytes held, once there are some */
+    bool wide_scan;          /* message lines are read with AVX2 */
     bool bdat_last;
+    uint32_t tr_alloc; /* transcript entries allocated */
     uint64_t bdat_left;
     uint64_t bdat_size;
     struct smtp__msg *msg; /* exactly while cmode is CM_BODY */
     struct tls_conn *tls;  /* created at the switch to TLS */
     struct smtp__reply rep;
-    size_t tr_alloc;           /* transcript entries allocated */
     struct smtp__tblock *text; /* transcript text blocks, newest first */
     struct proxy *proxy;       /* probing: a proxy handshake in front of SMTP */
 };
@@ -388,15 +395,18 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
          * as many entries again as it has lines. */
         size_t want = s->tr_alloc == 0                       ? SMTP_TRANSCRIPT_FIRST
                       : s->tr_alloc < SMTP_TRANSCRIPT_SECOND ? SMTP_TRANSCRIPT_SECOND
-                      : s->tr_alloc < SMTP_TRANSCRIPT_DOUBLE ? 2 * s->tr_alloc
-                                                             : s->tr_alloc + s->tr_alloc / 2;
+                      : s->tr_alloc < SMTP_TRANSCRIPT_DOUBLE
+                          ? 2 * (size_t)s->tr_alloc
+                          : s->tr_alloc + (size_t)s->tr_alloc / 2;
+        if (want > s->lim.transcript_max)
+            want = s->lim.transcript_max; /* > n_transcript, checked above */
         struct smtp_line *v = realloc(in->transcript, want * sizeof(*v));
         if (!v) {
             in->transcript_dropped++;
             return;
         }
         in->transcript = v;
-        s->tr_alloc = want;
+        s->tr_alloc = (uint32_t)want;
     }
     if (text_len > s->lim.line_keep)
         text_len = s->lim.line_keep;
@@ -470,7 +480,7 @@ static bool smtp__pq_grow(struct smtp_session *s)
 {
     if (s->pq_len < s->pq_cap)
         return true;
-    size_t want = s->pq_cap ? s->pq_cap * 2 : SMTP_PQ_INITIAL;
+    size_t want = s->pq_cap ? 2 * (size_t)s->pq_cap : SMTP_PQ_INITIAL;
     if (want > s->lim.pending_max)
         want = s->lim.pending_max;
     struct smtp__pending *v = malloc(want * sizeof(*v));
@@ -480,7 +490,7 @@ static bool smtp__pq_grow(struct smtp_session *s)
         v[i] = *smtp__pq_at(s, i); /* linearised: the head moves to 0 */
     free(s->pq);
     s->pq = v;
-    s->pq_cap = want;
+    s->pq_cap = (uint32_t)want;
     s->pq_head = 0;
     return true;
 }
@@ -547,7 +557,6 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
         (struct smtp_text){(const uint8_t *)"", 0};
     sc_buf_init(&s->info.proxy, 0);
     sc_buf_init(&s->info.last_command, s->lim.line_keep);
-    sc_buf_init(&s->hold, 0);
     sc_events_init(&s->info.events);
     s->info.midstream = (flags & SMTP_F_MIDSTREAM) != 0;
     s->desync = s->info.midstream; /* earlier commands and replies are unknown */
@@ -585,7 +594,10 @@ void smtp_session_free(struct smtp_session *s)
     free(s->rep.kept);
     free(s->lb[0].buf);
     free(s->lb[1].buf);
-    sc_buf_free(&s->hold);
+    if (s->held) {
+        sc_buf_free(&s->held->b);
+        free(s->held);
+    }
     smtp__msg_free(s);
     free(s->pq);
     free(s);
@@ -627,17 +639,14 @@ static void smtp__rec_append(struct sc_buf *b, const uint8_t *p, size_t n, const
     sc_buf_append(b, p, n);
 }
 
-/* Feeds the records of *b (s->hold, or bytes the caller took) to the client
- * side in the current mode.  The buffer is taken over first, so feeding may
- * hold or capture bytes anew. */
+/* Feeds the records of *b, which the caller took out of the session, to the
+ * client side in the current mode (feeding may hold or capture bytes anew). */
 static void smtp__replay(struct smtp_session *s, struct sc_buf *b)
 {
     if (b->len == 0)
         return;
     struct sc_buf held = *b;
     sc_buf_init(b, 0);
-    if (b == &s->hold)
-        s->hold_payload = s->hold_recs = 0;
     size_t i = 0;
     while (i + sizeof(struct smtp__hold_rec) <= held.len) {
         struct smtp__hold_rec r;
@@ -689,7 +698,12 @@ static void smtp__release(struct smtp_session *s, enum smtp__cmode mode, const s
         mode = CM_OPAQUE;
     s->cmode = mode;
     s->c_peek = mode == CM_TLS;
-    smtp__replay(s, &s->hold);
+    if (s->held) {
+        struct sc_buf b = s->held->b;
+        free(s->held);
+        s->held = NULL;
+        smtp__replay(s, &b);
+    }
 }
 
 /* Decides, without the server's reply, how held bytes must be read. */
@@ -701,14 +715,16 @@ static void smtp__release_by_content(struct smtp_session *s, const struct sc_met
      * possible). */
     uint8_t p[SMTP_RELEASE_PEEK];
     size_t n = 0;
-    for (size_t i = 0; i + sizeof(struct smtp__hold_rec) <= s->hold.len && n < sizeof(p);) {
+    const uint8_t *hd = s->held ? s->held->b.data : NULL;
+    size_t hl = s->held ? s->held->b.len : 0;
+    for (size_t i = 0; i + sizeof(struct smtp__hold_rec) <= hl && n < sizeof(p);) {
         struct smtp__hold_rec r;
-        memcpy(&r, s->hold.data + i, sizeof(r));
+        memcpy(&r, hd + i, sizeof(r));
         i += sizeof(r);
-        if (r.len > s->hold.len - i)
+        if (r.len > hl - i)
             break;
         size_t take = r.len < sizeof(p) - n ? r.len : sizeof(p) - n;
-        memcpy(p + n, s->hold.data + i, take);
+        memcpy(p + n, hd + i, take);
         n += take;
         i += r.len;
     }
@@ -740,7 +756,16 @@ static void smtp__release_by_content(struct smtp_session *s, const struct sc_met
 static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
                              const struct sc_meta *m)
 {
-    if (s->hold_payload + n > s->lim.hold_max || s->hold_recs >= SMTP_HOLD_RECS_MAX) {
+    struct smtp__held *h = s->held;
+    if (!h && (h = calloc(1, sizeof(*h))) == NULL) {
+        smtp__event(s, "out_of_memory", SC_DIR_C2S, m,
+                    "no memory to hold client bytes until the reply: read by their content");
+        smtp__release_by_content(s, m);
+        smtp__feed_client(s, p, n, m);
+        return;
+    }
+    s->held = h;
+    if (h->payload + n > s->lim.hold_max || h->recs >= SMTP_HOLD_RECS_MAX) {
         smtp__eventf(s, "hold_overflow", SC_DIR_C2S, m,
                      "client sent over %" PRIu32 " bytes without waiting for the reply to %s",
                      s->lim.hold_max, smtp_verb_name(s->hold_for));
@@ -748,9 +773,9 @@ static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
         smtp__feed_client(s, p, n, m);
         return;
     }
-    smtp__rec_append(&s->hold, p, n, m);
-    s->hold_payload += n;
-    s->hold_recs++;
+    smtp__rec_append(&h->b, p, n, m);
+    h->payload += n;
+    h->recs++;
 }
 
 static void smtp__enter_hold(struct smtp_session *s, struct smtp__pending *e)
@@ -1473,7 +1498,7 @@ static void smtp__lb_append(struct smtp_session *s, struct smtp__linebuf *lb, co
     size_t room = s->lim.line_keep - lb->len;
     size_t k = n < room ? n : room;
     memcpy(lb->buf + lb->len, p, k);
-    lb->len += k;
+    lb->len += (uint32_t)k; /* k <= room <= line_keep */
     lb->total += n;
     lb->last = p[n - 1];
 }
@@ -2123,9 +2148,9 @@ void smtp_fin(struct smtp_session *s, enum sc_dir dir, const struct sc_meta *m)
      * may hold the rest again (another DATA, AUTH or STARTTLS in them), so
      * repeat while that makes progress. */
     while (dir == SC_DIR_C2S && s->cmode == CM_HOLD) {
-        size_t before = s->hold_payload;
+        size_t before = s->held ? s->held->payload : 0;
         smtp__release_by_content(s, m);
-        if (s->cmode == CM_HOLD && s->hold_payload >= before)
+        if (s->cmode == CM_HOLD && (s->held ? s->held->payload : 0) >= before)
             break;
     }
     struct smtp__linebuf *lb = &s->lb[dir];

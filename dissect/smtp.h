@@ -180,27 +180,20 @@ struct smtp_text {
     size_t len;
 };
 
-/* What the engine learned; valid for the session's life. */
+/* What the engine learned; valid for the session's life.  An open session
+ * holds this struct, so the small fields of every group come last,
+ * together. */
 struct smtp_info {
     struct smtp_text banner; /* first line of the greeting, raw */
-    bool banner_complete;    /* the greeting reached its final line */
-    uint32_t banner_lines;
-    uint16_t banner_code;
     struct sc_meta banner_meta;
     struct smtp_text helo;           /* first HELO/EHLO/LHLO command line, raw */
     struct smtp_text *ehlo_keywords; /* keyword lines of the first 250 EHLO reply, raw */
     size_t n_ehlo_keywords;
-    uint16_t ehlo_code;          /* code of the first EHLO reply, 0 if none */
-    struct smtp_text ehlo_reply; /* first line of that reply, raw */
-    struct sc_meta ehlo_meta;    /* the EHLO command */
-    bool ehlo_complete;          /* that reply arrived whole (no gap or close cut it) */
-    bool starttls_offered;
-    bool starttls_attempted;
-    enum smtp_starttls starttls;
+    struct smtp_text ehlo_reply;  /* first line of that reply, raw */
+    struct sc_meta ehlo_meta;     /* the EHLO command */
     struct sc_meta starttls_meta; /* the STARTTLS command */
-    struct smtp_text
-        auth_mech; /* mechanism of the first AUTH, upper-case, cut to SMTP_AUTH_MECH_MAX */
-    bool auth_success;
+    /* mechanism of the first AUTH, upper-case, cut to SMTP_AUTH_MECH_MAX */
+    struct smtp_text auth_mech;
     struct smtp_text mail_from; /* address of the first MAIL FROM, raw, with <> */
     uint64_t rcpt_count;
     uint64_t rcpt_accepted;
@@ -213,35 +206,45 @@ struct smtp_info {
     struct sc_meta max_header_meta;
     uint64_t max_filename; /* longest MIME filename= value seen */
     struct sc_meta max_filename_meta;
-    bool eod_split; /* a message's CRLF.CRLF was split over segments */
-    struct sc_meta eod_split_meta;
-    bool eod_unanswered; /* a message's end of data never got its reply */
-    struct sc_meta eod_meta;
+    struct sc_meta eod_split_meta; /* see eod_split */
+    struct sc_meta eod_meta;       /* see eod_unanswered */
     /* The last client command line in stream order (line_keep bytes of it),
      * kept whether or not the transcript is: what the client was doing when
      * a connection died. */
     struct sc_buf last_command;
     uint64_t last_command_len; /* its full length without CRLF */
-    enum smtp_verb last_command_verb;
     struct sc_meta last_command_meta;
     /* TLS after STARTTLS, or from the start on an implicit-TLS port: the
      * handshake as read (NULL when no TLS byte was seen; valid for the
-     * session's life) and how it ended. */
-    bool implicit_tls;
+     * session's life) and how it ended (tls_outcome). */
     const struct tls_info *tls;
-    enum tls_outcome tls_outcome;
     uint64_t bytes[2];     /* stream bytes seen per direction (enum sc_dir) */
     uint64_t tls_bytes[2]; /* of which after the switch to TLS */
     uint32_t tls_records[2];
-    uint32_t gaps;
     uint64_t gap_bytes;
-    bool midstream;
     struct sc_buf proxy; /* "socks5 to host:port" when the dialogue ran through a proxy */
     double confidence;   /* 1.0, lowered by a missing start, gaps, lost sync */
     struct sc_events events;
     struct smtp_line *transcript;
     size_t n_transcript;
     uint64_t transcript_dropped;
+    /* The small fields. */
+    uint32_t banner_lines;
+    uint32_t gaps;
+    enum smtp_starttls starttls;
+    enum smtp_verb last_command_verb;
+    enum tls_outcome tls_outcome;
+    uint16_t banner_code;
+    uint16_t ehlo_code;   /* code of the first EHLO reply, 0 if none */
+    bool banner_complete; /* the greeting reached its final line */
+    bool ehlo_complete;   /* that reply arrived whole (no gap or close cut it) */
+    bool starttls_offered;
+    bool starttls_attempted;
+    bool auth_success;
+    bool eod_split;      /* a message's CRLF.CRLF was split over segments */
+    bool eod_unanswered; /* a message's end of data never got its reply */
+    bool implicit_tls;
+    bool midstream;
 };
 
 struct smtp_session;

@@ -568,7 +568,7 @@ static void test_reply_anomalies(void **state)
     assert_true(has_event(s, "reply_malformed"));
     assert_true(has_event(s, "bare_lf"));
     assert_true(has_event(s, "reply_incomplete"));
-    buf_eq(&smtp_session_info(s)->banner, "220*****************");
+    text_eq(&smtp_session_info(s)->banner, "220*****************");
     free(r);
     smtp_session_free(s);
 }
