@@ -85,7 +85,6 @@ struct cap_stream {
     uint64_t fin_off;
     struct cap__seg *ooo; /* held segments, sorted by offset, non-overlapping */
     size_t ooo_bytes;
-    uint32_t ooo_count;
     uint8_t *hist; /* ring of the last `history` bytes before next_off */
     size_t hist_cap;
     uint64_t hist_valid_from; /* offsets below this are not in the ring (gaps) */
@@ -99,6 +98,7 @@ struct cap_stream {
     uint64_t high;          /* highest stream offset seen (end of the furthest segment) */
     uint64_t acked;         /* highest stream offset the peer acknowledged */
     uint32_t tail_retx;     /* retransmissions since the peer's ACK last advanced */
+    uint32_t ooo_count;     /* segments in ooo */
 };
 
 /* Zeroes a stream; no sequence base yet. */

@@ -74,38 +74,39 @@ struct cap__flow {
     sc_time touched; /* capture time of the last packet (monotonic) */
     struct cap_addr addr[2];
     uint16_t port[2];
+    uint16_t vlan[CAP_MAX_VLAN_TAGS]; /* nvlan of them */
+    uint16_t syn_window;              /* see stashed */
     uint8_t state;
     int8_t client; /* endpoint index of the client, -1 while unknown */
+    /* Where each endpoint's stream stood when the body was freed (flows
+     * declined or dropped), for cap__syn_starts_new: base_seq, and in
+     * base_flags bit 2e set if it had a base, bit 2e+1 if nothing had been
+     * delivered on it yet. */
+    uint32_t base_seq[2];
+    uint32_t isn[2];
+    uint32_t syn_ipid;           /* see stashed */
+    struct cap_tcpopts syn_opts; /* see stashed */
+    uint8_t base_flags;
     bool guessed;
     bool syn[2];
     bool had_payload; /* a packet of either side carried payload */
-    /* Where each endpoint's stream stood when the body was freed (flows
-     * declined or dropped), for cap__syn_starts_new: bit 2e set if it had a
-     * base, bit 2e+1 if nothing had been delivered on it yet. */
-    uint8_t base_flags;
-    uint32_t base_seq[2];
-    uint32_t isn[2];
-    struct cap__tcp *b; /* NULL for tombstones and declined flows */
     /* A connection seen only as its opening SYN so far (a SYN flood is made
-     * of them) keeps no body: what the SYN showed waits here, and
-     * cap__wake builds the body from it, and opens the flow, when anything
-     * else happens to it. */
+     * of them) keeps no body: what the SYN showed waits in the syn_ fields,
+     * and cap__wake builds the body from it, and opens the flow, when
+     * anything else happens to it. */
     bool stashed;
     uint8_t syn_ttl, syn_ipver;
-    uint16_t syn_window;
-    uint32_t syn_ipid;
-    struct cap_tcpopts syn_opts;
+    uint8_t nvlan;
+    bool rst_seen;
+    bool fin_dir[2];    /* by endpoint: FIN delivered in order */
+    bool evicted;       /* being closed by an eviction */
+    struct cap__tcp *b; /* NULL for tombstones and declined flows */
     void *app;
     uint64_t seq_no;
     uint64_t first_frame, last_frame;
     uint64_t created_frame, touched_frame; /* frames being processed then */
     sc_time first_ts, last_ts;
-    uint8_t nvlan;
-    uint16_t vlan[CAP_MAX_VLAN_TAGS];
     uint64_t ctx; /* observation context: part of the key */
-    bool rst_seen;
-    bool fin_dir[2]; /* by endpoint: FIN delivered in order */
-    bool evicted;    /* being closed by an eviction */
 };
 
 struct cap__list {

@@ -125,11 +125,16 @@ const char *cap_close_name(enum cap_close c);
 struct cap_side {
     struct cap_addr addr;
     uint16_t port;
-    bool syn_seen;               /* sent a SYN (or SYN-ACK) */
-    struct cap_tcpopts syn_opts; /* options of that SYN */
-    uint32_t isn;                /* its sequence number */
+    bool syn_seen; /* sent a SYN (or SYN-ACK) */
     uint8_t first_ttl;
     uint8_t ttl_min, ttl_max; /* over the side's packets other than RSTs */
+    /* The first RST this side sent (with rst_ipid, rst_window, rst_frame and
+     * rst_ts below). */
+    bool rst;
+    uint8_t rst_ttl;
+    bool rst_ipid_mismatch;      /* its IP id broke the side's pattern */
+    struct cap_tcpopts syn_opts; /* options of that SYN */
+    uint32_t isn;                /* its sequence number */
     uint64_t packets;
     uint64_t payload_bytes;          /* captured payload bytes sent, retransmissions included */
     const struct cap_stream *stream; /* counters: bytes, gaps, retransmits, overlaps */
@@ -138,16 +143,12 @@ struct cap_side {
      * jumped. A sender that counts up or always sends 0 is predictable. */
     uint32_t ipid_zero, ipid_small, ipid_big;
     uint32_t last_ipid;
-    sc_time last_ts;
-    uint64_t last_frame;
-    /* The first RST this side sent. */
-    bool rst;
-    uint8_t rst_ttl;
     uint32_t rst_ipid;
     uint16_t rst_window;
+    sc_time last_ts;
+    uint64_t last_frame;
     uint64_t rst_frame;
     sc_time rst_ts;
-    bool rst_ipid_mismatch; /* its IP id broke the side's pattern */
 };
 
 struct cap_flow_info {
