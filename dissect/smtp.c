@@ -1684,15 +1684,17 @@ static inline const uint8_t *smtp__rep_line(const struct smtp_session *s, size_t
 #define SMTP_REP_TEXT_IDLE 1024
 #define SMTP_REP_LINES_IDLE 16
 
-/* After a reply: gives back room beyond the idle sizes. */
+/* After a reply: gives back room beyond the idle sizes, and all of it once
+ * the first EHLO reply was read (no line is kept after it). */
 static void smtp__rep_trim(struct smtp_session *s)
 {
     struct smtp__reply *r = &s->rep;
     if (r->open)
         return;
-    if (r->text.alloc > SMTP_REP_TEXT_IDLE)
+    bool done = s->info.ehlo_code != 0;
+    if (r->text.alloc > SMTP_REP_TEXT_IDLE || (done && r->text.data))
         sc_buf_free(&r->text);
-    if (r->nkept_alloc > SMTP_REP_LINES_IDLE) {
+    if (r->nkept_alloc > SMTP_REP_LINES_IDLE || (done && r->kept)) {
         free(r->kept);
         r->kept = NULL;
         r->nkept_alloc = 0;
@@ -1945,7 +1947,10 @@ static void smtp__server_line(struct smtp_session *s, const uint8_t *l, size_t n
     } else if (smtp__is_kw(text, tlen, "STARTTLS") || smtp__is_kw(text, tlen, "X-ANONYMOUSTLS")) {
         r->starttls_kw = true;
     }
-    smtp__rep_keep(s, text, tlen);
+    /* Only the first EHLO reply's lines are read back (smtp__keywords, the
+     * ehlo_reply field), and a greeting is never one (but midstream). */
+    if (s->info.ehlo_code == 0 && (s->greeted || s->info.midstream))
+        smtp__rep_keep(s, text, tlen);
     r->nlines++;
     bool last = !cont || incomplete;
     char enh[SMTP_ENH_SIZE];
