@@ -305,8 +305,8 @@ static bool smtp__text_grow_first(struct smtp_session *s)
     return true;
 }
 
-/* Room for n bytes of transcript text; NULL on OOM. */
-static uint8_t *smtp__text_alloc(struct smtp_session *s, size_t n)
+/* smtp__text_alloc when the newest block lacks room. */
+static uint8_t *smtp__text_alloc_slow(struct smtp_session *s, size_t n)
 {
     struct smtp__tblock *b = s->text;
     if (b && b->size - b->used < n && !b->next && b->size < SMTP_TEXT_BLOCK_FIRST &&
@@ -332,6 +332,17 @@ static uint8_t *smtp__text_alloc(struct smtp_session *s, size_t n)
         nb->used = 0;
         s->text = b = nb;
     }
+    uint8_t *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+/* Room for n bytes of transcript text; NULL on OOM. */
+static inline uint8_t *smtp__text_alloc(struct smtp_session *s, size_t n)
+{
+    struct smtp__tblock *b = s->text;
+    if (!b || b->size - b->used < n)
+        return smtp__text_alloc_slow(s, n);
     uint8_t *p = b->data + b->used;
     b->used += n;
     return p;
@@ -1048,8 +1059,10 @@ static void smtp__lax_candidate(struct smtp_session *s, size_t at, const struct 
     smtp__lax_clear(s);
 }
 
-/* Counts message-line bytes, keeping the line's first bytes. */
-static void smtp__body_bytes(struct smtp_session *s, const uint8_t *p, size_t n)
+/* Counts message-line bytes, keeping the line's first bytes (inlined: the
+ * body loops call it for the last line of every buffer). */
+__attribute__((always_inline)) static inline void smtp__body_bytes(struct smtp_session *s,
+                                                                   const uint8_t *p, size_t n)
 {
     struct smtp__msg *g = s->msg;
     if (n == 0)
