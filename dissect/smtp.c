@@ -348,6 +348,44 @@ static inline uint8_t *smtp__text_alloc(struct smtp_session *s, size_t n)
     return p;
 }
 
+/* An enhanced status code "c.s.d" (as smtp__enhanced found it: a class
+ * digit, then one to three digits twice) in 32 bits: bit 31 set; the class
+ * digit in bits 0-3; the subject's digit count in bits 4-5 and value in
+ * 6-15; the detail's in 16-17 and 18-27 (counts keep leading zeros). */
+static uint32_t smtp__enh_pack(const char *e)
+{
+    uint32_t v = (1u << 31) | (uint32_t)(e[0] - '0');
+    const char *p = e + 2;
+    for (unsigned part = 0; part < 2; part++) {
+        uint32_t n = 0, d = 0;
+        while (*p >= '0' && *p <= '9')
+            n = n * 10 + (uint32_t)(*p++ - '0'), d++;
+        v |= (d << (4 + 12 * part)) | (n << (6 + 12 * part));
+        if (*p == '.')
+            p++;
+    }
+    return v;
+}
+
+void smtp_line_enh(const struct smtp_line *l, char out[SMTP_ENH_SIZE])
+{
+    out[0] = 0;
+    if (!(l->enh >> 31))
+        return;
+    char *o = out;
+    *o++ = (char)('0' + (l->enh & 0xf));
+    for (unsigned part = 0; part < 2; part++) {
+        uint32_t d = (l->enh >> (4 + 12 * part)) & 3, n = (l->enh >> (6 + 12 * part)) & 0x3ff;
+        *o++ = '.';
+        for (uint32_t k = d; k > 0; k--) {
+            o[k - 1] = (char)('0' + n % 10);
+            n /= 10;
+        }
+        o += d;
+    }
+    *o = 0;
+}
+
 /* Sets a result field to pre (pn bytes) then p (n bytes), cut to cap bytes,
  * copied into the transcript's text blocks.  When the transcript's newest
  * line holds those very bytes (a greeting or HELO line just added), the field
@@ -432,19 +470,19 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
     l->text[text_len] = 0;
     l->text_len = (uint16_t)text_len; /* line_keep <= SMTP_LINE_KEEP_MAX */
     l->len = (uint32_t)(total > UINT32_MAX ? UINT32_MAX : total);
-    l->dir = (uint8_t)dir;
-    l->kind = (uint8_t)kind;
+    l->dir = (unsigned)dir & 3u;
+    l->kind = (unsigned)kind & 7u;
     l->verb = (uint8_t)verb;
     l->code = code;
     l->last = last;
     l->incomplete = incomplete;
     l->meta = *m;
     if (enh)
-        sc_strlcpy(l->enh, sizeof(l->enh), enh);
+        l->enh = smtp__enh_pack(enh);
     in->n_transcript++;
 }
 
-_Static_assert(sizeof(struct smtp_line) == 48, "a transcript entry is 48 bytes (smtp.h)");
+_Static_assert(sizeof(struct smtp_line) == 40, "a transcript entry is 40 bytes (smtp.h)");
 
 /* A note in the transcript (not a line on the wire): pre, then v in decimal
  * when pre is followed by a count (post != NULL), then post.  Built without

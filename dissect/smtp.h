@@ -157,21 +157,26 @@ enum smtp_line_kind {
 /* One transcript entry.  `text` holds the raw bytes as sent (without CRLF),
  * at most line_keep of them; `len` is the full length on the wire.  For
  * SMTP_L_AUTH, SMTP_L_DATA, SMTP_L_GAP and SMTP_L_TLS, `text` is our own
- * bracketed description, never captured bytes.  48 bytes: an open session
- * holds one per line it has seen, so the enums are stored as bytes. */
+ * bracketed description, never captured bytes.  40 bytes: an open session
+ * holds one per line it has seen, so the enums are stored in bits and the
+ * enhanced status code packed (smtp_line_enh gives it back). */
 struct smtp_line {
     uint8_t *text;
     struct sc_meta meta; /* frame holding the line's last byte */
     uint32_t len;
     uint16_t text_len;       /* at most line_keep, which SMTP_LINE_KEEP_MAX bounds */
     uint16_t code;           /* replies: the 3-digit code, 0 if the line had none */
-    uint8_t dir;             /* enum sc_dir */
-    uint8_t kind;            /* enum smtp_line_kind */
+    uint32_t enh;            /* replies: the enhanced status code, packed; 0 if none */
     uint8_t verb;            /* enum smtp_verb, for commands */
-    bool last;               /* replies: the final line of the reply */
-    bool incomplete;         /* the line never ended (cut by FIN, RST or the capture) */
-    char enh[SMTP_ENH_SIZE]; /* replies: enhanced status code "x.y.z" or "" */
+    unsigned dir : 2;        /* enum sc_dir */
+    unsigned kind : 3;       /* enum smtp_line_kind */
+    unsigned last : 1;       /* replies: the final line of the reply */
+    unsigned incomplete : 1; /* the line never ended (cut by FIN, RST or the capture) */
 };
+
+/* A transcript line's enhanced status code (RFC 3463) as it was sent, such
+ * as "5.7.3", or "" when it had none. */
+void smtp_line_enh(const struct smtp_line *l, char out[SMTP_ENH_SIZE]);
 
 /* Bytes the session owns: `len` of them at `data`, NUL-terminated ("" when
  * unset). */

@@ -127,7 +127,14 @@ static uint32_t fz_check_info(const struct smtp_session *s, const struct smtp_se
         const struct smtp_line *l = &in->transcript[i];
         FZ_CHECK(l->dir == SC_DIR_C2S || l->dir == SC_DIR_S2C);
         FZ_CHECK((unsigned)l->verb < SMTP_V__COUNT);
-        FZ_CHECK(memchr(l->enh, 0, sizeof(l->enh)) != NULL);
+        /* The packed enhanced code gives back the bytes it was read from:
+         * after the reply code, or at the start of a line without one. */
+        char enh[SMTP_ENH_SIZE];
+        smtp_line_enh(l, enh);
+        size_t el = strnlen(enh, sizeof(enh));
+        FZ_CHECK(el < sizeof(enh));
+        FZ_CHECK(el == 0 || l->text_len < 4 + el || memcmp(l->text + 4, enh, el) == 0 ||
+                 memcmp(l->text, enh, el) == 0);
         /* Captured lines are cut at line_keep; an AUTH command line is our
          * redacted rendering of it instead (smtp.h: credentials never
          * leave the engine), bounded on its own. */

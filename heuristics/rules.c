@@ -1018,8 +1018,9 @@ static void r_exchange(struct heur__out *o)
     const struct smtp_info *in = o->s->smtp;
     for (size_t i = 0; i < in->n_transcript; i++) {
         const struct smtp_line *l = &in->transcript[i];
+        char enh[SMTP_ENH_SIZE];
         if (l->kind == SMTP_L_REPLY && (l->code == 451 || l->code == 530) &&
-            strcmp(l->enh, "5.7.3") == 0) {
+            (smtp_line_enh(l, enh), strcmp(enh, "5.7.3") == 0)) {
             struct heur_finding *f =
                 add(o, HR_EXCHANGE_AUTH_FAILED, 0.7, "cisco-asa-esmtp", SC_DIR_S2C, &l->meta);
             evidence(f, l->text, l->text_len);

@@ -534,8 +534,10 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
             } else if (l->kind == SMTP_L_REPLY) {
                 rep__jnum(w, "code", l->code);
                 rep__jbool(w, "last", l->last);
-                if (l->enh[0])
-                    rep__jname(w, "enhanced", l->enh);
+                char enh[SMTP_ENH_SIZE];
+                smtp_line_enh(l, enh);
+                if (enh[0])
+                    rep__jname(w, "enhanced", enh);
             }
             rep__jfield(w, "line");
             rep__jbytes(w, l->text, l->text_len);

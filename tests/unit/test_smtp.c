@@ -136,8 +136,10 @@ static char *render(const struct smtp_session *s)
                       in->events.v[i].detail ? in->events.v[i].detail : "");
     for (size_t i = 0; i < in->n_transcript; i++) {
         const struct smtp_line *l = &in->transcript[i];
-        sc_buf_printf(&o, "%llu %s k%d v%s c%u%s%s len%u ", (unsigned long long)l->meta.frame,
-                      sc_dir_name(l->dir), (int)l->kind, smtp_verb_name(l->verb), l->code,
+        char enh[SMTP_ENH_SIZE];
+        smtp_line_enh(l, enh);
+        sc_buf_printf(&o, "%llu %s k%d v%s c%u e%s%s%s len%u ", (unsigned long long)l->meta.frame,
+                      sc_dir_name(l->dir), (int)l->kind, smtp_verb_name(l->verb), l->code, enh,
                       l->last ? " last" : "", l->incomplete ? " incomplete" : "", l->len);
         sc_escape(&o, l->text, l->text_len);
         sc_buf_putc(&o, '\n');
@@ -296,6 +298,48 @@ static void test_pipelining_matches_replies(void **state)
     assert_int_equal(in->rcpt_accepted, 1);
     assert_int_equal(in->messages_accepted, 1);
     check_dialogue(s, "220 EHLO 250 MAIL RCPT RCPT DATA 250 250 550 354 <data> QUIT 250 221");
+    free(r);
+    smtp_session_free(s);
+}
+
+/* Enhanced status codes (RFC 3463) are given back as they were sent, leading
+ * zeros and all, whatever the line's length or form. */
+static void test_enhanced_codes_as_sent(void **state)
+{
+    (void)state;
+    static const struct step sc[] = {
+        {S, "220 2.0.0 mx ready\r\n", 0, 0},
+        {C, "EHLO c\r\n", 0, 0},
+        {S, "250-mx\r\n250 8BITMIME\r\n", 0, 0},
+        {C, "MAIL FROM:<a@x>\r\n", 0, 0},
+        {S, "250 2.1.0 Ok\r\n", 0, 0},
+        {C, "RCPT TO:<b@y>\r\n", 0, 0},
+        {S, "550 5.07.001 no such user\r\n", 0, 0},
+        {C, "RCPT TO:<c@y>\r\n", 0, 0},
+        {S, "451 4.7.3 Cannot achieve Exchange Server authentication\r\n", 0, 0},
+        {C, "RCPT TO:<d@y>\r\n", 0, 0},
+        {S, "452 4.999.999\r\n", 0, 0},
+        {C, "QUIT\r\n", 0, 0},
+        {S, "221 2.0.0 Bye\r\n", 0, 0},
+        END,
+    };
+    static const char *const want[] = {"2.0.0",    "",      "",          "2.1.0",
+                                       "5.07.001", "4.7.3", "4.999.999", "2.0.0"};
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    size_t k = 0;
+    for (size_t i = 0; i < in->n_transcript; i++) {
+        const struct smtp_line *l = &in->transcript[i];
+        if (l->kind != SMTP_L_REPLY)
+            continue;
+        char enh[SMTP_ENH_SIZE];
+        smtp_line_enh(l, enh);
+        assert_true(k < sizeof(want) / sizeof(want[0]));
+        assert_string_equal(enh, want[k]);
+        k++;
+    }
+    assert_int_equal(k, sizeof(want) / sizeof(want[0]));
     free(r);
     smtp_session_free(s);
 }
@@ -1131,6 +1175,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_delivery),
         cmocka_unit_test(test_pipelining_matches_replies),
+        cmocka_unit_test(test_enhanced_codes_as_sent),
         cmocka_unit_test(test_body_sent_before_354_is_held),
         cmocka_unit_test(test_refused_data_reads_commands),
         cmocka_unit_test(test_one_sided_client_reads_body_by_content),
