@@ -211,7 +211,12 @@ struct smtp_session {
     struct tls_conn *tls;  /* created at the switch to TLS */
     struct smtp__reply rep;
     struct smtp__tblock *text; /* transcript text blocks, newest first */
-    struct proxy *proxy;       /* probing: a proxy handshake in front of SMTP */
+    /* The last command's bytes when the transcript did not keep its line
+     * (info.last_command points here then, else at the line). */
+    uint8_t *lc_own;
+    uint32_t lc_own_size;
+    bool tunnel;         /* a proxy handshake opened a tunnel: SMTP runs in it */
+    struct proxy *proxy; /* probing: the proxy handshake being read */
 };
 
 static const char *const smtp__tls_names[SMTP_TLS__COUNT] = {
@@ -294,8 +299,8 @@ static bool smtp__text_grow_first(struct smtp_session *s)
     struct smtp_info *in = &s->info;
     for (size_t i = 0; i < in->n_transcript; i++)
         in->transcript[i].text = nb->data + (in->transcript[i].text - b->data);
-    struct smtp_text *view[] = {&in->banner, &in->helo, &in->ehlo_reply, &in->mail_from,
-                                &in->auth_mech};
+    struct smtp_text *view[] = {&in->banner,    &in->helo,         &in->ehlo_reply, &in->mail_from,
+                                &in->auth_mech, &in->last_command, &in->proxy};
     uintptr_t lo = (uintptr_t)b->data, hi = lo + b->used;
     for (size_t i = 0; i < sizeof(view) / sizeof(view[0]); i++)
         if (view[i]->len && (uintptr_t)view[i]->data >= lo && (uintptr_t)view[i]->data < hi)
@@ -418,6 +423,28 @@ static void smtp__text_set(struct smtp_session *s, struct smtp_text *t, const ui
     *t = (struct smtp_text){d, pn + n};
 }
 
+/* The last command line, when the transcript does not keep it: copied into
+ * the session's own buffer (line_keep bytes at most).  On OOM the field
+ * stays empty. */
+static void smtp__last_command_own(struct smtp_session *s, enum smtp_line_kind kind,
+                                   const uint8_t *text, size_t n)
+{
+    if (kind != SMTP_L_COMMAND)
+        return;
+    if (n > s->lim.line_keep)
+        n = s->lim.line_keep;
+    if (n + 1 > s->lc_own_size) {
+        uint8_t *b = realloc(s->lc_own, n + 1);
+        if (!b)
+            return;
+        s->lc_own = b;
+        s->lc_own_size = (uint32_t)(n + 1); /* line_keep <= SMTP_LINE_KEEP_MAX */
+    }
+    memcpy(s->lc_own, text, n);
+    s->lc_own[n] = 0;
+    s->info.last_command = (struct smtp_text){s->lc_own, n};
+}
+
 /* Adds a transcript entry; `text` is raw bytes (or our own description). */
 static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_line_kind kind,
                            enum smtp_verb verb, uint16_t code, bool last, const uint8_t *text,
@@ -426,17 +453,19 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
 {
     struct smtp_info *in = &s->info;
     if (kind == SMTP_L_COMMAND) {
-        sc_buf_reset(&in->last_command);
-        sc_buf_append(&in->last_command, text,
-                      text_len < s->lim.line_keep ? text_len : s->lim.line_keep);
         in->last_command_len = total;
         in->last_command_verb = verb;
         in->last_command_meta = *m;
+        /* Copied here if the transcript does not take the line. */
+        in->last_command = (struct smtp_text){(const uint8_t *)"", 0};
     }
-    if (!s->lim.keep_transcript)
+    if (!s->lim.keep_transcript) {
+        smtp__last_command_own(s, kind, text, text_len);
         return;
+    }
     if (in->n_transcript >= s->lim.transcript_max) {
         in->transcript_dropped++;
+        smtp__last_command_own(s, kind, text, text_len);
         return;
     }
     if (in->n_transcript == s->tr_alloc) {
@@ -452,6 +481,7 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
         struct smtp_line *v = realloc(in->transcript, want * sizeof(*v));
         if (!v) {
             in->transcript_dropped++;
+            smtp__last_command_own(s, kind, text, text_len);
             return;
         }
         in->transcript = v;
@@ -464,6 +494,7 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
     l->text = smtp__text_alloc(s, text_len + 1);
     if (!l->text) {
         in->transcript_dropped++;
+        smtp__last_command_own(s, kind, text, text_len);
         return;
     }
     memcpy(l->text, text, text_len);
@@ -480,6 +511,8 @@ static void smtp__add_line(struct smtp_session *s, enum sc_dir dir, enum smtp_li
     if (enh)
         l->enh = smtp__enh_pack(enh);
     in->n_transcript++;
+    if (kind == SMTP_L_COMMAND)
+        in->last_command = (struct smtp_text){l->text, text_len};
 }
 
 _Static_assert(sizeof(struct smtp_line) == 40, "a transcript entry is 40 bytes (smtp.h)");
@@ -604,8 +637,7 @@ struct smtp_session *smtp_session_new(const struct smtp_settings *set, unsigned 
     s->flags = flags;
     s->info.banner = s->info.helo = s->info.auth_mech = s->info.mail_from = s->info.ehlo_reply =
         (struct smtp_text){(const uint8_t *)"", 0};
-    sc_buf_init(&s->info.proxy, 0);
-    sc_buf_init(&s->info.last_command, s->lim.line_keep);
+    s->info.proxy = s->info.last_command = (struct smtp_text){(const uint8_t *)"", 0};
     sc_events_init(&s->info.events);
     s->info.midstream = (flags & SMTP_F_MIDSTREAM) != 0;
     s->desync = s->info.midstream; /* earlier commands and replies are unknown */
@@ -632,8 +664,7 @@ void smtp_session_free(struct smtp_session *s)
     }
     free(in->transcript);
     free(in->ehlo_keywords); /* one block (smtp__keywords) */
-    sc_buf_free(&in->proxy);
-    sc_buf_free(&in->last_command);
+    free(s->lc_own);
     if (s->proxy) {
         proxy_free(s->proxy);
         free(s->proxy);
@@ -2060,7 +2091,15 @@ static enum smtp_feed_result smtp__proxy_feed(struct smtp_session *s, enum sc_di
         s->verdict = -1;
         return SMTP_NOT_SMTP;
     }
-    sc_buf_printf(&s->info.proxy, "%s to %s", proxy_kind_name(s->proxy->kind), s->proxy->target);
+    char desc[sizeof(s->proxy->target) + 32];
+    int dn =
+        snprintf(desc, sizeof(desc), "%s to %s", proxy_kind_name(s->proxy->kind), s->proxy->target);
+    smtp__text_set(s, &s->info.proxy, NULL, 0, (const uint8_t *)desc,
+                   dn < 0                      ? 0
+                   : (size_t)dn < sizeof(desc) ? (size_t)dn
+                                               : sizeof(desc) - 1,
+                   sizeof(desc));
+    s->tunnel = true;
     /* What the proxy reader kept past the handshake, in the order it was
      * sent: the other direction's bytes came in earlier feeds, this
      * direction's are the rest of this one.  (Server first whatever the
@@ -2078,6 +2117,9 @@ static enum smtp_feed_result smtp__proxy_feed(struct smtp_session *s, enum sc_di
         else
             smtp__feed_server(s, b, k, m);
     }
+    proxy_free(s->proxy); /* the handshake's reader is done with */
+    free(s->proxy);
+    s->proxy = NULL;
     return s->verdict < 0 ? SMTP_NOT_SMTP : SMTP_OK;
 }
 
@@ -2099,7 +2141,7 @@ enum smtp_feed_result smtp_feed(struct smtp_session *s, enum sc_dir dir, uint64_
     s->off[dir] += n;
     s->info.bytes[dir] += n;
     if (dir == SC_DIR_C2S && (s->flags & SMTP_F_PROBE) && s->verdict == 0 && !s->greeted &&
-        s->lb[SC_DIR_S2C].total == 0 && !s->rep.open && !s->proxy) {
+        s->lb[SC_DIR_S2C].total == 0 && !s->rep.open && !s->proxy && !s->tunnel) {
         /* The client spoke first: not SMTP, unless it is opening a proxy
          * tunnel that SMTP then runs through. */
         s->proxy = malloc(sizeof(*s->proxy));
@@ -2109,7 +2151,7 @@ enum smtp_feed_result smtp_feed(struct smtp_session *s, enum sc_dir dir, uint64_
         }
         proxy_init(s->proxy, s->lim.proxy_max);
     }
-    if (s->proxy && s->info.proxy.len == 0)
+    if (s->proxy)
         return smtp__proxy_feed(s, dir, p, n, m);
     if (dir == SC_DIR_C2S)
         smtp__feed_client(s, p, n, m);

@@ -216,7 +216,7 @@ struct smtp_info {
     /* The last client command line in stream order (line_keep bytes of it),
      * kept whether or not the transcript is: what the client was doing when
      * a connection died. */
-    struct sc_buf last_command;
+    struct smtp_text last_command;
     uint64_t last_command_len; /* its full length without CRLF */
     struct sc_meta last_command_meta;
     /* TLS after STARTTLS, or from the start on an implicit-TLS port: the
@@ -227,8 +227,8 @@ struct smtp_info {
     uint64_t tls_bytes[2]; /* of which after the switch to TLS */
     uint32_t tls_records[2];
     uint64_t gap_bytes;
-    struct sc_buf proxy; /* "socks5 to host:port" when the dialogue ran through a proxy */
-    double confidence;   /* 1.0, lowered by a missing start, gaps, lost sync */
+    struct smtp_text proxy; /* "socks5 to host:port" when the dialogue ran through a proxy */
+    double confidence;      /* 1.0, lowered by a missing start, gaps, lost sync */
     struct sc_events events;
     struct smtp_line *transcript;
     size_t n_transcript;

@@ -90,12 +90,6 @@ static bool fz_run(struct smtp_session *s, const uint8_t *data, size_t size, boo
     return gave_up;
 }
 
-static void fz_read_buf(const struct sc_buf *b, uint32_t *sum)
-{
-    for (size_t i = 0; i < b->len; i++)
-        *sum = *sum * 31u + b->data[i];
-}
-
 /* A result field: its bytes and the NUL after them. */
 static void fz_read_text(const struct smtp_text *v, uint32_t *sum)
 {
@@ -113,8 +107,8 @@ static uint32_t fz_check_info(const struct smtp_session *s, const struct smtp_se
     fz_read_text(&in->ehlo_reply, &sum);
     fz_read_text(&in->auth_mech, &sum);
     fz_read_text(&in->mail_from, &sum);
-    fz_read_buf(&in->last_command, &sum);
-    fz_read_buf(&in->proxy, &sum);
+    fz_read_text(&in->last_command, &sum);
+    fz_read_text(&in->proxy, &sum);
     for (size_t i = 0; i < in->n_ehlo_keywords; i++)
         fz_read_text(&in->ehlo_keywords[i], &sum);
     FZ_CHECK((unsigned)in->starttls < SMTP_TLS__COUNT);

@@ -424,7 +424,7 @@ static void rep__json_session(struct rep_writer *w, const struct rep_session *s)
     rep__jstr(w, s->encap ? s->encap : "ip");
     rep__jfield(w, "proxy");
     if (in->proxy.len)
-        rep__jstr(w, sc_buf_str(&in->proxy));
+        rep__jstr(w, (const char *)in->proxy.data);
     else
         sc_buf_puts(b, "null");
     rep__jtext_or_null(w, "banner", &in->banner);
@@ -780,7 +780,7 @@ static void rep__text_session(struct rep_writer *w, const struct rep_session *s)
     if (s->encap && strchr(s->encap, '/'))
         sc_buf_printf(b, "  encap     %s\n", s->encap);
     if (in->proxy.len)
-        sc_buf_printf(b, "  proxy     %s\n", sc_buf_str(&in->proxy));
+        sc_buf_printf(b, "  proxy     %s\n", (const char *)in->proxy.data);
     sc_buf_puts(b, "  banner    ");
     if (in->implicit_tls && !in->banner.len) {
         sc_buf_puts(b, "(inside TLS)");

@@ -88,13 +88,6 @@ static struct smtp_session *run(const struct step *script, enum split how, size_
     return s;
 }
 
-static void put_buf(struct sc_buf *out, const char *name, const struct sc_buf *b)
-{
-    sc_buf_printf(out, "%s=", name);
-    sc_escape(out, b->data ? b->data : (const uint8_t *)"", b->len);
-    sc_buf_putc(out, '\n');
-}
-
 static void put_text(struct sc_buf *out, const char *name, const struct smtp_text *v)
 {
     sc_buf_printf(out, "%s=", name);
@@ -116,7 +109,8 @@ static char *render(const struct smtp_session *s)
                   smtp_starttls_name(in->starttls));
     put_text(&o, "auth", &in->auth_mech);
     put_text(&o, "from", &in->mail_from);
-    put_buf(&o, "proxy", &in->proxy);
+    put_text(&o, "last_cmd", &in->last_command);
+    put_text(&o, "proxy", &in->proxy);
     sc_buf_printf(&o, "rcpt=%llu/%llu msgs=%llu/%llu cmds=%llu replies=%llu gaps=%u conf=%.2f\n",
                   (unsigned long long)in->rcpt_count, (unsigned long long)in->rcpt_accepted,
                   (unsigned long long)in->messages, (unsigned long long)in->messages_accepted,
@@ -216,12 +210,6 @@ static void check_dialogue(const struct smtp_session *s, const char *want)
     char *d = dialogue(s);
     assert_string_equal(d, want);
     free(d);
-}
-
-static void buf_eq(const struct sc_buf *b, const char *want)
-{
-    assert_int_equal(b->len, strlen(want));
-    assert_memory_equal(b->data, want, b->len);
 }
 
 static void text_eq(const struct smtp_text *t, const char *want)
@@ -342,6 +330,54 @@ static void test_enhanced_codes_as_sent(void **state)
     assert_int_equal(k, sizeof(want) / sizeof(want[0]));
     free(r);
     smtp_session_free(s);
+}
+
+/* The last command line is kept whether the transcript keeps it (a view of
+ * its line), does not keep lines at all, or has stopped at transcript_max
+ * (a copy): line_keep bytes of it, NUL-terminated, with its full length. */
+static void test_last_command_with_and_without_transcript(void **state)
+{
+    (void)state;
+    static const char *const feed[][2] = {
+        {"S", "220 mx\r\n"}, {"C", "EHLO client.example.com\r\n"},
+        {"S", "250 mx\r\n"}, {"C", "MAIL FROM:<alice@example.com>\r\n"},
+        {"S", "250 ok\r\n"}, {"C", "RCPT TO:<bob@example.com> NOTIFY=NEVER\r\n"},
+    };
+    /* keep_transcript, transcript_max: kept; off; stopped before the RCPT */
+    static const struct {
+        bool keep;
+        size_t max;
+    } mode[] = {{true, 100}, {false, 100}, {true, 3}};
+    for (size_t k = 0; k < sizeof(mode) / sizeof(mode[0]); k++) {
+        struct smtp_settings set;
+        smtp_settings_defaults(&set);
+        set.keep_transcript = mode[k].keep;
+        set.transcript_max = mode[k].max;
+        set.line_keep = 16;
+        struct smtp_session *s = smtp_session_new(&set, 0);
+        assert_non_null(s);
+        uint64_t off[2] = {0, 0};
+        for (size_t i = 0; i < sizeof(feed) / sizeof(feed[0]); i++) {
+            enum sc_dir d = feed[i][0][0] == 'C' ? SC_DIR_C2S : SC_DIR_S2C;
+            struct sc_meta m = {i + 1, (sc_time)(i + 1)};
+            size_t n = strlen(feed[i][1]);
+            assert_int_equal(smtp_feed(s, d, off[d], (const uint8_t *)feed[i][1], n, &m), SMTP_OK);
+            off[d] += n;
+            const struct smtp_info *in = smtp_session_info(s);
+            if (i == 3) /* the MAIL line, cut to 16 bytes */
+                text_eq(&in->last_command, "MAIL FROM:<alice");
+        }
+        const struct smtp_info *in = smtp_session_info(s);
+        text_eq(&in->last_command, "RCPT TO:<bob@exa");
+        assert_int_equal(in->last_command_len, strlen("RCPT TO:<bob@example.com> NOTIFY=NEVER"));
+        assert_int_equal(in->last_command_verb, SMTP_V_RCPT);
+        assert_int_equal(in->last_command_meta.frame, 6);
+        assert_int_equal(in->n_transcript, mode[k].keep ? (mode[k].max < 6 ? 3 : 6) : 0);
+        struct sc_meta end = {7, 7};
+        smtp_close(s, &end);
+        text_eq(&smtp_session_info(s)->last_command, "RCPT TO:<bob@exa");
+        smtp_session_free(s);
+    }
 }
 
 static void test_body_sent_before_354_is_held(void **state)
@@ -774,7 +810,7 @@ static void test_smtp_through_socks5_and_connect(void **state)
     char *r;
     struct smtp_session *s = run_all(socks, SMTP_F_PROBE, &r);
     assert_true(smtp_session_confirmed(s));
-    buf_eq(&smtp_session_info(s)->proxy, "socks5 to mx.org:25");
+    text_eq(&smtp_session_info(s)->proxy, "socks5 to mx.org:25");
     check_dialogue(s, "220 EHLO 250");
     free(r);
     smtp_session_free(s);
@@ -788,7 +824,7 @@ static void test_smtp_through_socks5_and_connect(void **state)
     };
     s = run_all(connect, SMTP_F_PROBE, &r);
     assert_true(smtp_session_confirmed(s));
-    buf_eq(&smtp_session_info(s)->proxy, "http-connect to mx.org:25");
+    text_eq(&smtp_session_info(s)->proxy, "http-connect to mx.org:25");
     assert_null(strstr(r, "c2VjcmV0"));
     free(r);
     smtp_session_free(s);
@@ -831,7 +867,7 @@ static void test_proxy_reply_with_long_greeting(void **state)
     char *r;
     struct smtp_session *s = run_all(sc, SMTP_F_PROBE, &r);
     assert_true(smtp_session_confirmed(s));
-    buf_eq(&smtp_session_info(s)->proxy, "socks4 to 192.0.2.25:25");
+    text_eq(&smtp_session_info(s)->proxy, "socks4 to 192.0.2.25:25");
     assert_int_equal(smtp_session_info(s)->banner_lines, 151);
     check_dialogue(s, "220 EHLO 250");
     free(r);
@@ -1176,6 +1212,7 @@ int main(void)
         cmocka_unit_test(test_plain_delivery),
         cmocka_unit_test(test_pipelining_matches_replies),
         cmocka_unit_test(test_enhanced_codes_as_sent),
+        cmocka_unit_test(test_last_command_with_and_without_transcript),
         cmocka_unit_test(test_body_sent_before_354_is_held),
         cmocka_unit_test(test_refused_data_reads_commands),
         cmocka_unit_test(test_one_sided_client_reads_body_by_content),
