@@ -303,7 +303,7 @@ static bool smtp__text_grow_first(struct smtp_session *s)
                                 &in->auth_mech, &in->last_command, &in->proxy};
     uintptr_t lo = (uintptr_t)b->data, hi = lo + b->used;
     for (size_t i = 0; i < sizeof(view) / sizeof(view[0]); i++)
-        if (view[i]->len && (uintptr_t)view[i]->data >= lo && (uintptr_t)view[i]->data < hi)
+        if ((uintptr_t)view[i]->data >= lo && (uintptr_t)view[i]->data < hi) /* even empty */
             view[i]->data = nb->data + ((uintptr_t)view[i]->data - lo);
     free(b);
     s->text = nb;

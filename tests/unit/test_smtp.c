@@ -380,6 +380,33 @@ static void test_last_command_with_and_without_transcript(void **state)
     }
 }
 
+/* The session's result fields point into the transcript's first text block,
+ * which moves once as it grows: every field must follow it, an empty one (an
+ * empty command line is the last command) too. */
+static void test_fields_follow_the_first_text_block(void **state)
+{
+    (void)state;
+    static const struct step sc[] = {
+        {S, "220 mx\r\n", 0, 0},
+        {C, "\r\n", 0, 0},
+        {S, "500 5.5.2 Error: command not recognized, and a long reply line\r\n", 0, 0},
+        END,
+    };
+    char *r;
+    struct smtp_session *s = run_all(sc, 0, &r);
+    const struct smtp_info *in = smtp_session_info(s);
+    assert_int_equal(in->n_transcript, 3);
+    const struct smtp_line *cmd = &in->transcript[1];
+    assert_int_equal(cmd->kind, SMTP_L_COMMAND);
+    assert_int_equal(cmd->text_len, 0);
+    assert_int_equal(in->last_command.len, 0);
+    assert_ptr_equal(in->last_command.data, cmd->text);
+    assert_ptr_equal(in->banner.data, in->transcript[0].text);
+    text_eq(&in->banner, "220 mx");
+    free(r);
+    smtp_session_free(s);
+}
+
 static void test_body_sent_before_354_is_held(void **state)
 {
     (void)state;
@@ -1213,6 +1240,7 @@ int main(void)
         cmocka_unit_test(test_pipelining_matches_replies),
         cmocka_unit_test(test_enhanced_codes_as_sent),
         cmocka_unit_test(test_last_command_with_and_without_transcript),
+        cmocka_unit_test(test_fields_follow_the_first_text_block),
         cmocka_unit_test(test_body_sent_before_354_is_held),
         cmocka_unit_test(test_refused_data_reads_commands),
         cmocka_unit_test(test_one_sided_client_reads_body_by_content),
