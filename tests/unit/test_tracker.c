@@ -775,6 +775,62 @@ static void test_finish_closes_in_creation_order_as_eof(void **state)
     assert_int_equal(w.r.closes, 3);
 }
 
+/* Flows still open at the end close in creation order, whatever the order
+ * of their last activity, across more flows than one byte of a creation
+ * number counts: 70,000 lone SYNs (three bytes), then a SYN-ACK to every
+ * flow in reverse, so that the least recently active is the newest. */
+struct order_rec {
+    uint64_t *seq; /* creation numbers in the order of `close` */
+    size_t n, max;
+};
+
+static void *order_open(void *user, const struct cap_flow_info *fi)
+{
+    (void)user;
+    return (void *)(uintptr_t)fi->seq_no; /* never NULL: numbers start at 1 */
+}
+
+static void order_close(void *user, void *flow, const struct cap_flow_info *fi, enum cap_close why,
+                        const struct sc_meta *m)
+{
+    (void)m;
+    struct order_rec *o = user;
+    assert_int_equal(why, CAP_CLOSE_EOF);
+    assert_int_equal((uintptr_t)flow, fi->seq_no);
+    assert_true(o->n < o->max);
+    o->seq[o->n++] = fi->seq_no;
+}
+
+static void test_finish_order_over_many_flows(void **state)
+{
+    (void)state;
+    enum { N = 70000 };
+    struct world w;
+    world_init(&w, NULL);
+    cap_tracker_free(w.t);
+    static const struct cap_tracker_cb cb = {.open = order_open, .close = order_close};
+    struct order_rec o = {calloc(N, sizeof(uint64_t)), 0, N};
+    assert_non_null(o.seq);
+    w.t = cap_tracker_new(&w.set, &cb, &o);
+    assert_non_null(w.t);
+    for (uint32_t i = 0; i < N; i++) {
+        struct conn c =
+            mkconn(&w, ep4((uint8_t)(1 + i / 60000), (uint16_t)(1024 + i % 60000)), ep4(200, 25));
+        tx(&c, 0, CAP_TH_SYN, 10, 0, NULL);
+    }
+    for (uint32_t i = N; i-- > 0;) {
+        struct conn c =
+            mkconn(&w, ep4((uint8_t)(1 + i / 60000), (uint16_t)(1024 + i % 60000)), ep4(200, 25));
+        tx(&c, 1, CAP_TH_SYN | A, 50, 11, NULL);
+    }
+    cap_tracker_finish(w.t);
+    assert_int_equal(o.n, N);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(o.seq[i], i + 1);
+    world_free(&w);
+    free(o.seq);
+}
+
 /* What a flow opened by a lone SYN must show, however late it is opened:
  * the SYN as its client side's only packet, nothing from the server. */
 static void assert_lone_syn_info(const struct cap_flow_info *fi, uint64_t frame, uint32_t isn)
@@ -1348,6 +1404,7 @@ int main(void)
         cmocka_unit_test(test_backwards_timestamps_are_counted_and_expire_nothing),
         cmocka_unit_test(test_full_table_evicts_least_recently_active),
         cmocka_unit_test(test_finish_closes_in_creation_order_as_eof),
+        cmocka_unit_test(test_finish_order_over_many_flows),
         cmocka_unit_test(test_lone_syn_is_opened_late_with_its_own_info),
         cmocka_unit_test(test_declined_lone_syn_gets_one_offer),
         cmocka_unit_test(test_sequence_wrap_gives_contiguous_stream),
