@@ -88,9 +88,13 @@ struct smtp__reply {
     uint16_t code;
     uint32_t nlines;
     char enh[SMTP_ENH_SIZE];
-    /* Kept lines (text after "NNN-", line_keep bytes of each): their bytes
-     * one after the other in `text`, each followed by a NUL, and where each
-     * starts and how long it is in `kept` (nkept_alloc entries). */
+    struct smtp__lines *k; /* the lines kept, while the first EHLO reply may come */
+};
+
+/* A reply's kept lines (text after "NNN-", line_keep bytes of each): their
+ * bytes one after the other in `text`, each followed by a NUL, and where each
+ * starts and how long it is in `kept` (nkept_alloc entries). */
+struct smtp__lines {
     struct sc_buf text;
     struct smtp__kept {
         uint32_t off, len;
@@ -670,8 +674,11 @@ void smtp_session_free(struct smtp_session *s)
         free(s->proxy);
     }
     sc_events_free(&in->events);
-    sc_buf_free(&s->rep.text);
-    free(s->rep.kept);
+    if (s->rep.k) {
+        sc_buf_free(&s->rep.k->text);
+        free(s->rep.k->kept);
+        free(s->rep.k);
+    }
     free(s->lb[0].buf);
     free(s->lb[1].buf);
     if (s->held) {
@@ -1728,7 +1735,9 @@ static inline bool smtp__is_kw(const uint8_t *t, size_t n, const char *kw)
  * reply_lines_max.  On OOM the line is counted, not kept. */
 static void smtp__rep_keep(struct smtp_session *s, const uint8_t *p, size_t n)
 {
-    struct smtp__reply *r = &s->rep;
+    struct smtp__lines *r = s->rep.k;
+    if (!r && (r = s->rep.k = calloc(1, sizeof(*r))) == NULL)
+        return; /* OOM: the line is not kept */
     if (r->nkept >= s->lim.reply_lines_max)
         return;
     if (r->nkept == r->nkept_alloc) {
@@ -1756,8 +1765,8 @@ static void smtp__rep_keep(struct smtp_session *s, const uint8_t *p, size_t n)
 /* Kept line i of the reply being read. */
 static inline const uint8_t *smtp__rep_line(const struct smtp_session *s, size_t i, size_t *len)
 {
-    *len = s->rep.kept[i].len;
-    return s->rep.text.data + s->rep.kept[i].off;
+    *len = s->rep.k->kept[i].len;
+    return s->rep.k->text.data + s->rep.k->kept[i].off;
 }
 
 /* What an idle session holds on to between replies: most replies have one
@@ -1770,17 +1779,21 @@ static inline const uint8_t *smtp__rep_line(const struct smtp_session *s, size_t
  * the first EHLO reply was read (no line is kept after it). */
 static void smtp__rep_trim(struct smtp_session *s)
 {
-    struct smtp__reply *r = &s->rep;
-    if (r->open)
+    struct smtp__lines *r = s->rep.k;
+    if (s->rep.open || !r)
         return;
     bool done = s->info.ehlo_code != 0;
-    if (r->text.alloc > SMTP_REP_TEXT_IDLE || (done && r->text.data))
+    if (r->text.alloc > SMTP_REP_TEXT_IDLE || done)
         sc_buf_free(&r->text);
-    if (r->nkept_alloc > SMTP_REP_LINES_IDLE || (done && r->kept)) {
+    if (r->nkept_alloc > SMTP_REP_LINES_IDLE || done) {
         free(r->kept);
         r->kept = NULL;
         r->nkept_alloc = 0;
         r->nkept = 0;
+    }
+    if (done) {
+        free(r);
+        s->rep.k = NULL;
     }
 }
 
@@ -1789,8 +1802,10 @@ static void smtp__rep_reset(struct smtp_session *s)
     s->rep.open = false;
     s->rep.code = 0;
     s->rep.nlines = 0;
-    s->rep.nkept = 0;
-    sc_buf_reset(&s->rep.text);
+    if (s->rep.k) {
+        s->rep.k->nkept = 0;
+        sc_buf_reset(&s->rep.k->text);
+    }
     s->rep.starttls_kw = false;
     s->rep.enh[0] = 0;
 }
@@ -1837,11 +1852,12 @@ static void smtp__realign(struct smtp_session *s, uint16_t code, const struct sc
 static void smtp__keywords(struct smtp_session *s)
 {
     struct smtp_info *in = &s->info;
-    if (in->ehlo_keywords || s->rep.nkept < 2)
+    const struct smtp__lines *r = s->rep.k;
+    if (in->ehlo_keywords || !r || r->nkept < 2)
         return;
-    size_t k = s->rep.nkept - 1, bytes = 0;
+    size_t k = r->nkept - 1, bytes = 0;
     for (size_t i = 0; i < k; i++)
-        bytes += s->rep.kept[i + 1].len + 1;
+        bytes += r->kept[i + 1].len + 1;
     struct smtp_text *v = malloc(k * sizeof(*v) + bytes);
     if (!v)
         return;
@@ -1907,7 +1923,7 @@ static void smtp__reply_done(struct smtp_session *s, const struct sc_meta *m)
             in->ehlo_code = code;
             in->ehlo_meta = e.meta;
             in->ehlo_complete = !s->cut_reply && !s->closed_reply;
-            if (s->rep.nkept > 0) {
+            if (s->rep.k && s->rep.k->nkept > 0) {
                 size_t len;
                 const uint8_t *l = smtp__rep_line(s, 0, &len);
                 /* "%03u " without printf: a reply code has three digits */
