@@ -758,7 +758,7 @@ static bool smtp__body_start(struct smtp_session *s, const struct sc_meta *m)
             smtp__event(s, "out_of_memory", SC_DIR_C2S, m,
                         "no memory for the message: the rest of the client's bytes are only "
                         "counted");
-            s->info.confidence *= 0.5;
+            s->desync = true; /* the client's commands after it are not read */
             return false;
         }
         s->msg = g;
@@ -793,8 +793,10 @@ static void smtp__release(struct smtp_session *s, enum smtp__cmode mode, const s
     }
 }
 
-/* Decides, without the server's reply, how held bytes must be read. */
-static void smtp__release_by_content(struct smtp_session *s, const struct sc_meta *m)
+/* Decides, without the server's reply, how held bytes must be read: by the
+ * first of them, then of `more` (n bytes about to be fed, or NULL). */
+static void smtp__release_by_content(struct smtp_session *s, const uint8_t *more, size_t more_n,
+                                     const struct sc_meta *m)
 {
     if (s->cmode != CM_HOLD)
         return;
@@ -814,6 +816,11 @@ static void smtp__release_by_content(struct smtp_session *s, const struct sc_met
         memcpy(p + n, hd + i, take);
         n += take;
         i += r.len;
+    }
+    if (more && n < sizeof(p)) {
+        size_t take = more_n < sizeof(p) - n ? more_n : sizeof(p) - n;
+        memcpy(p + n, more, take);
+        n += take;
     }
     enum smtp__cmode mode = CM_CMD;
     switch (n == 0 ? SMTP_V_UNKNOWN : s->hold_for) {
@@ -847,7 +854,7 @@ static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
     if (!h && (h = calloc(1, sizeof(*h))) == NULL) {
         smtp__event(s, "out_of_memory", SC_DIR_C2S, m,
                     "no memory to hold client bytes until the reply: read by their content");
-        smtp__release_by_content(s, m);
+        smtp__release_by_content(s, p, n, m);
         smtp__feed_client(s, p, n, m);
         return;
     }
@@ -856,7 +863,7 @@ static void smtp__hold_bytes(struct smtp_session *s, const uint8_t *p, size_t n,
         smtp__eventf(s, "hold_overflow", SC_DIR_C2S, m,
                      "client sent over %" PRIu32 " bytes without waiting for the reply to %s",
                      s->lim.hold_max, smtp_verb_name(s->hold_for));
-        smtp__release_by_content(s, m);
+        smtp__release_by_content(s, NULL, 0, m);
         smtp__feed_client(s, p, n, m);
         return;
     }
@@ -2193,7 +2200,7 @@ enum smtp_feed_result smtp_gap(struct smtp_session *s, enum sc_dir dir, uint64_t
     smtp__add_note_u(s, dir, SMTP_L_GAP, m, "[", len, " bytes missing from the capture]");
     if (dir == SC_DIR_C2S) {
         if (s->cmode == CM_HOLD)
-            smtp__release_by_content(s, m);
+            smtp__release_by_content(s, NULL, 0, m);
         switch (s->cmode) {
         case CM_CMD:
         case CM_AUTH:
@@ -2263,7 +2270,7 @@ void smtp_fin(struct smtp_session *s, enum sc_dir dir, const struct sc_meta *m)
      * repeat while that makes progress. */
     while (dir == SC_DIR_C2S && s->cmode == CM_HOLD) {
         size_t before = s->held ? s->held->payload : 0;
-        smtp__release_by_content(s, m);
+        smtp__release_by_content(s, NULL, 0, m);
         if (s->cmode == CM_HOLD && (s->held ? s->held->payload : 0) >= before)
             break;
     }

@@ -23,6 +23,22 @@
 #define C SC_DIR_C2S
 #define S SC_DIR_S2C
 
+/* Allocation failure on demand: this test links with -Wl,--wrap=calloc
+ * (tests/CMakeLists.txt), so every calloc of the engine comes here.  While
+ * calloc_fail_in is positive it counts calls down, and the call that brings
+ * it to 0 fails.  (State for a linker hook, which takes no argument: the
+ * one file-scope variable of the suite.) */
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+static int calloc_fail_in;
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (calloc_fail_in > 0 && --calloc_fail_in == 0)
+        return NULL;
+    return __real_calloc(n, size);
+}
+
 struct step {
     enum sc_dir dir;
     const char *bytes; /* NUL-terminated unless len is set */
@@ -404,6 +420,83 @@ static void test_fields_follow_the_first_text_block(void **state)
     assert_ptr_equal(in->banner.data, in->transcript[0].text);
     text_eq(&in->banner, "220 mx");
     free(r);
+    smtp_session_free(s);
+}
+
+/* Feeds one step to s (direction and bytes), at frame `frame`. */
+static void feed(struct smtp_session *s, uint64_t off[2], enum sc_dir d, const char *bytes,
+                 uint64_t frame)
+{
+    struct sc_meta m = {frame, (sc_time)frame * 1000};
+    size_t n = strlen(bytes);
+    assert_int_equal(smtp_feed(s, d, off[d], (const uint8_t *)bytes, n, &m), SMTP_OK);
+    off[d] += n;
+}
+
+static unsigned count_kind(const struct smtp_info *in, const char *kind)
+{
+    unsigned k = 0;
+    for (size_t i = 0; i < in->events.n; i++)
+        k += strcmp(in->events.v[i].kind, kind) == 0;
+    return k;
+}
+
+/* No memory for a message's state when the 354 comes: an event says so, the
+ * rest of the client's bytes are only counted, and the session goes on. */
+static void test_message_state_out_of_memory(void **state)
+{
+    (void)state;
+    struct smtp_settings set;
+    smtp_settings_defaults(&set);
+    set.keep_transcript = true;
+    struct smtp_session *s = smtp_session_new(&set, 0);
+    assert_non_null(s);
+    uint64_t off[2] = {0, 0};
+    feed(s, off, S, "220 mx\r\n", 1);
+    feed(s, off, C, "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", 2);
+    feed(s, off, S, "250 hi\r\n250 ok\r\n250 ok\r\n", 3);
+    calloc_fail_in = 1; /* the next calloc: the message's state, at the 354 */
+    feed(s, off, S, "354 go\r\n", 4);
+    assert_int_equal(calloc_fail_in, 0);
+    feed(s, off, C, "Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n", 5);
+    feed(s, off, S, "250 queued\r\n221 bye\r\n", 6);
+    struct sc_meta end = {7, 7000};
+    smtp_close(s, &end);
+    const struct smtp_info *in = smtp_session_info(s);
+    assert_int_equal(count_kind(in, "out_of_memory"), 1);
+    assert_int_equal(in->messages, 0);
+    assert_true(in->confidence <= 0.6);                      /* lost sync with the client */
+    assert_int_equal(count_kind(in, "unexpected_reply"), 0); /* ... so said once */
+    assert_int_equal(in->bytes[SC_DIR_C2S], off[SC_DIR_C2S]);
+    assert_int_equal(in->max_header_line, 0); /* the body was not read */
+    smtp_session_free(s);
+}
+
+/* No memory to hold bytes sent before the reply to DATA: they are read by
+ * their content at once (here: the message), as with no reply at all. */
+static void test_held_bytes_out_of_memory(void **state)
+{
+    (void)state;
+    struct smtp_settings set;
+    smtp_settings_defaults(&set);
+    set.keep_transcript = true;
+    struct smtp_session *s = smtp_session_new(&set, 0);
+    assert_non_null(s);
+    uint64_t off[2] = {0, 0};
+    feed(s, off, S, "220 mx\r\n", 1);
+    feed(s, off, C, "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", 2);
+    calloc_fail_in = 1; /* the next calloc: the held bytes' buffer */
+    feed(s, off, C, "Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n", 3);
+    assert_int_equal(calloc_fail_in, 0);
+    feed(s, off, S, "250 hi\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n221 bye\r\n", 4);
+    struct sc_meta end = {5, 5000};
+    smtp_close(s, &end);
+    const struct smtp_info *in = smtp_session_info(s);
+    assert_int_equal(count_kind(in, "out_of_memory"), 1);
+    assert_int_equal(in->messages, 1);
+    assert_int_equal(in->messages_accepted, 1);
+    assert_int_equal(in->max_header_line, strlen("Subject: x"));
+    check_dialogue(s, "220 HELO MAIL RCPT DATA <data> QUIT 250 250 250 354 250 221");
     smtp_session_free(s);
 }
 
@@ -1241,6 +1334,8 @@ int main(void)
         cmocka_unit_test(test_enhanced_codes_as_sent),
         cmocka_unit_test(test_last_command_with_and_without_transcript),
         cmocka_unit_test(test_fields_follow_the_first_text_block),
+        cmocka_unit_test(test_message_state_out_of_memory),
+        cmocka_unit_test(test_held_bytes_out_of_memory),
         cmocka_unit_test(test_body_sent_before_354_is_held),
         cmocka_unit_test(test_refused_data_reads_commands),
         cmocka_unit_test(test_one_sided_client_reads_body_by_content),
