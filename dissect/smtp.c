@@ -2114,7 +2114,7 @@ static enum smtp_feed_result smtp__proxy_feed(struct smtp_session *s, enum sc_di
         s->verdict = -1;
         return SMTP_NOT_SMTP;
     }
-    char desc[sizeof(s->proxy->target) + 32];
+    char desc[sizeof(s->proxy->target) + 32]; /* + the kind's name and " to " */
     int dn =
         snprintf(desc, sizeof(desc), "%s to %s", proxy_kind_name(s->proxy->kind), s->proxy->target);
     smtp__text_set(s, &s->info.proxy, NULL, 0, (const uint8_t *)desc,

@@ -348,13 +348,23 @@ static void test_enhanced_codes_as_sent(void **state)
     smtp_session_free(s);
 }
 
+/* Feeds one step to s (direction and bytes), at frame `frame`. */
+static void feed(struct smtp_session *s, uint64_t off[2], enum sc_dir d, const char *bytes,
+                 uint64_t frame)
+{
+    struct sc_meta m = {frame, (sc_time)frame * 1000};
+    size_t n = strlen(bytes);
+    assert_int_equal(smtp_feed(s, d, off[d], (const uint8_t *)bytes, n, &m), SMTP_OK);
+    off[d] += n;
+}
+
 /* The last command line is kept whether the transcript keeps it (a view of
  * its line), does not keep lines at all, or has stopped at transcript_max
  * (a copy): line_keep bytes of it, NUL-terminated, with its full length. */
 static void test_last_command_with_and_without_transcript(void **state)
 {
     (void)state;
-    static const char *const feed[][2] = {
+    static const char *const steps[][2] = {
         {"S", "220 mx\r\n"}, {"C", "EHLO client.example.com\r\n"},
         {"S", "250 mx\r\n"}, {"C", "MAIL FROM:<alice@example.com>\r\n"},
         {"S", "250 ok\r\n"}, {"C", "RCPT TO:<bob@example.com> NOTIFY=NEVER\r\n"},
@@ -373,12 +383,8 @@ static void test_last_command_with_and_without_transcript(void **state)
         struct smtp_session *s = smtp_session_new(&set, 0);
         assert_non_null(s);
         uint64_t off[2] = {0, 0};
-        for (size_t i = 0; i < sizeof(feed) / sizeof(feed[0]); i++) {
-            enum sc_dir d = feed[i][0][0] == 'C' ? SC_DIR_C2S : SC_DIR_S2C;
-            struct sc_meta m = {i + 1, (sc_time)(i + 1)};
-            size_t n = strlen(feed[i][1]);
-            assert_int_equal(smtp_feed(s, d, off[d], (const uint8_t *)feed[i][1], n, &m), SMTP_OK);
-            off[d] += n;
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+            feed(s, off, steps[i][0][0] == 'C' ? C : S, steps[i][1], i + 1);
             const struct smtp_info *in = smtp_session_info(s);
             if (i == 3) /* the MAIL line, cut to 16 bytes */
                 text_eq(&in->last_command, "MAIL FROM:<alice");
@@ -423,16 +429,6 @@ static void test_fields_follow_the_first_text_block(void **state)
     smtp_session_free(s);
 }
 
-/* Feeds one step to s (direction and bytes), at frame `frame`. */
-static void feed(struct smtp_session *s, uint64_t off[2], enum sc_dir d, const char *bytes,
-                 uint64_t frame)
-{
-    struct sc_meta m = {frame, (sc_time)frame * 1000};
-    size_t n = strlen(bytes);
-    assert_int_equal(smtp_feed(s, d, off[d], (const uint8_t *)bytes, n, &m), SMTP_OK);
-    off[d] += n;
-}
-
 static unsigned count_kind(const struct smtp_info *in, const char *kind)
 {
     unsigned k = 0;
@@ -441,19 +437,27 @@ static unsigned count_kind(const struct smtp_info *in, const char *kind)
     return k;
 }
 
-/* No memory for a message's state when the 354 comes: an event says so, the
- * rest of the client's bytes are only counted, and the session goes on. */
-static void test_message_state_out_of_memory(void **state)
+/* A session with the default settings and a transcript, fed a greeting and
+ * a client's HELO, MAIL, RCPT and DATA (frames 1 and 2). */
+static struct smtp_session *greeted_to_data(uint64_t off[2])
 {
-    (void)state;
     struct smtp_settings set;
     smtp_settings_defaults(&set);
     set.keep_transcript = true;
     struct smtp_session *s = smtp_session_new(&set, 0);
     assert_non_null(s);
-    uint64_t off[2] = {0, 0};
     feed(s, off, S, "220 mx\r\n", 1);
     feed(s, off, C, "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", 2);
+    return s;
+}
+
+/* No memory for a message's state when the 354 comes: an event says so, the
+ * rest of the client's bytes are only counted, and the session goes on. */
+static void test_message_state_out_of_memory(void **state)
+{
+    (void)state;
+    uint64_t off[2] = {0, 0};
+    struct smtp_session *s = greeted_to_data(off);
     feed(s, off, S, "250 hi\r\n250 ok\r\n250 ok\r\n", 3);
     calloc_fail_in = 1; /* the next calloc: the message's state, at the 354 */
     feed(s, off, S, "354 go\r\n", 4);
@@ -477,14 +481,8 @@ static void test_message_state_out_of_memory(void **state)
 static void test_held_bytes_out_of_memory(void **state)
 {
     (void)state;
-    struct smtp_settings set;
-    smtp_settings_defaults(&set);
-    set.keep_transcript = true;
-    struct smtp_session *s = smtp_session_new(&set, 0);
-    assert_non_null(s);
     uint64_t off[2] = {0, 0};
-    feed(s, off, S, "220 mx\r\n", 1);
-    feed(s, off, C, "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", 2);
+    struct smtp_session *s = greeted_to_data(off);
     calloc_fail_in = 1; /* the next calloc: the held bytes' buffer */
     feed(s, off, C, "Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n", 3);
     assert_int_equal(calloc_fail_in, 0);
